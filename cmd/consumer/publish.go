@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zoomprov/consumer/internal/messages"
+)
+
+// publishCommand publishes one request, from a JSON file, stdin or flags,
+// with a Nats-Msg-Id, and optionally waits for its result.
+func publishCommand(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("publish")
+	file := fs.String("file", "", "JSON request body to publish ('-' for stdin)")
+	action := fs.String("action", "", "action (create, autoCreate, custCreate, ssoCreate); default: the body's")
+	email := fs.String("email", "", "build the body from flags: the user's e-mail")
+	userType := fs.Int("type", 1, "with --email: user type (1 Basic, 2 Licensed, 4 Unassigned, 99 None)")
+	first := fs.String("first-name", "", "with --email: first name")
+	last := fs.String("last-name", "", "with --email: last name")
+	display := fs.String("display-name", "", "with --email: display name")
+	msgID := fs.String("msg-id", "", "request id, sent as Nats-Msg-Id (default: a new random id)")
+	force := fs.Bool("force", false, "publish even if the body is invalid (to see a dead letter)")
+	wait := fs.Duration("wait", 0, "wait this long for the request's result and print it (e.g. 10s)")
+	cfg, err := parseSettings(fs, args, getenv, natsSettings())
+	if err != nil {
+		return flagError(fs, stderr, err)
+	}
+
+	var body []byte
+	switch {
+	case *file != "" && *email != "":
+		return usageError("publish: give either --file or --email, not both")
+	case *file == "-":
+		if body, err = io.ReadAll(io.LimitReader(stdin, messages.MaxBodyBytes+1)); err != nil {
+			return fmt.Errorf("publish: read stdin: %w", err)
+		}
+	case *file != "":
+		if body, err = os.ReadFile(*file); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+	case *email != "":
+		if *action == "" {
+			return usageError("publish: --email needs --action")
+		}
+		req := messages.Request{Action: messages.Action(*action), UserInfo: messages.UserInfo{
+			Email: *email, Type: *userType, FirstName: *first, LastName: *last, DisplayName: *display,
+		}}
+		if body, err = json.Marshal(req); err != nil {
+			return fmt.Errorf("publish: encode: %w", err)
+		}
+	default:
+		return usageError("publish: give --file FILE, --file - (stdin) or --email with --action")
+	}
+
+	req, verr := messages.Decode(body)
+	subjectAction := *action
+	if subjectAction == "" {
+		subjectAction = string(req.Action)
+	}
+	if subjectAction == "" {
+		return usageError("publish: the body has no valid action; give --action")
+	}
+	if verr != nil && !*force {
+		return &exitError{code: 1, msg: "publish: " + verr.Error() + " (use --force to publish it anyway)"}
+	}
+	if *msgID == "" {
+		*msgID = "publish-" + randomID()
+	}
+
+	nc, err := connectNATS(cfg, nopLogger())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+
+	var results jetstream.ConsumeContext
+	events := make(chan messages.Event, 16)
+	if *wait > 0 {
+		// Subscribe before publishing so the result cannot be missed.
+		oc, err := js.OrderedConsumer(ctx, cfg.ResultStream, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{cfg.ResultPrefix + ".>"},
+			DeliverPolicy:  jetstream.DeliverNewPolicy,
+		})
+		if err != nil {
+			return fmt.Errorf("publish: watch results in %s: %w", cfg.ResultStream, err)
+		}
+		results, err = oc.Consume(func(m jetstream.Msg) {
+			if ev, err := messages.DecodeEvent(m.Data()); err == nil && ev.Subject == *msgID {
+				events <- ev
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("publish: watch results: %w", err)
+		}
+		defer results.Stop()
+	}
+
+	subject := cfg.RequestPrefix + "." + subjectAction
+	m := nats.NewMsg(subject)
+	m.Data = body
+	ack, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(*msgID))
+	if err != nil {
+		return fmt.Errorf("publish: %s: %w", subject, err)
+	}
+	if ack.Duplicate {
+		fmt.Fprintf(stdout, "duplicate: request %s was already published (stream %s, sequence %d); nothing new stored\n", *msgID, ack.Stream, ack.Sequence)
+		return nil
+	}
+	fmt.Fprintf(stdout, "published request %s to %s (stream %s, sequence %d)\n", *msgID, subject, ack.Stream, ack.Sequence)
+	if *wait <= 0 {
+		return nil
+	}
+	deadline := time.NewTimer(*wait)
+	defer deadline.Stop()
+	for {
+		select {
+		case ev := <-events:
+			fmt.Fprintln(stdout, formatEvent(ev))
+			if ev.Data.Outcome.Terminal() {
+				return nil
+			}
+		case <-deadline.C:
+			return &exitError{code: 1, msg: fmt.Sprintf("publish: no result for %s within %v (is `consumer run` running?)", *msgID, *wait)}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// formatEvent renders a result event as one line for people.
+func formatEvent(ev messages.Event) string {
+	r := ev.Data
+	s := fmt.Sprintf("%-8s %-22s %-24s", r.Outcome, r.RequestID, r.Email)
+	switch r.Outcome {
+	case messages.OutcomeCreated, messages.OutcomeExists:
+		s += " zoom_user_id=" + r.ZoomUserID
+	case messages.OutcomeDeferred:
+		s += " retry_at=" + r.RetryAt
+	case messages.OutcomeFailed:
+		s += fmt.Sprintf(" reason=%s", r.Reason)
+		if r.HTTPStatus != 0 {
+			s += fmt.Sprintf(" http_status=%d zoom_code=%d", r.HTTPStatus, r.ZoomCode)
+		}
+		if r.ZoomMessage != "" {
+			s += fmt.Sprintf(" message=%q", r.ZoomMessage)
+		}
+	}
+	return s
+}
+
+func randomID() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(errors.New("crypto/rand failed: " + err.Error()))
+	}
+	return hex.EncodeToString(b[:])
+}

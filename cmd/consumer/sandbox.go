@@ -1,0 +1,308 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/testenv"
+)
+
+// sample is one request the sandbox publishes, with the terminal outcome it
+// must end in.
+type sample struct {
+	id      string
+	action  string
+	body    string
+	what    string
+	outcome messages.Outcome
+	reason  messages.Reason
+}
+
+func sandboxSamples() []sample {
+	return []sample{
+		{id: "sandbox-created", action: "ssoCreate", what: "a new SSO user (its password is dropped: Zoom uses it only for autoCreate)",
+			body:    `{"action":"ssoCreate","user_info":{"email":"alice@example.com","type":1,"first_name":"Alice","last_name":"Liddell","password":"if42!LfH@"}}`,
+			outcome: messages.OutcomeCreated},
+		{id: "sandbox-exists", action: "ssoCreate", what: "a user already in the account: 409, then looked up",
+			body:    `{"action":"ssoCreate","user_info":{"email":"bob@example.com","type":1}}`,
+			outcome: messages.OutcomeExists},
+		{id: "sandbox-invalid", action: "custCreate", what: "an e-mail that is not an address: never reaches Zoom",
+			body:    `{"action":"custCreate","user_info":{"email":"not-an-email","type":2}}`,
+			outcome: messages.OutcomeFailed, reason: messages.ReasonInvalidRequest},
+		{id: "sandbox-group-missing", action: "ssoCreate", what: "Zoom answers 404 code 4130 (group missing)",
+			body:    `{"action":"ssoCreate","user_info":{"email":"carol@example.com","type":1}}`,
+			outcome: messages.OutcomeFailed, reason: messages.ReasonNotFound},
+		{id: "sandbox-no-phone", action: "ssoCreate", what: "Zoom Phone asked for, no licence left: 404 code 1102",
+			body:    `{"action":"ssoCreate","user_info":{"email":"ivan@example.com","type":2,"feature":{"zoom_phone":true}}}`,
+			outcome: messages.OutcomeFailed, reason: messages.ReasonNotFound},
+		{id: "sandbox-weak-password", action: "autoCreate", what: "Zoom rejects the password: 400 code 300",
+			body:    `{"action":"autoCreate","user_info":{"email":"dan@example.com","type":1,"password":"password1"}}`,
+			outcome: messages.OutcomeFailed, reason: messages.ReasonZoomRejected},
+		{id: "sandbox-flaky", action: "custCreate", what: "two 502 gateway pages from Zoom, then success",
+			body:    `{"action":"custCreate","user_info":{"email":"grace@example.com","type":2}}`,
+			outcome: messages.OutcomeCreated},
+		{id: "sandbox-quota-1", action: "create", what: "invitation; the daily create quota is 1 per 5 s here",
+			body:    `{"action":"create","user_info":{"email":"erin@example.com","type":1}}`,
+			outcome: messages.OutcomeCreated},
+		{id: "sandbox-quota-2", action: "create", what: "invitation beyond the quota: deferred until it resets",
+			body:    `{"action":"create","user_info":{"email":"frank@example.com","type":1}}`,
+			outcome: messages.OutcomeCreated},
+		{id: "sandbox-quota-3", action: "create", what: "invitation beyond the quota: deferred until it resets",
+			body:    `{"action":"create","user_info":{"email":"heidi@example.com","type":1}}`,
+			outcome: messages.OutcomeCreated},
+	}
+}
+
+// sandboxCommand runs the real service against an embedded JetStream
+// server and the Zoom simulator, publishes samples of every outcome, and
+// prints what happens.
+func sandboxCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("sandbox")
+	exitWhenIdle := fs.Bool("exit-when-idle", false, "exit once every sample has a terminal result: 0 if all are as expected, 1 otherwise")
+	natsPort := fs.Int("nats-port", 4222, "port of the embedded NATS server (a random one if taken; 0 = random)")
+	logLevel := fs.String("log-level", "error", "service log level (info shows one line per outcome)")
+	idleTimeout := fs.Duration("timeout", 2*time.Minute, "with --exit-when-idle: fail if the samples are not done by then")
+	if err := fs.Parse(args); err != nil {
+		return flagError(fs, stderr, err)
+	}
+	if fs.NArg() > 0 {
+		return usageError("sandbox: unexpected argument %q", fs.Arg(0))
+	}
+
+	js, err := testenv.StartNATS(testenv.NATSOptions{Port: *natsPort})
+	if err != nil && *natsPort != 0 {
+		js, err = testenv.StartNATS(testenv.NATSOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	defer js.Shutdown()
+
+	sim := testenv.NewSimulator(testenv.SimConfig{
+		RatePerSecond:    30, // Zoom Pro, Light endpoints
+		DailyCreateLimit: 1,
+		DailyWindow:      5 * time.Second,
+	})
+	defer sim.Close()
+	sim.AddUser("bob@example.com", 1)
+	sim.FailEmail("carol@example.com", 0, testenv.Fault{Status: 404, Code: 4130, Message: "Group does not exist: sales."})
+	sim.FailEmail("grace@example.com", 2, testenv.Fault{Status: 502, HTML: true})
+
+	fmt.Fprintf(stdout, "NATS JetStream (embedded): %s\nZoom simulator:            %s\n\n", js.URL(), sim.APIURL())
+
+	cfg, err := parseConfig(newFlagSet("sandbox-config"), nil, func(string) string { return "" })
+	if err != nil {
+		return err
+	}
+	cfg.NATSURL = js.URL()
+	cfg.ZoomAccountID, cfg.ZoomClientID, cfg.ZoomClientSecret = "sim-account", "sim-client", "sim-secret"
+	cfg.ZoomAPIURL, cfg.ZoomTokenURL = sim.APIURL(), sim.TokenURL()
+	cfg.HTTPAddr = getenv("HTTP_ADDR") // off unless asked for
+	cfg.LogLevel = *logLevel
+	cfg.LogFormat = "console"
+	cfg.ShutdownTimeout = 5 * time.Second
+	log := newLogger(cfg, stderr)
+
+	svcCtx, stopSvc := context.WithCancel(ctx)
+	defer stopSvc()
+	ready := make(chan struct{})
+	svcErr := make(chan error, 1)
+	go func() { svcErr <- serve(svcCtx, cfg, log, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-svcErr:
+		return fmt.Errorf("sandbox: service did not start: %w", err)
+	case <-ctx.Done():
+		return nil
+	}
+
+	nc, err := nats.Connect(js.URL())
+	if err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	defer nc.Close()
+	jsc, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	samples := sandboxSamples()
+	tracker := newSampleTracker(samples)
+	oc, err := jsc.OrderedConsumer(ctx, cfg.ResultStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{cfg.ResultPrefix + ".>"}})
+	if err != nil {
+		return fmt.Errorf("sandbox: watch results: %w", err)
+	}
+	var printMu sync.Mutex
+	cc, err := oc.Consume(func(m jetstream.Msg) {
+		ev, err := messages.DecodeEvent(m.Data())
+		if err != nil {
+			return
+		}
+		printMu.Lock()
+		fmt.Fprintln(stdout, formatEvent(ev))
+		printMu.Unlock()
+		tracker.record(ev)
+	})
+	if err != nil {
+		return fmt.Errorf("sandbox: watch results: %w", err)
+	}
+	defer cc.Stop()
+
+	fmt.Fprintln(stdout, "Publishing sample requests:")
+	for _, s := range samples {
+		m := nats.NewMsg(cfg.RequestPrefix + "." + s.action)
+		m.Data = []byte(s.body)
+		if _, err := jsc.PublishMsg(ctx, m, jetstream.WithMsgID(s.id)); err != nil {
+			return fmt.Errorf("sandbox: publish %s: %w", s.id, err)
+		}
+		printMu.Lock()
+		fmt.Fprintf(stdout, "  %-22s %-10s %s\n", s.id, s.action, s.what)
+		printMu.Unlock()
+	}
+	printMu.Lock()
+	fmt.Fprintln(stdout, "\nResults as they arrive (outcome, request id, email, details):")
+	printMu.Unlock()
+
+	timeout := time.NewTimer(*idleTimeout)
+	defer timeout.Stop()
+	select {
+	case <-tracker.done:
+	case <-ctx.Done():
+		return nil
+	case err := <-svcErr:
+		return fmt.Errorf("sandbox: service stopped: %w", err)
+	case <-timeout.C:
+		if *exitWhenIdle {
+			printMu.Lock()
+			tracker.summary(stdout)
+			printMu.Unlock()
+			return &exitError{code: 1, msg: fmt.Sprintf("sandbox: samples not finished within %v", *idleTimeout)}
+		}
+	}
+	printMu.Lock()
+	ok := tracker.summary(stdout)
+	printMu.Unlock()
+
+	if *exitWhenIdle {
+		stopSvc()
+		if err := <-svcErr; err != nil {
+			return fmt.Errorf("sandbox: service: %w", err)
+		}
+		if !ok {
+			return &exitError{code: 1, msg: "sandbox: some outcomes differ from the expected ones"}
+		}
+		return nil
+	}
+	fmt.Fprintf(stdout, `
+The service keeps running. Publish your own requests, for example:
+  go run ./cmd/consumer publish --nats-url %[1]s --action ssoCreate --email you@example.com --type 1 --wait 10s
+  echo '{"action":"custCreate","user_info":{"email":"x@example.com","type":2}}' | go run ./cmd/consumer publish --nats-url %[1]s --file - --wait 10s
+Press Ctrl-C to stop.
+`, js.URL())
+	select {
+	case <-ctx.Done():
+	case err := <-svcErr:
+		return fmt.Errorf("sandbox: service stopped: %w", err)
+	}
+	stopSvc()
+	return <-svcErr
+}
+
+// sampleTracker collects the result events of the samples.
+type sampleTracker struct {
+	mu       sync.Mutex
+	samples  map[string]sample
+	terminal map[string]messages.Result
+	deferred map[string]int
+	done     chan struct{}
+}
+
+func newSampleTracker(samples []sample) *sampleTracker {
+	t := &sampleTracker{samples: map[string]sample{}, terminal: map[string]messages.Result{}, deferred: map[string]int{}, done: make(chan struct{})}
+	for _, s := range samples {
+		t.samples[s.id] = s
+	}
+	return t
+}
+
+func (t *sampleTracker) record(ev messages.Event) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := ev.Data
+	if _, ok := t.samples[r.RequestID]; !ok {
+		return
+	}
+	if r.Outcome == messages.OutcomeDeferred {
+		t.deferred[r.RequestID]++
+		return
+	}
+	if _, seen := t.terminal[r.RequestID]; seen {
+		return
+	}
+	t.terminal[r.RequestID] = r
+	if len(t.terminal) == len(t.samples) {
+		close(t.done)
+	}
+}
+
+// summary prints the table of expected and actual outcomes and reports
+// whether all match and at least one request was deferred by the quota.
+func (t *sampleTracker) summary(w io.Writer) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ids := make([]string, 0, len(t.samples))
+	for id := range t.samples {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	fmt.Fprintln(w, "\nSummary:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "REQUEST\tEXPECTED\tGOT\tDEFERRED\tOK")
+	allOK, deferrals := true, 0
+	for _, id := range ids {
+		s := t.samples[id]
+		want := string(s.outcome)
+		if s.reason != "" {
+			want += " (" + string(s.reason) + ")"
+		}
+		got, ok := "(none)", false
+		if r, seen := t.terminal[id]; seen {
+			got = string(r.Outcome)
+			if r.Reason != "" {
+				got += " (" + string(r.Reason) + ")"
+			}
+			ok = r.Outcome == s.outcome && r.Reason == s.reason
+		}
+		deferrals += t.deferred[id]
+		allOK = allOK && ok
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", id, want, got, t.deferred[id], map[bool]string{true: "yes", false: "NO"}[ok])
+	}
+	tw.Flush()
+	if deferrals == 0 {
+		fmt.Fprintln(w, "expected at least one quota deferral among the create requests; saw none")
+		allOK = false
+	}
+	fmt.Fprintf(w, "%d samples, %d as expected, %d quota deferrals\n", len(ids), countOK(t), deferrals)
+	return allOK
+}
+
+func countOK(t *sampleTracker) int {
+	n := 0
+	for id, s := range t.samples {
+		if r, ok := t.terminal[id]; ok && r.Outcome == s.outcome && r.Reason == s.reason {
+			n++
+		}
+	}
+	return n
+}
+
+func nopLogger() zerolog.Logger { return zerolog.Nop() }

@@ -1,0 +1,179 @@
+package messages
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Headers of a dead letter. The consumer sets the first nine through
+// DeadLetter.Headers; the replay tool sets HeaderReplayedFrom and
+// HeaderOriginalRequestID on the message it republishes.
+const (
+	HeaderReason            = "Zoom-Provisioning-Reason"
+	HeaderHTTPStatus        = "Zoom-Http-Status"
+	HeaderErrorCode         = "Zoom-Error-Code"
+	HeaderErrorMessage      = "Zoom-Error-Message"
+	HeaderOriginalSubject   = "Original-Subject"
+	HeaderOriginalSequence  = "Original-Sequence"
+	HeaderRequestID         = "Request-Id"
+	HeaderDeliveries        = "Deliveries"
+	HeaderDeadLetteredAt    = "Dead-Lettered-At"
+	HeaderReplayedFrom      = "Replayed-From"
+	HeaderOriginalRequestID = "Original-Request-Id"
+)
+
+// maxHeaderMessageBytes bounds HeaderErrorMessage. Zoom's messages are short;
+// the bound keeps an unexpected HTML error page out of the headers.
+const maxHeaderMessageBytes = 512
+
+// DeadLetter is the metadata attached, as headers, to a request copied to the
+// dead-letter stream. The body of the dead letter is the original request,
+// unchanged, so that it can be replayed.
+type DeadLetter struct {
+	Reason Reason
+	// HTTPStatus and ZoomCode are zero when Zoom was never called, for
+	// example for ReasonInvalidRequest.
+	HTTPStatus int
+	ZoomCode   int
+	// ZoomMessage is Zoom's error message, or the validation error for
+	// ReasonInvalidRequest.
+	ZoomMessage      string
+	OriginalSubject  string
+	OriginalSequence uint64
+	RequestID        string
+	Deliveries       int
+	DeadLetteredAt   time.Time
+}
+
+// Headers returns the nine dead-letter headers, all of them even when a
+// value is zero, so that tooling can rely on their presence. Numbers are in
+// decimal and DeadLetteredAt is RFC 3339 in UTC with whole seconds.
+// ZoomMessage is made safe for a header: control characters (CR and LF would
+// break the NATS header block) become spaces, invalid UTF-8 is replaced and
+// the result is cut to 512 bytes on a character boundary. The other strings
+// get the same treatment except for the cut.
+func (d DeadLetter) Headers() map[string]string {
+	return map[string]string{
+		HeaderReason:           headerValue(string(d.Reason)),
+		HeaderHTTPStatus:       strconv.Itoa(d.HTTPStatus),
+		HeaderErrorCode:        strconv.Itoa(d.ZoomCode),
+		HeaderErrorMessage:     truncate(headerValue(d.ZoomMessage), maxHeaderMessageBytes),
+		HeaderOriginalSubject:  headerValue(d.OriginalSubject),
+		HeaderOriginalSequence: strconv.FormatUint(d.OriginalSequence, 10),
+		HeaderRequestID:        headerValue(d.RequestID),
+		HeaderDeliveries:       strconv.Itoa(d.Deliveries),
+		HeaderDeadLetteredAt:   d.DeadLetteredAt.UTC().Format(time.RFC3339),
+	}
+}
+
+// headerValue replaces what a header value cannot carry and trims the
+// surrounding spaces.
+func headerValue(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	return strings.TrimSpace(s)
+}
+
+// truncate cuts s to at most n bytes without splitting a character.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// ParseDeadLetter reads the headers written by DeadLetter.Headers, such as
+// a nats.Header. Only HeaderReason is required; a missing optional header
+// leaves its field zero. Header names are matched exactly first and then
+// case-insensitively, because some clients canonicalise them. A malformed
+// number or time is an error rather than a silent zero, because the replay
+// tool acts on these values.
+func ParseDeadLetter(h map[string][]string) (DeadLetter, error) {
+	var d DeadLetter
+	reason, ok := header(h, HeaderReason)
+	if !ok || reason == "" {
+		return DeadLetter{}, errors.New("messages: dead letter: missing " + HeaderReason + " header")
+	}
+	d.Reason = Reason(reason)
+	d.ZoomMessage, _ = header(h, HeaderErrorMessage)
+	d.OriginalSubject, _ = header(h, HeaderOriginalSubject)
+	d.RequestID, _ = header(h, HeaderRequestID)
+
+	var err error
+	d.HTTPStatus, err = intHeader(h, HeaderHTTPStatus)
+	if err != nil {
+		return DeadLetter{}, err
+	}
+	d.ZoomCode, err = intHeader(h, HeaderErrorCode)
+	if err != nil {
+		return DeadLetter{}, err
+	}
+	d.Deliveries, err = intHeader(h, HeaderDeliveries)
+	if err != nil {
+		return DeadLetter{}, err
+	}
+	if v, ok := header(h, HeaderOriginalSequence); ok && v != "" {
+		d.OriginalSequence, err = strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return DeadLetter{}, fmt.Errorf("messages: dead letter header %s: %w", HeaderOriginalSequence, err)
+		}
+	}
+	if v, ok := header(h, HeaderDeadLetteredAt); ok && v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return DeadLetter{}, fmt.Errorf("messages: dead letter header %s: %w", HeaderDeadLetteredAt, err)
+		}
+		d.DeadLetteredAt = t.UTC()
+	}
+	return d, nil
+}
+
+// intHeader parses the decimal header name; a missing header is zero.
+func intHeader(h map[string][]string, name string) (int, error) {
+	v, ok := header(h, name)
+	if !ok || v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("messages: dead letter header %s: %w", name, err)
+	}
+	return n, nil
+}
+
+// header returns the first value of header name in h.
+func header(h map[string][]string, name string) (string, bool) {
+	v, ok := h[name]
+	if !ok {
+		for k, vs := range h {
+			if strings.EqualFold(k, name) {
+				v, ok = vs, true
+				break
+			}
+		}
+	}
+	if !ok || len(v) == 0 {
+		return "", false
+	}
+	return v[0], true
+}
+
+// DeadLetterMsgID returns the Nats-Msg-Id of the dead letter for a request,
+// so that dead-lettering the same request twice is deduplicated by the
+// dead-letter stream.
+func DeadLetterMsgID(requestID string) string {
+	return "dlq-" + requestID
+}

@@ -1,0 +1,321 @@
+package provision
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/internal/retry"
+	"github.com/zoomprov/consumer/internal/zoom"
+)
+
+// delivery is one delivery of one request, with everything learnt about it
+// while handling it.
+type delivery struct {
+	msg       jetstream.Msg
+	seq       uint64
+	delivered uint64
+	requestID string
+	subject   string
+	action    string // from the subject
+	req       messages.Request
+	email     string
+	replayOf  string
+	start     time.Time
+}
+
+// attempt is the result of one attempt (or of validation).
+type attempt struct {
+	kind       retry.Kind
+	outcome    messages.Outcome // created or exists when kind is Succeeded
+	user       zoom.Response
+	err        error
+	reason     messages.Reason
+	httpStatus int
+	zoomCode   int
+	zoomMsg    string
+	trackingID string
+	retryAt    time.Time
+}
+
+// handle takes one message from receipt to its single settlement (ack,
+// nak, or term after a dead letter). It never panics out: a panic while
+// handling hands the message back for later.
+func (s *Service) handle(ctx context.Context, msg jetstream.Msg) {
+	s.track.add(msg, s.now())
+	defer s.track.remove(msg)
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error().Interface("panic", r).Str("subject", msg.Subject()).Msg("panic while handling a request; handing it back")
+			_ = msg.NakWithDelay(s.cfg.Policy.Redelivery.Delay(1))
+		}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.MessageTimeout)
+	defer cancel()
+
+	d, ok := s.newDelivery(msg)
+	if !ok {
+		return
+	}
+	log := s.log.With().Str("request_id", d.requestID).Str("action", d.action).
+		Uint64("stream_seq", d.seq).Uint64("num_delivered", d.delivered).Logger()
+
+	a := s.validate(d)
+	if a.kind == retry.Invalid {
+		s.settle(ctx, &log, d, a, retry.Decision{Verdict: retry.DeadLetter})
+		return
+	}
+	if wait := s.hold.remaining(s.now()); wait > 0 {
+		// Another request just found an account problem: do not spend a
+		// Zoom call to find it again.
+		s.settle(ctx, &log, d, attempt{kind: retry.AccountProblem}, retry.Decision{Verdict: retry.Hold, Delay: wait})
+		return
+	}
+
+	var failed int // earlier transient failures, read lazily
+	failedKnown := false
+	for try := 1; ; try++ {
+		a = s.try(ctx, d)
+		out := retry.Outcome{Kind: a.kind, Try: try, RetryAt: a.retryAt, Holds: s.hold.holds()}
+		if a.kind == retry.Transient && try >= s.cfg.Policy.TriesPerDelivery && !failedKnown {
+			failed = s.failedDeliveries(ctx, d)
+			failedKnown = true
+		}
+		out.FailedDeliveries = failed
+		dec := s.cfg.Policy.Decide(out, s.now())
+		if dec.Verdict != retry.RetryNow {
+			s.settle(ctx, &log, d, a, dec)
+			return
+		}
+		log.Debug().Err(a.err).Int("retry_attempt", try).Dur("retry_delay", dec.Delay).Msg("transient failure; retrying")
+		select {
+		case <-ctx.Done():
+			s.settle(ctx, &log, d, attempt{kind: retry.Interrupted, err: ctx.Err()}, retry.Decision{Verdict: retry.NakAfter})
+			return
+		case <-time.After(dec.Delay):
+		}
+	}
+}
+
+// newDelivery reads the message's metadata and request id. A message
+// without JetStream metadata cannot be acked or counted; it is dropped with
+// a log line (it can only come from a misconfigured subscription).
+func (s *Service) newDelivery(msg jetstream.Msg) (*delivery, bool) {
+	md, err := msg.Metadata()
+	if err != nil {
+		s.log.Error().Err(err).Str("subject", msg.Subject()).Msg("message without jetstream metadata; ignored")
+		return nil, false
+	}
+	d := &delivery{
+		msg:       msg,
+		seq:       md.Sequence.Stream,
+		delivered: md.NumDelivered,
+		subject:   msg.Subject(),
+		start:     s.now(),
+	}
+	h := msg.Headers()
+	d.requestID = h.Get(jetstream.MsgIDHeader)
+	if d.requestID == "" {
+		d.requestID = s.topo.RequestStream + "-" + strconv.FormatUint(d.seq, 10)
+	}
+	d.replayOf = h.Get(messages.HeaderOriginalRequestID)
+	d.action, _ = messages.ActionFromSubject(d.subject, s.topo.RequestPrefix)
+	return d, true
+}
+
+// validate decodes the body and checks it against the subject.
+func (s *Service) validate(d *delivery) attempt {
+	req, err := messages.Decode(d.msg.Data())
+	if err != nil {
+		d.email = bestEffortEmail(d.msg.Data())
+		return attempt{kind: retry.Invalid, err: err, reason: messages.ReasonInvalidRequest, zoomMsg: err.Error()}
+	}
+	d.req = req
+	d.email = req.UserInfo.Email
+	if d.action == "" {
+		return attempt{kind: retry.Invalid, reason: messages.ReasonInvalidRequest,
+			err:     errors.New("provision: subject does not name an action"),
+			zoomMsg: fmt.Sprintf("subject %q is not %s.<action>", d.subject, s.topo.RequestPrefix)}
+	}
+	if string(req.Action) != d.action {
+		msg := fmt.Sprintf("action %q in the body does not match the subject's action %q", req.Action, d.action)
+		return attempt{kind: retry.Invalid, reason: messages.ReasonInvalidRequest, err: errors.New("provision: " + msg), zoomMsg: msg}
+	}
+	return attempt{}
+}
+
+// bestEffortEmail pulls the e-mail out of an invalid request for the
+// failed event, so audit subscribers can tell whose request failed.
+func bestEffortEmail(data []byte) string {
+	var raw struct {
+		UserInfo json.RawMessage `json:"user_info"`
+	}
+	if json.Unmarshal(data, &raw) != nil || len(raw.UserInfo) == 0 {
+		return ""
+	}
+	var ui struct {
+		Email string `json:"email"`
+	}
+	if json.Unmarshal(raw.UserInfo, &ui) != nil {
+		var inner string
+		if json.Unmarshal(raw.UserInfo, &inner) != nil || json.Unmarshal([]byte(inner), &ui) != nil {
+			return ""
+		}
+	}
+	if len(ui.Email) > 320 {
+		return ""
+	}
+	return ui.Email
+}
+
+// try makes one attempt: create the user and, if Zoom says it exists, look
+// up its id.
+func (s *Service) try(ctx context.Context, d *delivery) attempt {
+	info, err := json.Marshal(d.req.ForZoom().UserInfo)
+	if err != nil {
+		return attempt{kind: retry.Invalid, err: err, reason: messages.ReasonInvalidRequest, zoomMsg: "user_info cannot be encoded"}
+	}
+	resp, err := s.zoom.CreateUser(ctx, zoom.CreateUserRequest{Action: string(d.req.Action), UserInfo: info})
+	if err == nil {
+		return attempt{kind: retry.Succeeded, outcome: messages.OutcomeCreated, user: resp, httpStatus: resp.StatusCode, trackingID: resp.TrackingID}
+	}
+	var apiErr *zoom.APIError
+	if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusConflict {
+		// The user exists: either created by someone else, or by an
+		// earlier attempt of ours whose answer was lost. Either way the
+		// request is done; report the existing user's id.
+		got, gerr := s.zoom.GetUser(ctx, d.req.UserInfo.Email)
+		switch {
+		case gerr == nil:
+			return attempt{kind: retry.Succeeded, outcome: messages.OutcomeExists, user: got,
+				httpStatus: apiErr.StatusCode, zoomCode: apiErr.Code, zoomMsg: apiErr.Message, trackingID: apiErr.TrackingID}
+		case errors.Is(gerr, zoom.ErrUserNotFound):
+			// A pending invitation may have no readable user yet (Zoom
+			// forum 98314). The request is still done.
+			return attempt{kind: retry.Succeeded, outcome: messages.OutcomeExists,
+				httpStatus: apiErr.StatusCode, zoomCode: apiErr.Code, zoomMsg: apiErr.Message, trackingID: apiErr.TrackingID}
+		default:
+			err = gerr
+		}
+	}
+	return s.failure(ctx, err)
+}
+
+// failure classifies a failed attempt.
+func (s *Service) failure(ctx context.Context, err error) attempt {
+	a := attempt{err: err}
+	var apiErr *zoom.APIError
+	if errors.As(err, &apiErr) {
+		a.httpStatus, a.zoomCode, a.zoomMsg, a.trackingID = apiErr.StatusCode, apiErr.Code, apiErr.Message, apiErr.TrackingID
+		if apiErr.StatusCode == http.StatusTooManyRequests {
+			a.retryAt = apiErr.ResetAt(s.now())
+		}
+	}
+	var tokErr *zoom.TokenError
+	if errors.As(err, &tokErr) {
+		a.httpStatus, a.zoomMsg = tokErr.StatusCode, tokErr.Error()
+	}
+	a.kind, a.reason = classify(ctx, err)
+	return a
+}
+
+// Zoom codes that mean the account or the app is misconfigured, not the
+// request: no privilege (200), invalid token (124, after a fresh token),
+// token without the needed scope (4700, 4711).
+var accountCodes = map[int]bool{124: true, 200: true, 4700: true, 4711: true}
+
+// classify maps an error from an attempt to its kind and, for the permanent
+// ones, the dead-letter reason. A cancelled ctx means shutdown cut the
+// attempt short, whatever error it produced.
+func classify(ctx context.Context, err error) (retry.Kind, messages.Reason) {
+	if err == nil {
+		return retry.Succeeded, ""
+	}
+	if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return retry.Interrupted, ""
+	}
+	var tokErr *zoom.TokenError
+	if errors.As(err, &tokErr) {
+		if tokErr.CredentialsRejected() {
+			return retry.AccountProblem, ""
+		}
+		return retry.Transient, ""
+	}
+	var apiErr *zoom.APIError
+	if !errors.As(err, &apiErr) {
+		// Time-outs, refused or reset connections, unreadable answers.
+		return retry.Transient, ""
+	}
+	switch st := apiErr.StatusCode; {
+	case st == http.StatusTooManyRequests:
+		return retry.RateLimited, ""
+	case st == http.StatusUnauthorized, st == http.StatusForbidden:
+		// 401 after the client already fetched a fresh token once.
+		return retry.AccountProblem, ""
+	case st == http.StatusRequestTimeout, st >= 500:
+		return retry.Transient, ""
+	case accountCodes[apiErr.Code]:
+		return retry.AccountProblem, ""
+	case st == http.StatusNotFound:
+		return retry.NotFound, messages.ReasonNotFound
+	default:
+		return retry.Rejected, messages.ReasonZoomRejected
+	}
+}
+
+// failedDeliveries reads how many earlier deliveries failed transiently.
+// If the count cannot be read, zero is assumed: it errs towards another
+// attempt, never towards a premature dead letter.
+func (s *Service) failedDeliveries(ctx context.Context, d *delivery) int {
+	e, err := s.attempts.Get(ctx, attemptsKey(d.seq))
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(string(e.Value()))
+	return n
+}
+
+// recordFailure adds one transient failure to the request's count.
+func (s *Service) recordFailure(ctx context.Context, d *delivery, n int) error {
+	_, err := s.attempts.Put(ctx, attemptsKey(d.seq), []byte(strconv.Itoa(n)))
+	return err
+}
+
+func (s *Service) forgetFailures(ctx context.Context, d *delivery) {
+	if err := s.attempts.Delete(ctx, attemptsKey(d.seq)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		s.log.Debug().Err(err).Uint64("stream_seq", d.seq).Msg("forget failure count")
+	}
+}
+
+func attemptsKey(seq uint64) string { return "seq-" + strconv.FormatUint(seq, 10) }
+
+// logEvent starts a log line with the fields every outcome line carries.
+func (s *Service) logEvent(ev *zerolog.Event, d *delivery, a attempt, outcome string) *zerolog.Event {
+	email := d.email
+	if !s.cfg.LogEmails {
+		email = messages.MaskEmail(email)
+	}
+	ev = ev.Str("outcome", outcome).Str("email", email).
+		Dur("latency", s.now().Sub(d.start))
+	if a.httpStatus != 0 {
+		ev = ev.Int("http_status", a.httpStatus)
+	}
+	if a.zoomCode != 0 {
+		ev = ev.Int("zoom_code", a.zoomCode)
+	}
+	if a.trackingID != "" {
+		ev = ev.Str("tracking_id", a.trackingID)
+	}
+	if a.err != nil {
+		ev = ev.AnErr("error", redactedError{a.err, s.cfg.LogEmails})
+	}
+	return ev
+}

@@ -1,0 +1,404 @@
+// Package provision is the JetStream loop of the Zoom provisioning
+// consumer: it pulls requests from one durable consumer per action, calls
+// Zoom with bounded concurrency, and turns every request into exactly one
+// outcome (a result event, a dead letter, or a redelivery later). It is the
+// only package that knows NATS, Zoom, the wire messages and the retry
+// policy together.
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/internal/retry"
+	"github.com/zoomprov/consumer/internal/zoom"
+)
+
+// Zoom is what the service needs from the Zoom client.
+type Zoom interface {
+	CreateUser(ctx context.Context, req zoom.CreateUserRequest) (zoom.Response, error)
+	GetUser(ctx context.Context, idOrEmail string) (zoom.Response, error)
+}
+
+var _ Zoom = (*zoom.Client)(nil)
+
+// Config configures a Service. Zero values mean the documented defaults.
+type Config struct {
+	// Topology names the streams and consumers; zero means DefaultTopology.
+	Topology Topology
+	// Actions are the actions this instance serves; nil means all four.
+	Actions []messages.Action
+	// MaxInFlight is how many requests are handled at once; zero means 64.
+	MaxInFlight int
+	// MaxAttempts is how many deliveries may fail transiently before a
+	// request is dead-lettered; zero means 10.
+	MaxAttempts int
+	// AckWait is the consumers' ack wait; zero means 30s. Long calls send
+	// progress heartbeats every third of it.
+	AckWait time.Duration
+	// MaxAckPending is each consumer's limit of unacknowledged messages;
+	// zero means 1000.
+	MaxAckPending int
+	// MessageTimeout bounds the handling of one delivery, all attempts
+	// included; zero means 2 minutes.
+	MessageTimeout time.Duration
+	// ShutdownTimeout bounds how long in-flight requests may finish after
+	// shutdown begins before they are cut off and handed back; zero means
+	// 20s.
+	ShutdownTimeout time.Duration
+	// PullBatch is how many messages each action's iterator buffers; zero
+	// means 1, so no message waits unheartbeated in a client buffer while
+	// Zoom is slow.
+	PullBatch int
+	// Provision creates or updates streams and consumers on Run.
+	Provision bool
+	// Policy is the retry policy; zero means retry.DefaultPolicy.
+	Policy retry.Policy
+	// Logger receives one line per outcome; zero value logs nothing.
+	Logger zerolog.Logger
+	// LogEmails logs full e-mail addresses instead of masked ones.
+	LogEmails bool
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Topology.RequestStream == "" {
+		c.Topology = DefaultTopology()
+	}
+	if len(c.Actions) == 0 {
+		c.Actions = messages.Actions
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 64
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 10
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = 1000
+	}
+	if c.MessageTimeout <= 0 {
+		c.MessageTimeout = 2 * time.Minute
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 20 * time.Second
+	}
+	if c.PullBatch <= 0 {
+		c.PullBatch = 1
+	}
+	if c.Policy.MaxAttempts == 0 {
+		c.Policy = retry.DefaultPolicy(c.MaxAttempts)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Service runs the provisioning loop. Create it with New and start it with
+// Run; Status may be called from any goroutine.
+type Service struct {
+	cfg   Config
+	js    jetstream.JetStream
+	zoom  Zoom
+	log   zerolog.Logger
+	now   func() time.Time
+	rand  func() float64
+	topo  Topology
+	hold  hold
+	track inflight
+
+	attempts jetstream.KeyValue
+
+	mu    sync.Mutex
+	bound bool
+}
+
+// New returns a Service that consumes through js and calls z.
+func New(js jetstream.JetStream, z Zoom, cfg Config) (*Service, error) {
+	cfg.setDefaults()
+	for _, a := range cfg.Actions {
+		if !a.Valid() {
+			return nil, fmt.Errorf("provision: unknown action %q", a)
+		}
+	}
+	s := &Service{
+		cfg:  cfg,
+		js:   js,
+		zoom: z,
+		log:  cfg.Logger,
+		now:  cfg.Now,
+		rand: cfg.Policy.Rand,
+		topo: cfg.Topology,
+	}
+	if s.rand == nil {
+		s.rand = rand.Float64
+	}
+	return s, nil
+}
+
+// Status is the service's health for readiness probes.
+type Status struct {
+	// Bound is true once every consumer is bound and consuming.
+	Bound bool `json:"bound"`
+	// Held is true while an account-level problem stops new work.
+	Held bool `json:"held"`
+	// HeldUntil and HeldReason describe the hold.
+	HeldUntil  time.Time `json:"held_until,omitzero"`
+	HeldReason string    `json:"held_reason,omitempty"`
+	// InFlight is the number of requests being handled.
+	InFlight int `json:"in_flight"`
+}
+
+// Status reports the service's state.
+func (s *Service) Status() Status {
+	s.mu.Lock()
+	bound := s.bound
+	s.mu.Unlock()
+	until, reason, held := s.hold.state(s.now())
+	return Status{Bound: bound, Held: held, HeldUntil: until, HeldReason: reason, InFlight: s.track.count()}
+}
+
+// ErrConnectionClosed is returned by Run when the NATS connection closed
+// for good while the service was running.
+var ErrConnectionClosed = errors.New("provision: nats connection closed")
+
+// Run provisions (if configured), binds the consumers and handles requests
+// until ctx is cancelled. Then it stops fetching, hands back messages that
+// were fetched but not started, lets in-flight requests finish for up to
+// ShutdownTimeout, cuts off and hands back the rest, and returns. Run does
+// not close the NATS connection: the caller drains it afterwards so that
+// the last acks are flushed.
+func (s *Service) Run(ctx context.Context) error {
+	if s.cfg.Provision {
+		if err := Provision(ctx, s.js, s.topo, s.cfg.Actions, s.cfg.AckWait, s.cfg.MaxAckPending); err != nil {
+			return err
+		}
+	} else if err := Check(ctx, s.js, s.topo, s.cfg.Actions); err != nil {
+		return err
+	}
+	kv, err := s.js.KeyValue(ctx, s.topo.AttemptsBucket)
+	if err != nil {
+		return fmt.Errorf("provision: key-value bucket %s: %w", s.topo.AttemptsBucket, err)
+	}
+	s.attempts = kv
+
+	feeds := make([]*feed, len(s.cfg.Actions))
+	for i, a := range s.cfg.Actions {
+		it, err := s.messages(ctx, a)
+		if err != nil {
+			for _, f := range feeds[:i] {
+				f.drain()
+			}
+			return err
+		}
+		feeds[i] = &feed{it: it}
+	}
+
+	// Handling runs on a context that outlives ctx, so that shutdown lets
+	// in-flight Zoom calls finish; it is cancelled only when the shutdown
+	// bound is exceeded.
+	procCtx, cancelProc := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelProc()
+
+	work := make(chan jetstream.Msg)
+	var workers sync.WaitGroup
+	for range s.cfg.MaxInFlight {
+		workers.Go(func() {
+			for msg := range work {
+				s.handle(procCtx, msg)
+			}
+		})
+	}
+	hbCtx, stopHB := context.WithCancel(context.Background())
+	var hb sync.WaitGroup
+	hb.Go(func() { s.track.heartbeat(hbCtx, s.cfg.AckWait/3) })
+
+	fatal := make(chan error, len(feeds))
+	var dispatchers sync.WaitGroup
+	for i, a := range s.cfg.Actions {
+		dispatchers.Go(func() {
+			if err := s.dispatch(ctx, a, feeds[i], work); err != nil {
+				fatal <- err
+			}
+		})
+	}
+	s.mu.Lock()
+	s.bound = true
+	s.mu.Unlock()
+	s.log.Info().Int("max_in_flight", s.cfg.MaxInFlight).Int("actions", len(s.cfg.Actions)).
+		Str("stream", s.topo.RequestStream).Msg("consuming")
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-fatal:
+	}
+	s.mu.Lock()
+	s.bound = false
+	s.mu.Unlock()
+
+	// Stop fetching. Draining lets each dispatcher see what was already
+	// buffered so it can hand it back at once instead of after AckWait.
+	for _, f := range feeds {
+		f.drain()
+	}
+	dispatchers.Wait()
+	close(work)
+
+	done := make(chan struct{})
+	go func() { workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.ShutdownTimeout):
+		s.log.Warn().Int("in_flight", s.track.count()).Dur("shutdown_timeout", s.cfg.ShutdownTimeout).
+			Msg("shutdown bound reached; handing back unfinished requests")
+		cancelProc()
+		<-done
+	}
+	stopHB()
+	hb.Wait()
+	s.log.Info().Msg("stopped consuming")
+	return runErr
+}
+
+func (s *Service) messages(ctx context.Context, a messages.Action) (jetstream.MessagesContext, error) {
+	cons, err := s.js.Consumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(a))
+	if err != nil {
+		return nil, fmt.Errorf("provision: bind consumer %s: %w", s.topo.ConsumerName(a), err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.PullBatch))
+	if err != nil {
+		return nil, fmt.Errorf("provision: consume %s: %w", s.topo.ConsumerName(a), err)
+	}
+	return it, nil
+}
+
+// feed is one action's message iterator, replaceable after the server
+// drops it, and drained exactly once on shutdown.
+type feed struct {
+	mu      sync.Mutex
+	it      jetstream.MessagesContext
+	drained bool
+}
+
+func (f *feed) current() jetstream.MessagesContext {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.it
+}
+
+// replace installs a new iterator; after drain it stops it instead.
+func (f *feed) replace(it jetstream.MessagesContext) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.drained {
+		it.Stop()
+		return false
+	}
+	f.it = it
+	return true
+}
+
+func (f *feed) drain() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.drained {
+		f.drained = true
+		f.it.Drain()
+	}
+}
+
+// dispatch feeds one action's messages to the workers until the feed is
+// drained. While the account is held it fetches nothing new. Messages that
+// arrive after shutdown began are handed back at once.
+func (s *Service) dispatch(ctx context.Context, a messages.Action, f *feed, work chan<- jetstream.Msg) error {
+	stop := context.AfterFunc(ctx, f.drain)
+	defer stop()
+	for {
+		if ctx.Err() == nil {
+			s.hold.wait(ctx, s.now)
+		}
+		msg, err := f.current().Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				if ctx.Err() != nil {
+					return nil
+				}
+				if errors.Is(err, jetstream.ErrConnectionClosed) {
+					return ErrConnectionClosed
+				}
+				// The consumer was deleted or the iterator died: bind again.
+				s.log.Warn().Err(err).Str("consumer", s.topo.ConsumerName(a)).Msg("consumer iterator closed; binding again")
+				it, err := s.rebind(ctx, a)
+				if err != nil {
+					return err
+				}
+				if it == nil || !f.replace(it) {
+					return nil
+				}
+				continue
+			}
+			if ctx.Err() == nil && !errors.Is(err, jetstream.ErrNoHeartbeat) {
+				s.log.Warn().Err(err).Str("consumer", s.topo.ConsumerName(a)).Msg("fetch error")
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			s.handBack(msg)
+			continue
+		}
+		select {
+		case work <- msg:
+		case <-ctx.Done():
+			s.handBack(msg)
+		}
+	}
+}
+
+// rebind recreates the iterator after the server dropped it (e.g. the
+// consumer was deleted by an operator), provisioning the consumer again if
+// allowed, with backoff until ctx ends.
+func (s *Service) rebind(ctx context.Context, a messages.Action) (jetstream.MessagesContext, error) {
+	sched := retry.Schedule{Initial: 250 * time.Millisecond, Max: 10 * time.Second, Jitter: 0.2}
+	for n := 1; ; n++ {
+		if s.cfg.Provision {
+			cc := s.topo.ConsumerConfig(a, s.cfg.AckWait, s.cfg.MaxAckPending)
+			if _, err := s.js.CreateOrUpdateConsumer(ctx, s.topo.RequestStream, cc); err != nil && ctx.Err() == nil {
+				s.log.Warn().Err(err).Str("consumer", cc.Durable).Msg("recreate consumer")
+			}
+		}
+		it, err := s.messages(ctx, a)
+		if err == nil {
+			return it, nil
+		}
+		if ctx.Err() != nil {
+			return nil, nil
+		}
+		s.log.Warn().Err(err).Msg("bind consumer")
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(sched.Delay(n)):
+		}
+	}
+}
+
+// handBack returns a message that was fetched but not started, so another
+// replica can take it at once.
+func (s *Service) handBack(msg jetstream.Msg) {
+	if err := msg.Nak(); err != nil {
+		s.log.Debug().Err(err).Msg("hand back message")
+	}
+}

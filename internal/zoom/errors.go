@@ -1,0 +1,357 @@
+package zoom
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// Response headers Zoom sends (not all of them always; see RateLimit).
+const (
+	HeaderTrackingID         = "X-Zm-Trackingid"
+	HeaderRetryAfter         = "Retry-After"
+	HeaderRateLimitType      = "X-Ratelimit-Type"
+	HeaderRateLimitLimit     = "X-Ratelimit-Limit"
+	HeaderRateLimitRemaining = "X-Ratelimit-Remaining"
+	HeaderRateLimitCategory  = "X-Ratelimit-Category"
+)
+
+// Sentinel errors, matched with errors.Is against a decoded *APIError by
+// HTTP status and Zoom code (a zero code matches any code).
+var (
+	// ErrUserExists is Zoom's 409 with code 1005: the email already belongs
+	// to a user of this account.
+	ErrUserExists = &APIError{StatusCode: http.StatusConflict, Code: 1005}
+	// ErrUserNotFound is 404 with code 1001 from GET /users/{id}.
+	ErrUserNotFound = &APIError{StatusCode: http.StatusNotFound, Code: 1001}
+	// ErrRateLimited is any 429.
+	ErrRateLimited = &APIError{StatusCode: http.StatusTooManyRequests}
+	// ErrUnauthorized is any 401 (code 124: invalid or expired token).
+	ErrUnauthorized = &APIError{StatusCode: http.StatusUnauthorized}
+)
+
+// FieldError is one entry of the "errors" list of a validation failure.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// LimitType says which of Zoom's rate limits a 429 came from.
+type LimitType string
+
+// The limit types. Zoom's X-RateLimit-Type header uses "QPS" and
+// "Daily-limit"; when the header is missing the message text decides.
+const (
+	LimitUnknown   LimitType = ""
+	LimitPerSecond LimitType = "per_second"
+	LimitDaily     LimitType = "daily"
+)
+
+// RateLimit holds Zoom's rate-limit headers. Any of them may be missing:
+// Zoom does not always send them.
+type RateLimit struct {
+	// Type is the raw X-RateLimit-Type ("QPS", "Daily-limit").
+	Type string
+	// Category is X-RateLimit-Category ("Light", "Medium", ...).
+	Category string
+	// Limit and Remaining are -1 when absent or not a number (Zoom has
+	// been seen sending "unlimited").
+	Limit, Remaining int
+}
+
+func parseRateLimit(h http.Header) RateLimit {
+	return RateLimit{
+		Type:      strings.TrimSpace(h.Get(HeaderRateLimitType)),
+		Category:  strings.TrimSpace(h.Get(HeaderRateLimitCategory)),
+		Limit:     headerInt(h, HeaderRateLimitLimit),
+		Remaining: headerInt(h, HeaderRateLimitRemaining),
+	}
+}
+
+func headerInt(h http.Header, name string) int {
+	n, err := strconv.Atoi(strings.TrimSpace(h.Get(name)))
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// APIError is a non-success answer from Zoom's API.
+type APIError struct {
+	// Op is the operation, e.g. "create user".
+	Op string
+	// StatusCode is the HTTP status.
+	StatusCode int
+	// Code and Message are Zoom's "code" and "message"; Code is 0 and
+	// Message describes the body when it was not Zoom's JSON (an HTML
+	// gateway page, an empty body).
+	Code    int
+	Message string
+	// Fields are the per-field validation errors, if any.
+	Fields []FieldError
+	// RetryAfter is the parsed Retry-After header: zero when absent or
+	// unreadable. Zoom sends an RFC 3339 time for daily limits; seconds and
+	// HTTP dates are accepted too.
+	RetryAfter time.Time
+	// RateLimit holds the rate-limit headers of the answer.
+	RateLimit RateLimit
+	// TrackingID is Zoom's x-zm-trackingid.
+	TrackingID string
+}
+
+func (e *APIError) Error() string {
+	var b strings.Builder
+	b.WriteString("zoom: ")
+	if e.Op != "" {
+		b.WriteString(e.Op)
+		b.WriteString(": ")
+	}
+	fmt.Fprintf(&b, "http %d", e.StatusCode)
+	if e.Code != 0 {
+		fmt.Fprintf(&b, " code %d", e.Code)
+	}
+	if e.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	for i, f := range e.Fields {
+		if i == 0 {
+			b.WriteString(" (")
+		} else {
+			b.WriteString("; ")
+		}
+		b.WriteString(f.Field + ": " + f.Message)
+		if i == len(e.Fields)-1 {
+			b.WriteString(")")
+		}
+	}
+	return b.String()
+}
+
+// Is matches sentinel *APIError values by status and, when the target has
+// one, by Zoom code.
+func (e *APIError) Is(target error) bool {
+	t, ok := target.(*APIError)
+	if !ok {
+		return false
+	}
+	return e.StatusCode == t.StatusCode && (t.Code == 0 || e.Code == t.Code)
+}
+
+// Retryable reports whether the same request may succeed later without any
+// change: 408, 429 and 5xx.
+func (e *APIError) Retryable() bool {
+	return e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500
+}
+
+// Limit says which rate limit a 429 hit. The X-RateLimit-Type header
+// decides; without it, the message text (Zoom's texts name "daily" or
+// "per-second"); otherwise LimitUnknown.
+func (e *APIError) Limit() LimitType {
+	if e.StatusCode != http.StatusTooManyRequests {
+		return LimitUnknown
+	}
+	switch t := strings.ToLower(e.RateLimit.Type); {
+	case strings.Contains(t, "daily"):
+		return LimitDaily
+	case t == "qps" || strings.Contains(t, "second"):
+		return LimitPerSecond
+	}
+	switch m := strings.ToLower(e.Message); {
+	case strings.Contains(m, "daily"), strings.Contains(m, "per day"), strings.Contains(m, "gmt 00:00"):
+		return LimitDaily
+	case strings.Contains(m, "per-second"), strings.Contains(m, "per second"), strings.Contains(m, "qps"):
+		return LimitPerSecond
+	}
+	return LimitUnknown
+}
+
+// ResetAt is when a rate-limited request may be tried again: Retry-After
+// when Zoom sent it, else the next 00:00 UTC for a daily limit, else zero
+// (unknown; about a second is the usual wait for a per-second limit).
+func (e *APIError) ResetAt(now time.Time) time.Time {
+	if !e.RetryAfter.IsZero() {
+		return e.RetryAfter
+	}
+	if e.Limit() == LimitDaily {
+		return NextUTCMidnight(now)
+	}
+	return time.Time{}
+}
+
+// NextUTCMidnight returns the first 00:00 UTC strictly after now, when
+// Zoom's daily limits reset.
+func NextUTCMidnight(now time.Time) time.Time {
+	return now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+}
+
+// ParseRetryAfter reads a Retry-After value: an RFC 3339 time (what Zoom
+// sends for daily limits), an HTTP date, delta seconds, or a Unix timestamp
+// (some clients have seen one). It returns the zero time for anything else.
+func ParseRetryAfter(v string, now time.Time) time.Time {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return time.Time{}
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t.UTC()
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return t.UTC()
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+		// Values this large cannot be a sensible delay; read them as a
+		// Unix time (2001 onwards).
+		if n >= 1_000_000_000 {
+			return time.Unix(n, 0).UTC()
+		}
+		return now.Add(time.Duration(n) * time.Second).UTC()
+	}
+	return time.Time{}
+}
+
+// zoomBody is Zoom's error body. Code is decoded leniently: some proxies
+// answer with a string.
+type zoomBody struct {
+	Code    json.RawMessage `json:"code"`
+	Message string          `json:"message"`
+	Errors  []FieldError    `json:"errors"`
+}
+
+func newAPIError(op string, res *http.Response, body []byte, now time.Time) *APIError {
+	e := &APIError{
+		Op:         op,
+		StatusCode: res.StatusCode,
+		RetryAfter: ParseRetryAfter(res.Header.Get(HeaderRetryAfter), now),
+		RateLimit:  parseRateLimit(res.Header),
+		TrackingID: res.Header.Get(HeaderTrackingID),
+	}
+	var zb zoomBody
+	if err := json.Unmarshal(body, &zb); err == nil && (len(zb.Code) > 0 || zb.Message != "") {
+		e.Code = parseCode(zb.Code)
+		e.Message = sanitize(zb.Message, 1024)
+		e.Fields = zb.Errors
+		return e
+	}
+	e.Message = describeBody(res.Header.Get("Content-Type"), body)
+	return e
+}
+
+func parseCode(raw json.RawMessage) int {
+	s := strings.Trim(string(raw), `"`)
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// describeBody summarises a body that is not Zoom's JSON, e.g. a gateway's
+// HTML page, without copying the page into logs.
+func describeBody(contentType string, body []byte) string {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return "empty response body"
+	}
+	mt, _, _ := mime.ParseMediaType(contentType)
+	if mt == "" {
+		mt = "unknown content type"
+	}
+	desc := fmt.Sprintf("non-JSON response body (%s, %d bytes)", mt, len(body))
+	lower := bytes.ToLower(body)
+	if i := bytes.Index(lower, []byte("<title>")); i >= 0 {
+		rest := body[i+len("<title>"):]
+		if j := bytes.Index(bytes.ToLower(rest), []byte("</title>")); j >= 0 {
+			desc += ": " + sanitize(string(rest[:j]), 200)
+		}
+	}
+	return desc
+}
+
+// sanitize makes text safe for one log line or header: no control
+// characters, bounded length.
+func sanitize(s string, max int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.TrimSpace(s))
+	if len(s) > max {
+		s = s[:max]
+	}
+	return s
+}
+
+// TokenError means no access token could be had from the token endpoint.
+type TokenError struct {
+	// StatusCode is the token endpoint's HTTP status, 0 when it was not
+	// reached.
+	StatusCode int
+	// ErrorCode and Reason are the endpoint's "error" and "reason" (Zoom)
+	// or "error_description" (RFC 6749).
+	ErrorCode string
+	Reason    string
+	// Err is the underlying error.
+	Err error
+}
+
+func (e *TokenError) Error() string {
+	if e.StatusCode == 0 {
+		return "zoom: fetch token: " + e.Err.Error()
+	}
+	s := fmt.Sprintf("zoom: fetch token: http %d", e.StatusCode)
+	if e.ErrorCode != "" {
+		s += " " + e.ErrorCode
+	}
+	if e.Reason != "" {
+		s += ": " + e.Reason
+	}
+	return s
+}
+
+func (e *TokenError) Unwrap() error { return e.Err }
+
+// CredentialsRejected reports whether the token endpoint refused the
+// credentials (as opposed to being unreachable or failing): Zoom answers
+// 400 or 401 for a wrong client id, secret or account id.
+func (e *TokenError) CredentialsRejected() bool {
+	return e.StatusCode >= 400 && e.StatusCode < 500 && e.StatusCode != http.StatusTooManyRequests && e.StatusCode != http.StatusRequestTimeout
+}
+
+func newTokenError(err error) *TokenError {
+	te := &TokenError{Err: transportError(err)}
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		if re.Response != nil {
+			te.StatusCode = re.Response.StatusCode
+		}
+		te.ErrorCode = sanitize(re.ErrorCode, 100)
+		te.Reason = sanitize(re.ErrorDescription, 300)
+		var zb struct {
+			Reason string `json:"reason"`
+			Error  string `json:"error"`
+		}
+		if json.Unmarshal(re.Body, &zb) == nil {
+			if te.Reason == "" {
+				te.Reason = sanitize(zb.Reason, 300)
+			}
+			if te.ErrorCode == "" {
+				te.ErrorCode = sanitize(zb.Error, 100)
+			}
+		}
+		// Drop the raw error: its text embeds the whole response body.
+		te.Err = errors.New("token endpoint refused the request")
+		if te.StatusCode == 0 {
+			te.Err = errors.New(sanitize(re.Error(), 300))
+		}
+	}
+	return te
+}
