@@ -14,16 +14,29 @@ import (
 // DeadLetter.Headers; the replay tool sets HeaderReplayedFrom and
 // HeaderOriginalRequestID on the message it republishes.
 const (
-	HeaderReason            = "Zoom-Provisioning-Reason"
-	HeaderHTTPStatus        = "Zoom-Http-Status"
-	HeaderErrorCode         = "Zoom-Error-Code"
-	HeaderErrorMessage      = "Zoom-Error-Message"
-	HeaderOriginalSubject   = "Original-Subject"
-	HeaderOriginalSequence  = "Original-Sequence"
-	HeaderRequestID         = "Request-Id"
-	HeaderDeliveries        = "Deliveries"
-	HeaderDeadLetteredAt    = "Dead-Lettered-At"
-	HeaderReplayedFrom      = "Replayed-From"
+	// HeaderReason holds the Reason the request failed.
+	HeaderReason = "Zoom-Provisioning-Reason"
+	// HeaderHTTPStatus holds Zoom's HTTP status, 0 if Zoom was not called.
+	HeaderHTTPStatus = "Zoom-Http-Status"
+	// HeaderErrorCode holds the "code" of Zoom's error body, 0 if none.
+	HeaderErrorCode = "Zoom-Error-Code"
+	// HeaderErrorMessage holds Zoom's error message or the validation
+	// error, sanitised for a header.
+	HeaderErrorMessage = "Zoom-Error-Message"
+	// HeaderOriginalSubject holds the subject the request arrived on.
+	HeaderOriginalSubject = "Original-Subject"
+	// HeaderOriginalSequence holds the request's stream sequence.
+	HeaderOriginalSequence = "Original-Sequence"
+	// HeaderRequestID holds the request ID.
+	HeaderRequestID = "Request-Id"
+	// HeaderDeliveries holds how many times the request was delivered.
+	HeaderDeliveries = "Deliveries"
+	// HeaderDeadLetteredAt holds when the request was dead-lettered.
+	HeaderDeadLetteredAt = "Dead-Lettered-At"
+	// HeaderReplayedFrom marks a replayed request with where it came from.
+	HeaderReplayedFrom = "Replayed-From"
+	// HeaderOriginalRequestID holds, on a replayed request, the ID of the
+	// request that was dead-lettered.
 	HeaderOriginalRequestID = "Original-Request-Id"
 )
 
@@ -40,8 +53,8 @@ type DeadLetter struct {
 	// example for ReasonInvalidRequest.
 	HTTPStatus int
 	ZoomCode   int
-	// ZoomMessage is Zoom's error message, or the validation error for
-	// ReasonInvalidRequest.
+	// ZoomMessage is Zoom's error message or, for ReasonInvalidRequest,
+	// the validation error (which never holds the password).
 	ZoomMessage      string
 	OriginalSubject  string
 	OriginalSequence uint64

@@ -53,9 +53,12 @@ func Decode(data []byte) (Request, error) {
 	// A field that could not be decoded holds its zero value, so Validate
 	// would add a second, misleading complaint (a mistyped "type" would also
 	// be "must be one of 1, 2, 4, 99"). Keep only the decode problem.
-	decoded := len(d.fields)
+	decoded := make(map[string]bool, len(d.fields))
+	for _, f := range d.fields {
+		decoded[f.Field] = true
+	}
 	for _, f := range v.fields {
-		if !covered(d.fields[:decoded], f.Field) {
+		if !covered(decoded, f.Field) {
 			d.fields = append(d.fields, f)
 		}
 	}
@@ -225,15 +228,20 @@ type decoder struct {
 	validator
 }
 
-// covered reports whether fields holds a problem for field or for one of
-// its ancestors.
-func covered(fields []FieldError, field string) bool {
-	for _, f := range fields {
-		if f.Field == field || strings.HasPrefix(field, f.Field+".") || strings.HasPrefix(field, f.Field+"[") {
+// covered reports whether fields holds field or one of its ancestors, so
+// that "user_info.feature" covers "user_info.feature.zoom_phone" and
+// "user_info.license_info_list" covers "user_info.license_info_list[0]".
+func covered(fields map[string]bool, field string) bool {
+	for {
+		if fields[field] {
 			return true
 		}
+		i := strings.LastIndexAny(field, ".[")
+		if i <= 0 {
+			return false
+		}
+		field = field[:i]
 	}
-	return false
 }
 
 // members returns the members of object n by key after reporting unknown

@@ -49,8 +49,9 @@ const (
 	// ReasonZoomRejected means Zoom answered with a 4xx that retrying
 	// cannot fix.
 	ReasonZoomRejected Reason = "zoom_rejected"
-	// ReasonNotFound means Zoom answered 404, for example because no Zoom
-	// Phone licence is available.
+	// ReasonNotFound means Zoom answered 404 Not Found; for POST /v2/users
+	// Zoom documents this for a missing group (code 4130) and for a Zoom
+	// Phone request with no licence left (code 1102).
 	ReasonNotFound Reason = "not_found"
 	// ReasonRetriesExhausted means transient failures went on past the
 	// retry budget.

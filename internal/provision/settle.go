@@ -132,9 +132,11 @@ func (s *Service) unsettled(log *zerolog.Logger, d *delivery, a attempt, err err
 
 // result fills the fields every result event shares.
 func (s *Service) result(d *delivery, a attempt) messages.Result {
-	action := string(d.req.Action)
+	// The subject's action: for valid requests it equals the body's, and
+	// for invalid ones it is the only routing the request really had.
+	action := d.action
 	if action == "" {
-		action = d.action
+		action = string(d.req.Action)
 	}
 	return messages.Result{
 		RequestID:      d.requestID,

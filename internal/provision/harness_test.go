@@ -1,0 +1,381 @@
+package provision_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+
+	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/internal/provision"
+	"github.com/zoomprov/consumer/internal/retry"
+	"github.com/zoomprov/consumer/internal/zoom"
+	"github.com/zoomprov/consumer/testenv"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// harness is one embedded JetStream server, one Zoom simulator and a
+// provisioning service between them.
+type harness struct {
+	t   testing.TB
+	ns  *testenv.NATS
+	sim *testenv.Simulator
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	log *syncBuffer
+
+	mu    sync.Mutex
+	runs  []*serviceRun
+	evs   map[string][]messages.Event // result events read so far
+	evSeq uint64                      // last result sequence read
+}
+
+// serviceRun is one running service with its own NATS connection, so a
+// test can "crash" it by closing that connection.
+type serviceRun struct {
+	svc    *provision.Service
+	nc     *nats.Conn
+	closed chan struct{}
+	zc     *zoom.Client
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func newHarness(t testing.TB, simCfg testenv.SimConfig) *harness {
+	t.Helper()
+	ns, err := testenv.StartNATS(testenv.NATSOptions{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("start nats: %v", err)
+	}
+	sim := testenv.NewSimulator(simCfg)
+	nc, err := nats.Connect(ns.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	h := &harness{t: t, ns: ns, sim: sim, nc: nc, js: js, log: &syncBuffer{}}
+	t.Cleanup(func() {
+		h.stopAll()
+		nc.Close()
+		sim.Close()
+		ns.Shutdown()
+		if t.Failed() && os.Getenv("SHOW_LOGS") != "" {
+			t.Logf("service log:\n%s", h.log.String())
+		}
+	})
+	// Provision up front so tests can publish before the service starts.
+	if err := provision.Provision(context.Background(), js, provision.DefaultTopology(), messages.Actions, 2*time.Second, 1000); err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	return h
+}
+
+// testConfig is a service configuration with delays cut to milliseconds.
+func testConfig(maxAttempts int) provision.Config {
+	p := retry.DefaultPolicy(maxAttempts)
+	p.InProcess = retry.Schedule{Initial: time.Millisecond, Max: 5 * time.Millisecond}
+	p.Redelivery = retry.Schedule{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond}
+	p.Hold = retry.Schedule{Initial: 100 * time.Millisecond, Max: 300 * time.Millisecond}
+	p.RateLimitFallback = 50 * time.Millisecond
+	return provision.Config{
+		MaxAttempts:     maxAttempts,
+		Policy:          p,
+		AckWait:         2 * time.Second,
+		ShutdownTimeout: 2 * time.Second,
+		Provision:       true,
+	}
+}
+
+// start runs a service with cfg until stop or the end of the test.
+func (h *harness) start(cfg provision.Config) *serviceRun {
+	h.t.Helper()
+	closed := make(chan struct{})
+	nc, err := nats.Connect(h.ns.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+	if err != nil {
+		h.t.Fatalf("connect: %v", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		h.t.Fatalf("jetstream: %v", err)
+	}
+	zc, err := zoom.New(zoom.Config{
+		AccountID: testenv.DefaultSimAccountID, ClientID: testenv.DefaultSimClientID, ClientSecret: testenv.DefaultSimClientSecret,
+		BaseURL: h.sim.APIURL(), TokenURL: h.sim.TokenURL(), Timeout: 2 * time.Second,
+	})
+	if err != nil {
+		h.t.Fatalf("zoom client: %v", err)
+	}
+	cfg.Logger = zerolog.New(h.log).Level(zerolog.DebugLevel)
+	svc, err := provision.New(js, zc, cfg)
+	if err != nil {
+		h.t.Fatalf("provision.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &serviceRun{svc: svc, nc: nc, closed: closed, zc: zc, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- svc.Run(ctx) }()
+	h.mu.Lock()
+	h.runs = append(h.runs, r)
+	h.mu.Unlock()
+	eventually(h.t, 10*time.Second, func() (bool, string) {
+		select {
+		case err := <-r.done:
+			r.done <- err
+			return true, ""
+		default:
+		}
+		return svc.Status().Bound, "service not bound"
+	})
+	return r
+}
+
+// stop shuts a service down gracefully and returns Run's error.
+func (r *serviceRun) stop(t testing.TB) error {
+	t.Helper()
+	r.cancel()
+	var err error
+	select {
+	case err = <-r.done:
+		r.done <- err
+	case <-time.After(30 * time.Second):
+		t.Fatalf("service did not stop within 30s")
+	}
+	if err := r.nc.Drain(); err != nil {
+		r.nc.Close()
+	}
+	select {
+	case <-r.closed:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("nats connection did not close within 30s")
+	}
+	r.zc.CloseIdleConnections()
+	return err
+}
+
+// crash kills a service abruptly: its connection is closed without
+// flushing, so nothing in flight is acked or handed back.
+func (r *serviceRun) crash(t testing.TB) {
+	t.Helper()
+	r.nc.Close()
+	r.cancel()
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("crashed service did not return within 30s")
+	}
+	r.done <- nil
+	r.zc.CloseIdleConnections()
+}
+
+func (h *harness) stopAll() {
+	h.mu.Lock()
+	runs := h.runs
+	h.runs = nil
+	h.mu.Unlock()
+	for _, r := range runs {
+		if !r.nc.IsClosed() {
+			r.stop(h.t)
+		}
+	}
+}
+
+// publish publishes a request with a Nats-Msg-Id.
+func (h *harness) publish(id, action, body string) {
+	h.t.Helper()
+	m := nats.NewMsg("zoom.users.create." + action)
+	m.Data = []byte(body)
+	if id != "" {
+		m.Header.Set(jetstream.MsgIDHeader, id)
+	}
+	if _, err := h.js.PublishMsg(context.Background(), m); err != nil {
+		h.t.Fatalf("publish %s: %v", id, err)
+	}
+}
+
+func userBody(action, email string, typ int) string {
+	return fmt.Sprintf(`{"action":%q,"user_info":{"email":%q,"type":%d,"first_name":"Test"}}`, action, email, typ)
+}
+
+// storedMsgs returns every message stored in a stream.
+func (h *harness) storedMsgs(stream string) []*jetstream.RawStreamMsg {
+	h.t.Helper()
+	s, err := h.js.Stream(context.Background(), stream)
+	if err != nil {
+		h.t.Fatalf("stream %s: %v", stream, err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		h.t.Fatalf("stream info %s: %v", stream, err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(context.Background(), seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			h.t.Fatalf("get %s/%d: %v", stream, seq, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func (h *harness) streamMsgCount(stream string) uint64 {
+	h.t.Helper()
+	s, err := h.js.Stream(context.Background(), stream)
+	if err != nil {
+		h.t.Fatalf("stream %s: %v", stream, err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		h.t.Fatalf("stream info %s: %v", stream, err)
+	}
+	return info.State.Msgs
+}
+
+// events returns the result events, by request id, in stream order. It
+// reads only what arrived since the last call, so polling stays cheap.
+func (h *harness) events() map[string][]messages.Event {
+	h.t.Helper()
+	ctx := context.Background()
+	s, err := h.js.Stream(ctx, "ZOOM_USERS_RESULTS")
+	if err != nil {
+		h.t.Fatalf("result stream: %v", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		h.t.Fatalf("result stream info: %v", err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.evs == nil {
+		h.evs = map[string][]messages.Event{}
+	}
+	for seq := h.evSeq + 1; seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			h.t.Fatalf("get result %d: %v", seq, err)
+		}
+		h.evSeq = seq
+		ev, err := messages.DecodeEvent(m.Data)
+		if err != nil {
+			h.t.Fatalf("result %d is not a valid event: %v", m.Sequence, err)
+		}
+		if want := "zoom.users.result." + string(ev.Data.Outcome); m.Subject != want {
+			h.t.Errorf("event %s on subject %s; want %s", ev.ID, m.Subject, want)
+		}
+		if ct := m.Header.Get("Content-Type"); ct != messages.ContentTypeCloudEvents {
+			h.t.Errorf("event %s Content-Type = %q; want %q", ev.ID, ct, messages.ContentTypeCloudEvents)
+		}
+		h.evs[ev.Data.RequestID] = append(h.evs[ev.Data.RequestID], ev)
+	}
+	out := make(map[string][]messages.Event, len(h.evs))
+	for k, v := range h.evs {
+		out[k] = v
+	}
+	return out
+}
+
+// terminal returns each request's terminal events.
+func terminal(evs []messages.Event) []messages.Event {
+	var out []messages.Event
+	for _, e := range evs {
+		if e.Data.Outcome.Terminal() {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// waitTerminal waits until every id has a terminal result event.
+func (h *harness) waitTerminal(timeout time.Duration, ids ...string) map[string][]messages.Event {
+	h.t.Helper()
+	var evs map[string][]messages.Event
+	eventually(h.t, timeout, func() (bool, string) {
+		evs = h.events()
+		var missing []string
+		for _, id := range ids {
+			if len(terminal(evs[id])) == 0 {
+				missing = append(missing, id)
+			}
+		}
+		sort.Strings(missing)
+		if len(missing) > 5 {
+			missing = append(missing[:5], fmt.Sprintf("and %d more", len(missing)-5))
+		}
+		return len(missing) == 0, "no terminal result for " + strings.Join(missing, ", ")
+	})
+	return evs
+}
+
+// consumerInfo returns the durable consumer of action.
+func (h *harness) consumerInfo(action string) *jetstream.ConsumerInfo {
+	h.t.Helper()
+	c, err := h.js.Consumer(context.Background(), "ZOOM_USERS", "zoom-provisioner-"+action)
+	if err != nil {
+		h.t.Fatalf("consumer %s: %v", action, err)
+	}
+	info, err := c.Info(context.Background())
+	if err != nil {
+		h.t.Fatalf("consumer info %s: %v", action, err)
+	}
+	return info
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	wait := time.Millisecond
+	for {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v: %s", timeout, why)
+		}
+		time.Sleep(wait) // polling interval, not a wait for the condition
+		if wait < 50*time.Millisecond {
+			wait *= 2
+		}
+	}
+}
+
+// syncBuffer collects log output from many goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var _ io.Writer = (*syncBuffer)(nil)
