@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -21,6 +22,8 @@ import (
 // while handling it.
 type delivery struct {
 	msg       jetstream.Msg
+	data      []byte
+	header    nats.Header
 	seq       uint64
 	delivered uint64
 	requestID string
@@ -119,9 +122,11 @@ func (s *Service) newDelivery(msg jetstream.Msg) (*delivery, bool) {
 		seq:       md.Sequence.Stream,
 		delivered: md.NumDelivered,
 		subject:   msg.Subject(),
+		data:      msg.Data(),
+		header:    msg.Headers(),
 		start:     s.now(),
 	}
-	h := msg.Headers()
+	h := d.header
 	d.requestID = h.Get(jetstream.MsgIDHeader)
 	if d.requestID == "" {
 		d.requestID = s.topo.RequestStream + "-" + strconv.FormatUint(d.seq, 10)
@@ -133,9 +138,9 @@ func (s *Service) newDelivery(msg jetstream.Msg) (*delivery, bool) {
 
 // validate decodes the body and checks it against the subject.
 func (s *Service) validate(d *delivery) attempt {
-	req, err := messages.Decode(d.msg.Data())
+	req, err := messages.Decode(d.data)
 	if err != nil {
-		d.email = bestEffortEmail(d.msg.Data())
+		d.email = bestEffortEmail(d.data)
 		return attempt{kind: retry.Invalid, err: err, reason: messages.ReasonInvalidRequest, zoomMsg: err.Error()}
 	}
 	d.req = req

@@ -322,3 +322,38 @@ func TestProvisionIsIdempotent(t *testing.T) {
 		t.Errorf("request stream retention %s duplicates %v; want WorkQueue, 24h", info.Config.Retention, info.Config.Duplicates)
 	}
 }
+
+// Ensure requests published on subjects that name no action (a typo in the
+// action, extra tokens) are dead-lettered rather than left in the stream
+// forever, since no per-action consumer would ever take them.
+func TestStraySubjectsAreDeadLettered(t *testing.T) {
+	h := newHarness(t, testenv.SimConfig{})
+	h.publish("stray-case", "SSOCreate", userBody("ssoCreate", "case@example.com", 1))
+	h.publish("stray-deep", "ssoCreate.extra", userBody("ssoCreate", "deep@example.com", 1))
+	h.publish("fine", "ssoCreate", userBody("ssoCreate", "fine@example.com", 1))
+	h.start(testConfig(3))
+	evs := h.waitTerminal(15*time.Second, "stray-case", "stray-deep", "fine")
+	for _, id := range []string{"stray-case", "stray-deep"} {
+		term := terminal(evs[id])
+		if len(term) != 1 || term[0].Data.Outcome != messages.OutcomeFailed || term[0].Data.Reason != messages.ReasonInvalidRequest {
+			t.Errorf("%s terminal = %+v; want one failed invalid_request", id, term)
+		}
+	}
+	if term := terminal(evs["fine"]); len(term) != 1 || term[0].Data.Outcome != messages.OutcomeCreated {
+		t.Errorf("fine terminal = %+v; want created", term)
+	}
+	subjects := map[string]bool{}
+	for _, m := range h.storedMsgs("ZOOM_USERS_DLQ") {
+		subjects[m.Subject] = true
+	}
+	if !subjects["zoom.users.dlq.SSOCreate"] || !subjects["zoom.users.dlq.ssoCreate.extra"] || len(subjects) != 2 {
+		t.Errorf("dead-letter subjects = %v; want zoom.users.dlq.SSOCreate and zoom.users.dlq.ssoCreate.extra", subjects)
+	}
+	eventually(t, 5*time.Second, func() (bool, string) {
+		n := h.streamMsgCount("ZOOM_USERS")
+		return n == 0, fmt.Sprintf("request stream holds %d messages", n)
+	})
+	if got := h.sim.Creations("case@example.com") + h.sim.Creations("deep@example.com"); got != 0 {
+		t.Errorf("zoom created %d stray users; want 0", got)
+	}
+}

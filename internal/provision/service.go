@@ -224,6 +224,7 @@ func (s *Service) Run(ctx context.Context) error {
 	hbCtx, stopHB := context.WithCancel(context.Background())
 	var hb sync.WaitGroup
 	hb.Go(func() { s.track.heartbeat(hbCtx, s.cfg.AckWait/3) })
+	hb.Go(func() { s.sweepStrays(ctx) })
 
 	fatal := make(chan error, len(feeds))
 	var dispatchers sync.WaitGroup

@@ -190,14 +190,14 @@ func (s *Service) publishDeadLetter(ctx context.Context, d *delivery, a attempt)
 		DeadLetteredAt:   s.now(),
 	}
 	m := nats.NewMsg(s.topo.DeadLetterSubject(action))
-	m.Data = d.msg.Data()
+	m.Data = d.data
 	for k, v := range dl.Headers() {
 		m.Header.Set(k, v)
 	}
 	// Keep the publisher's own headers (trace context, replay markers)
 	// unless they clash with ours. Nats-* headers (Msg-Id, Expected-*)
 	// steer the publish itself and must not be copied.
-	for k, vs := range d.msg.Headers() {
+	for k, vs := range d.header {
 		if _, ours := m.Header[k]; !ours && !strings.HasPrefix(k, "Nats-") {
 			m.Header[k] = vs
 		}

@@ -1,0 +1,114 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/internal/retry"
+)
+
+// strayInterval is how often the request stream is checked for requests on
+// subjects that no consumer covers.
+const strayInterval = 30 * time.Second
+
+// sweepStrays dead-letters requests published on a request subject that
+// names no known action (zoom.users.create.SSOCreate, .foo, .a.b). The
+// stream accepts them (its subjects are <prefix>.>), but no per-action
+// consumer's filter matches them, and a work-queue stream cannot have a
+// catch-all consumer beside per-action ones, so without this they would sit
+// in the stream forever. It runs at start-up and every strayInterval until
+// ctx ends. Several replicas may sweep at once: the dead letter and the
+// result are de-duplicated by their message ids.
+func (s *Service) sweepStrays(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := s.sweepOnce(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn().Err(err).Msg("sweep requests on unknown subjects")
+		} else if n > 0 {
+			s.log.Warn().Int("count", n).Msg("dead-lettered requests published on subjects that name no action")
+		}
+		t.Reset(strayInterval)
+	}
+}
+
+// sweepOnce dead-letters every stray request now and returns how many.
+func (s *Service) sweepOnce(ctx context.Context) (int, error) {
+	stream, err := s.js.Stream(ctx, s.topo.RequestStream)
+	if err != nil {
+		return 0, err
+	}
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(s.topo.RequestPrefix+".>"))
+	if err != nil {
+		return 0, err
+	}
+	known := make(map[string]bool, len(messages.Actions))
+	for _, a := range messages.Actions {
+		known[s.topo.RequestSubject(string(a))] = true
+	}
+	n := 0
+	for subject := range info.State.Subjects {
+		if known[subject] {
+			continue
+		}
+		for ctx.Err() == nil {
+			m, err := stream.GetLastMsgForSubject(ctx, subject)
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				break
+			}
+			if err != nil {
+				return n, err
+			}
+			if err := s.deadLetterStray(ctx, stream, m); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (s *Service) deadLetterStray(ctx context.Context, stream jetstream.Stream, m *jetstream.RawStreamMsg) error {
+	d := &delivery{
+		seq:       m.Sequence,
+		delivered: 1,
+		subject:   m.Subject,
+		data:      m.Data,
+		header:    m.Header,
+		action:    strings.TrimPrefix(m.Subject, s.topo.RequestPrefix+"."),
+		start:     s.now(),
+	}
+	d.requestID = m.Header.Get(jetstream.MsgIDHeader)
+	if d.requestID == "" {
+		d.requestID = s.topo.RequestStream + "-" + strconv.FormatUint(m.Sequence, 10)
+	}
+	d.email = bestEffortEmail(m.Data)
+	msg := fmt.Sprintf("subject %q names no action; publish on %s.<create|autoCreate|custCreate|ssoCreate>", m.Subject, s.topo.RequestPrefix)
+	a := attempt{kind: retry.Invalid, reason: messages.ReasonInvalidRequest, zoomMsg: msg, err: errors.New("provision: " + msg)}
+	if err := s.publishDeadLetter(ctx, d, a); err != nil {
+		return err
+	}
+	res := s.result(d, a)
+	res.Outcome = messages.OutcomeFailed
+	if err := s.publishResult(ctx, res); err != nil {
+		return err
+	}
+	if err := stream.DeleteMsg(ctx, m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
+		return fmt.Errorf("delete stray request %d: %w", m.Sequence, err)
+	}
+	log := s.log.With().Str("request_id", d.requestID).Str("subject", d.subject).Uint64("stream_seq", d.seq).Logger()
+	s.logEvent(log.Warn(), d, a, string(messages.OutcomeFailed)).Str("reason", string(a.reason)).Msg("request dead-lettered")
+	return nil
+}
