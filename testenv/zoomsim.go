@@ -1,7 +1,5 @@
-// Package testenv provides fakes of the consumer's external systems for tests
-// and for the sandbox demo. It is ordinary (non-test) code so that the
-// sandbox binary can run the real consumer against it; nothing in it needs a
-// *testing.T.
+// The package comment lives in nats.go.
+
 package testenv
 
 import (
@@ -444,7 +442,9 @@ func (s *Simulator) ExpireTokens() {
 }
 
 // Stall makes /v2 requests block until Unstall, until their client gives up,
-// or until Close. Token requests are not affected.
+// or until Close, as when Zoom stops answering. Token requests are not
+// affected. A released request is authenticated and rate limited at release
+// time; one whose client gave up is dropped without being handled.
 func (s *Simulator) Stall() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

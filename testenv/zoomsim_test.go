@@ -1136,8 +1136,8 @@ func TestDelayBeyondClientTimeout(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := startSim(t, SimConfig{})
+			auth := getToken(t, newClient(t, 5*time.Second), s)
 			c := newClient(t, 100*time.Millisecond)
-			auth := getToken(t, c, s)
 			if tc.fault.Kind() != FaultNone {
 				s.FailNext(1, tc.fault)
 			}
@@ -1504,4 +1504,48 @@ func TestPasswordRules(t *testing.T) {
 			t.Errorf("validPassword(%q) = %v; want %v", tc.pw, got, tc.want)
 		}
 	}
+}
+
+// ExampleSimulator shows the token-then-create flow a Zoom client goes
+// through, and how a test checks that a user was created exactly once.
+func ExampleSimulator() {
+	sim := NewSimulator(SimConfig{RatePerSecond: 30})
+	defer sim.Close()
+	// Ask a sandbox client to lose the first create's answer after Zoom
+	// has stored the user.
+	sim.FailEmail("ada@example.com", 1, Fault{Drop: true, AfterCreate: true})
+
+	form := url.Values{"grant_type": {"account_credentials"}, "account_id": {DefaultSimAccountID}}
+	req, _ := http.NewRequest("POST", sim.TokenURL(), strings.NewReader(form.Encode()))
+	req.SetBasicAuth(DefaultSimClientID, DefaultSimClientSecret)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+
+	body := `{"action":"create","user_info":{"email":"ada@example.com","type":1}}`
+	for range 2 {
+		req, _ := http.NewRequest("POST", sim.APIURL()+"/users", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			fmt.Println("connection lost")
+			continue
+		}
+		resp.Body.Close()
+		fmt.Println(resp.StatusCode)
+	}
+	fmt.Println("created", sim.Creations("ada@example.com"), "time(s)")
+	// Output:
+	// connection lost
+	// 409
+	// created 1 time(s)
 }

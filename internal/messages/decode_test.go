@@ -440,6 +440,16 @@ func TestDecodeInvalid(t *testing.T) {
 			want: []FieldError{{"user_info.email", "must be a bare email address such as name@example.com, without a display name"}},
 		},
 		{
+			name: "email with a domain literal",
+			in:   body("create", `{"email":"a@[192.0.2.1]","type":1}`),
+			want: []FieldError{{"user_info.email", "must be a bare email address such as name@example.com, without a display name"}},
+		},
+		{
+			name: "email with a quoted local part",
+			in:   body("create", `{"email":"\"a\"@example.com","type":1}`),
+			want: []FieldError{{"user_info.email", "must be a bare email address such as name@example.com, without a display name"}},
+		},
+		{
 			name: "email with a display name",
 			in:   body("create", `{"email":"Bob <b@x.com>","type":1}`),
 			want: []FieldError{{"user_info.email", "must be a bare email address such as name@example.com, without a display name or angle brackets"}},

@@ -219,7 +219,9 @@ func bareAddress(s string) bool {
 		return false
 	}
 	local, domain, _ := strings.Cut(s, "@")
-	if local == "" || domain == "" || !strings.Contains(domain, ".") {
+	// A domain literal such as [192.0.2.1] is valid RFC 5322 but no
+	// address Zoom can invite.
+	if local == "" || !strings.Contains(domain, ".") || strings.ContainsAny(domain, "[]") {
 		return false
 	}
 	for label := range strings.SplitSeq(domain, ".") {
