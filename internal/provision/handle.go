@@ -249,7 +249,12 @@ func classify(ctx context.Context, err error) (retry.Kind, messages.Reason) {
 	}
 	var tokErr *zoom.TokenError
 	if errors.As(err, &tokErr) {
-		if tokErr.CredentialsRejected() {
+		switch {
+		case tokErr.StatusCode == http.StatusTooManyRequests:
+			// The token endpoint's own rate limit: wait, never count it
+			// as a failed attempt.
+			return retry.RateLimited, ""
+		case tokErr.CredentialsRejected():
 			return retry.AccountProblem, ""
 		}
 		return retry.Transient, ""

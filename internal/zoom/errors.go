@@ -265,14 +265,28 @@ func describeBody(contentType string, body []byte) string {
 		mt = "unknown content type"
 	}
 	desc := fmt.Sprintf("non-JSON response body (%s, %d bytes)", mt, len(body))
-	lower := bytes.ToLower(body)
+	// Search an ASCII-only lower-cased copy: bytes.ToLower can change the
+	// length of non-ASCII text, and the positions must match body's.
+	lower := asciiLower(body)
 	if i := bytes.Index(lower, []byte("<title>")); i >= 0 {
-		rest := body[i+len("<title>"):]
-		if j := bytes.Index(bytes.ToLower(rest), []byte("</title>")); j >= 0 {
-			desc += ": " + sanitize(string(rest[:j]), 200)
+		start := i + len("<title>")
+		if j := bytes.Index(lower[start:], []byte("</title>")); j >= 0 {
+			desc += ": " + sanitize(string(body[start:start+j]), 200)
 		}
 	}
 	return desc
+}
+
+// asciiLower returns b with A-Z lower-cased and every other byte unchanged.
+func asciiLower(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		out[i] = c
+	}
+	return out
 }
 
 // sanitize makes text safe for one log line or header: no control
@@ -285,7 +299,7 @@ func sanitize(s string, max int) string {
 		return r
 	}, strings.TrimSpace(s))
 	if len(s) > max {
-		s = s[:max]
+		s = strings.ToValidUTF8(s[:max], "") // drop a character cut in half
 	}
 	return s
 }
@@ -305,6 +319,9 @@ type TokenError struct {
 
 func (e *TokenError) Error() string {
 	if e.StatusCode == 0 {
+		if e.Err == nil {
+			return "zoom: fetch token: failed"
+		}
 		return "zoom: fetch token: " + e.Err.Error()
 	}
 	s := fmt.Sprintf("zoom: fetch token: http %d", e.StatusCode)
