@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-	"golang.org/x/time/rate"
 
 	"github.com/zoomprov/consumer/internal/provision"
 	"github.com/zoomprov/consumer/internal/zoom"
@@ -74,11 +73,10 @@ func serve(ctx context.Context, cfg Config, log zerolog.Logger, ready func()) er
 		TokenURL:     cfg.ZoomTokenURL,
 		Timeout:      cfg.ZoomTimeout,
 	}
-	if cfg.ZoomRateLimit > 0 {
-		// Burst 1: calls are spaced evenly, never more than the limit in
-		// any one-second window.
-		zcfg.Limiter = rate.NewLimiter(rate.Limit(cfg.ZoomRateLimit), 1)
-	}
+	// The pacer spaces calls at this replica's share of ZOOM_RATE_LIMIT
+	// and holds create calls while the shared daily-quota gate is closed.
+	pacer := provision.NewPacer(cfg.ZoomRateLimit)
+	zcfg.Limiter = pacer
 	zc, err := zoom.New(zcfg)
 	if err != nil {
 		return err
@@ -101,6 +99,7 @@ func serve(ctx context.Context, cfg Config, log zerolog.Logger, ready func()) er
 		MaxAckPending:   cfg.MaxAckPending,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Provision:       cfg.Provision,
+		Pacer:           pacer,
 		Logger:          log,
 		LogEmails:       cfg.LogEmails,
 	})

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -147,37 +148,61 @@ func TestDeployConsumerFilesMatchCode(t *testing.T) {
 	}
 }
 
-// deployKVCommands returns every `nats kv add|edit zoom_attempts ...`
-// command written in deploy/nats/README.md and apply.sh, as
-// KeyValueConfigs, keyed by "file: command".
-func deployKVCommands(t *testing.T) map[string]jetstream.KeyValueConfig {
+// deployBuckets are the code's key-value buckets, which the nats CLI
+// creates from commands rather than JSON files.
+func deployBuckets(topo provision.Topology) []jetstream.KeyValueConfig {
+	return []jetstream.KeyValueConfig{topo.AttemptsConfig(), topo.QuotaConfig()}
+}
+
+// kvCommandRE finds `nats kv add|edit BUCKET ...` commands in the docs and
+// the script.
+var kvCommandRE = regexp.MustCompile("nats kv (add|edit) ([A-Za-z0-9_-]+) [^`]*")
+
+// kvCommand is one `nats kv add|edit` command of deploy/nats.
+type kvCommand struct {
+	where string // "README.md: nats kv add ..."
+	add   bool
+	cfg   jetstream.KeyValueConfig
+}
+
+// deployKVCommands returns every `nats kv add|edit` command written in
+// deploy/nats/README.md and apply.sh, by bucket. Every bucket of the code
+// must have an add command in both files, and no other bucket may appear.
+func deployKVCommands(t *testing.T) map[string][]kvCommand {
 	t.Helper()
-	bucket := provision.DefaultTopology().AttemptsBucket
-	out := map[string]jetstream.KeyValueConfig{}
-	adds := 0
+	out := map[string][]kvCommand{}
+	adds := map[string]bool{}
 	for _, name := range []string{"README.md", "apply.sh"} {
 		data, err := os.ReadFile(filepath.Join(deployDir, name))
 		if err != nil {
 			t.Fatalf("read %s: %v", name, err)
 		}
 		for _, line := range strings.Split(string(data), "\n") {
-			for _, verb := range []string{"add", "edit"} {
-				prefix := "nats kv " + verb + " " + bucket + " "
-				i := strings.Index(line, prefix)
-				if i < 0 {
-					continue
-				}
-				if verb == "add" {
-					adds++
-				}
-				cmd := strings.TrimRight(strings.TrimSpace(line[i:]), "`")
-				cmd = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(cmd), ">/dev/null"))
-				out[name+": "+cmd] = parseKVCommand(t, name, cmd, verb == "add")
+			m := kvCommandRE.FindStringSubmatch(line)
+			if m == nil {
+				continue
+			}
+			cmd := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(m[0]), ">/dev/null"))
+			add := m[1] == "add"
+			if add {
+				adds[name+" "+m[2]] = true
+			}
+			out[m[2]] = append(out[m[2]], kvCommand{where: name + ": " + cmd, add: add, cfg: parseKVCommand(t, name, cmd, add)})
+		}
+	}
+	code := map[string]bool{}
+	for _, b := range deployBuckets(provision.DefaultTopology()) {
+		code[b.Bucket] = true
+		for _, name := range []string{"README.md", "apply.sh"} {
+			if !adds[name+" "+b.Bucket] {
+				t.Errorf("%s: no `nats kv add %s` command", name, b.Bucket)
 			}
 		}
 	}
-	if adds < 2 {
-		t.Fatalf("want the `nats kv add %s` command in both README.md and apply.sh, found %d", bucket, adds)
+	for b, cmds := range out {
+		if !code[b] {
+			t.Errorf("%s: bucket %s is not one the code uses", cmds[0].where, b)
+		}
 	}
 	return out
 }
@@ -279,19 +304,23 @@ func shellWords(t *testing.T, line string) []string {
 	return words
 }
 
-func TestDeployKVCommandMatchesCode(t *testing.T) {
-	want := provision.DefaultTopology().AttemptsConfig()
-	if want.History != 1 || want.TTL != 168*time.Hour || want.Storage != jetstream.FileStorage {
-		t.Errorf("AttemptsConfig = history %d, ttl %v, storage %v; the deploy README documents history 1, ttl 168h, file storage",
-			want.History, want.TTL, want.Storage)
+func TestDeployKVCommandsMatchCode(t *testing.T) {
+	topo := provision.DefaultTopology()
+	if a := topo.AttemptsConfig(); a.History != 1 || a.TTL != 168*time.Hour || a.Storage != jetstream.FileStorage {
+		t.Errorf("AttemptsConfig = history %d, ttl %v, storage %v; deploy/nats/README.md documents history 1, ttl 168h, file storage",
+			a.History, a.TTL, a.Storage)
 	}
-	for cmd, got := range deployKVCommands(t) {
-		deployField(t, cmd, "bucket", got.Bucket, want.Bucket)
-		deployField(t, cmd, "history", got.History, want.History)
-		deployField(t, cmd, "ttl", got.TTL, want.TTL)
-		deployField(t, cmd, "storage", got.Storage, want.Storage)
-		deployField(t, cmd, "replicas", got.Replicas, want.Replicas)
-		deployField(t, cmd, "description", got.Description, want.Description)
+	cmds := deployKVCommands(t)
+	for _, want := range deployBuckets(topo) {
+		for _, c := range cmds[want.Bucket] {
+			got := c.cfg
+			deployField(t, c.where, "bucket", got.Bucket, want.Bucket)
+			deployField(t, c.where, "history", got.History, want.History)
+			deployField(t, c.where, "ttl", got.TTL, want.TTL)
+			deployField(t, c.where, "storage", got.Storage, want.Storage)
+			deployField(t, c.where, "replicas", got.Replicas, want.Replicas)
+			deployField(t, c.where, "description", got.Description, want.Description)
+		}
 	}
 }
 
@@ -322,25 +351,28 @@ func TestDeployDefinitionsOnServer(t *testing.T) {
 			t.Fatalf("create stream from %s: %v", f.name, err)
 		}
 	}
-	if err := provision.Check(ctx, js, topo, messages.Actions); err == nil || !strings.Contains(err.Error(), topo.AttemptsBucket) {
-		t.Fatalf("Check without the key-value bucket = %v, want an error naming %s", err, topo.AttemptsBucket)
+	if err := provision.Check(ctx, js, topo, messages.Actions); err == nil || !strings.Contains(err.Error(), "key-value bucket") {
+		t.Fatalf("Check without the key-value buckets = %v, want an error naming a bucket", err)
 	}
 
-	// The bucket, as `nats kv add` in the README creates it.
-	var kvCfg jetstream.KeyValueConfig
-	for cmd, c := range deployKVCommands(t) {
-		if strings.HasPrefix(cmd, "README.md: nats kv add ") {
-			kvCfg = c
+	// The buckets, as the README's `nats kv add` commands create them.
+	cmds := deployKVCommands(t)
+	for _, b := range deployBuckets(topo) {
+		var cfg *jetstream.KeyValueConfig
+		for _, c := range cmds[b.Bucket] {
+			if c.add && strings.HasPrefix(c.where, "README.md: ") {
+				cfg = &c.cfg
+			}
 		}
-	}
-	if kvCfg.Bucket == "" {
-		t.Fatal("no `nats kv add` command in README.md")
-	}
-	if _, err := js.CreateKeyValue(ctx, kvCfg); err != nil {
-		t.Fatalf("create key-value bucket: %v", err)
-	}
-	if _, err := js.Stream(ctx, "KV_"+topo.AttemptsBucket); err != nil {
-		t.Fatalf("the bucket's stream KV_%s: %v", topo.AttemptsBucket, err)
+		if cfg == nil {
+			t.Fatalf("README.md has no `nats kv add %s` command", b.Bucket)
+		}
+		if _, err := js.CreateKeyValue(ctx, *cfg); err != nil {
+			t.Fatalf("create key-value bucket %s: %v", b.Bucket, err)
+		}
+		if _, err := js.Stream(ctx, "KV_"+b.Bucket); err != nil {
+			t.Fatalf("the bucket's stream KV_%s: %v", b.Bucket, err)
+		}
 	}
 
 	for _, f := range readDeployFiles[jetstream.ConsumerConfig](t, "consumer-*.json") {
@@ -374,7 +406,10 @@ func TestDeployDefinitionsOnServer(t *testing.T) {
 func deploySnapshot(ctx context.Context, t *testing.T, js jetstream.JetStream, topo provision.Topology) map[string]any {
 	t.Helper()
 	out := map[string]any{}
-	streams := []string{"KV_" + topo.AttemptsBucket}
+	var streams []string
+	for _, b := range deployBuckets(topo) {
+		streams = append(streams, "KV_"+b.Bucket)
+	}
 	for _, sc := range topo.StreamConfigs() {
 		streams = append(streams, sc.Name)
 	}

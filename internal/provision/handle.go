@@ -184,11 +184,17 @@ func bestEffortEmail(data []byte) string {
 // try makes one attempt: create the user and, if Zoom says it exists, look
 // up its id.
 func (s *Service) try(ctx context.Context, d *delivery) attempt {
+	if gt, closed := s.gates.closed(d.action, s.now()); closed {
+		// Another replica (or an earlier request) found the quota spent:
+		// do not spend a call to be told again.
+		return attempt{kind: retry.RateLimited, retryAt: gt.Until,
+			zoomMsg: "quota gate closed until " + gt.Until.UTC().Format(time.RFC3339) + ": " + gt.Reason}
+	}
 	info, err := json.Marshal(d.req.ForZoom().UserInfo)
 	if err != nil {
 		return attempt{kind: retry.Invalid, err: err, reason: messages.ReasonInvalidRequest, zoomMsg: "user_info cannot be encoded"}
 	}
-	resp, err := s.zoom.CreateUser(ctx, zoom.CreateUserRequest{Action: string(d.req.Action), UserInfo: info})
+	resp, err := s.zoom.CreateUser(withGate(ctx, d.action), zoom.CreateUserRequest{Action: string(d.req.Action), UserInfo: info})
 	if err == nil {
 		return attempt{kind: retry.Succeeded, outcome: messages.OutcomeCreated, user: resp, httpStatus: resp.StatusCode, trackingID: resp.TrackingID}
 	}
@@ -211,17 +217,31 @@ func (s *Service) try(ctx context.Context, d *delivery) attempt {
 			err = gerr
 		}
 	}
-	return s.failure(ctx, err)
+	return s.failure(ctx, d, err)
 }
 
-// failure classifies a failed attempt.
-func (s *Service) failure(ctx context.Context, err error) attempt {
+// failure classifies a failed attempt. A rate limit also steers every
+// replica: a daily limit closes the shared quota gate, a per-second one
+// slows this replica down.
+func (s *Service) failure(ctx context.Context, d *delivery, err error) attempt {
 	a := attempt{err: err}
+	var gateErr *GateClosedError
+	if errors.As(err, &gateErr) {
+		a.kind, a.retryAt = retry.RateLimited, gateErr.Gate.Until
+		a.zoomMsg = "quota gate closed until " + gateErr.Gate.Until.UTC().Format(time.RFC3339) + ": " + gateErr.Gate.Reason
+		return a
+	}
 	var apiErr *zoom.APIError
 	if errors.As(err, &apiErr) {
 		a.httpStatus, a.zoomCode, a.zoomMsg, a.trackingID = apiErr.StatusCode, apiErr.Code, apiErr.Message, apiErr.TrackingID
 		if apiErr.StatusCode == http.StatusTooManyRequests {
-			a.retryAt = apiErr.ResetAt(s.now())
+			now := s.now()
+			a.retryAt = apiErr.ResetAt(now)
+			if apiErr.Limit() == zoom.LimitDaily {
+				s.closeGate(ctx, Gate{Scope: gateScope(d.action), Until: a.retryAt, Reason: apiErr.Message, ClosedAt: now, ClosedBy: s.replicaID})
+			} else {
+				s.pacer.slowDown(now)
+			}
 		}
 	}
 	var tokErr *zoom.TokenError

@@ -116,9 +116,13 @@ func (h *harness) start(cfg provision.Config) *serviceRun {
 	if err != nil {
 		h.t.Fatalf("jetstream: %v", err)
 	}
+	if cfg.Pacer == nil {
+		cfg.Pacer = provision.NewPacer(0)
+	}
 	zc, err := zoom.New(zoom.Config{
 		AccountID: testenv.DefaultSimAccountID, ClientID: testenv.DefaultSimClientID, ClientSecret: testenv.DefaultSimClientSecret,
 		BaseURL: h.sim.APIURL(), TokenURL: h.sim.TokenURL(), Timeout: 2 * time.Second,
+		Limiter: cfg.Pacer,
 	})
 	if err != nil {
 		h.t.Fatalf("zoom client: %v", err)

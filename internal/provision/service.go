@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,6 +62,14 @@ type Config struct {
 	PullBatch int
 	// Provision creates or updates streams and consumers on Run.
 	Provision bool
+	// Pacer paces Zoom calls at this replica's share of the account's
+	// budget and enforces the quota gates; pass the same Pacer to the Zoom
+	// client as its Limiter. Nil means NewPacer(0): no pacing, gates only
+	// where the service itself checks them.
+	Pacer *Pacer
+	// ReplicaID names this replica in the quota bucket; empty means the
+	// host name plus a random suffix.
+	ReplicaID string
 	// Policy is the retry policy; zero means retry.DefaultPolicy.
 	Policy retry.Policy
 	// Logger receives one line per outcome; zero value logs nothing.
@@ -118,8 +128,12 @@ type Service struct {
 	topo  Topology
 	hold  hold
 	track inflight
+	pacer *Pacer
+	gates *gates
 
-	attempts jetstream.KeyValue
+	replicaID string
+	attempts  jetstream.KeyValue
+	quotaKV   jetstream.KeyValue
 
 	mu    sync.Mutex
 	bound bool
@@ -145,6 +159,17 @@ func New(js jetstream.JetStream, z Zoom, cfg Config) (*Service, error) {
 	if s.rand == nil {
 		s.rand = rand.Float64
 	}
+	s.replicaID = cfg.ReplicaID
+	if s.replicaID == "" {
+		host, _ := os.Hostname()
+		s.replicaID = fmt.Sprintf("%s-%06x", sanitizeKey(host), rand.IntN(1<<24))
+	}
+	s.pacer = cfg.Pacer
+	if s.pacer == nil {
+		s.pacer = NewPacer(0)
+	}
+	s.pacer.now = cfg.Now
+	s.gates = &s.pacer.gates
 	return s, nil
 }
 
@@ -159,6 +184,14 @@ type Status struct {
 	HeldReason string    `json:"held_reason,omitempty"`
 	// InFlight is the number of requests being handled.
 	InFlight int `json:"in_flight"`
+	// Replicas is how many live replicas share the account's budget, and
+	// RateShare and Pace this replica's share and current pace (lower
+	// than the share for a while after a per-second 429), per second.
+	Replicas  int     `json:"replicas"`
+	RateShare float64 `json:"rate_share"`
+	Pace      float64 `json:"pace"`
+	// Gates are the quota gates closed now.
+	Gates []Gate `json:"gates,omitempty"`
 }
 
 // Status reports the service's state.
@@ -166,8 +199,16 @@ func (s *Service) Status() Status {
 	s.mu.Lock()
 	bound := s.bound
 	s.mu.Unlock()
-	until, reason, held := s.hold.state(s.now())
-	return Status{Bound: bound, Held: held, HeldUntil: until, HeldReason: reason, InFlight: s.track.count()}
+	now := s.now()
+	until, reason, held := s.hold.state(now)
+	st := Status{Bound: bound, Held: held, HeldUntil: until, HeldReason: reason, InFlight: s.track.count()}
+	st.RateShare, st.Replicas, st.Pace = s.pacer.current()
+	for _, gt := range s.gates.all() {
+		if now.Before(gt.Until) {
+			st.Gates = append(st.Gates, gt)
+		}
+	}
+	return st
 }
 
 // ErrConnectionClosed is returned by Run when the NATS connection closed
@@ -193,6 +234,9 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("provision: key-value bucket %s: %w", s.topo.AttemptsBucket, err)
 	}
 	s.attempts = kv
+	if s.quotaKV, err = s.js.KeyValue(ctx, s.topo.QuotaBucket); err != nil {
+		return fmt.Errorf("provision: key-value bucket %s: %w", s.topo.QuotaBucket, err)
+	}
 
 	feeds := make([]*feed, len(s.cfg.Actions))
 	for i, a := range s.cfg.Actions {
@@ -225,6 +269,10 @@ func (s *Service) Run(ctx context.Context) error {
 	var hb sync.WaitGroup
 	hb.Go(func() { s.track.heartbeat(hbCtx, s.cfg.AckWait/3) })
 	hb.Go(func() { s.sweepStrays(ctx) })
+	hb.Go(func() { s.watchGates(ctx) })
+	if s.pacer.budget > 0 {
+		hb.Go(func() { s.coordinate(ctx) })
+	}
 
 	fatal := make(chan error, len(feeds))
 	var dispatchers sync.WaitGroup
@@ -330,6 +378,7 @@ func (s *Service) dispatch(ctx context.Context, a messages.Action, f *feed, work
 	for {
 		if ctx.Err() == nil {
 			s.hold.wait(ctx, s.now)
+			s.gates.wait(ctx, string(a), s.now)
 		}
 		msg, err := f.current().Next()
 		if err != nil {
@@ -402,4 +451,19 @@ func (s *Service) handBack(msg jetstream.Msg) {
 	if err := msg.Nak(); err != nil {
 		s.log.Debug().Err(err).Msg("hand back message")
 	}
+}
+
+// sanitizeKey keeps only the characters a key-value key may hold.
+func sanitizeKey(s string) string {
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			return r
+		}
+		return '-'
+	}, s)
+	if s == "" {
+		return "replica"
+	}
+	return s
 }

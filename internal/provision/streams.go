@@ -33,6 +33,9 @@ type Topology struct {
 	// AttemptsBucket is the key-value bucket counting transient failures
 	// per request, so quota deferrals never count toward MaxAttempts.
 	AttemptsBucket string
+	// QuotaBucket is the key-value bucket every replica shares for quota
+	// gates ("gate.<scope>") and replica leases ("replica.<id>").
+	QuotaBucket string
 	// RequestDuplicates and ResultDuplicates are the de-duplication windows.
 	RequestDuplicates, ResultDuplicates, DeadLetterDuplicates time.Duration
 	// ResultMaxAge is how long results are kept; zero keeps them forever.
@@ -55,6 +58,7 @@ func DefaultTopology() Topology {
 		DeadLetterPrefix:     "zoom.users.dlq",
 		ConsumerPrefix:       "zoom-provisioner",
 		AttemptsBucket:       "zoom_attempts",
+		QuotaBucket:          "zoom_quota",
 		RequestDuplicates:    24 * time.Hour,
 		ResultDuplicates:     24 * time.Hour,
 		DeadLetterDuplicates: 24 * time.Hour,
@@ -150,6 +154,19 @@ func (t Topology) AttemptsConfig() jetstream.KeyValueConfig {
 	}
 }
 
+// QuotaConfig returns the key-value bucket for quota gates and replica
+// leases. Entries do not expire by age (a gate may last until the next
+// 00:00 UTC); dead replicas' leases are purged by the live ones.
+func (t Topology) QuotaConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      t.QuotaBucket,
+		Description: "Zoom provisioner: quota gates and replica leases",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.replicas(),
+	}
+}
+
 // Provision creates or updates the streams, the key-value bucket and the
 // durable consumers of actions.
 func Provision(ctx context.Context, js jetstream.JetStream, t Topology, actions []messages.Action, ackWait time.Duration, maxAckPending int) error {
@@ -158,8 +175,10 @@ func Provision(ctx context.Context, js jetstream.JetStream, t Topology, actions 
 			return fmt.Errorf("provision: stream %s: %w", sc.Name, err)
 		}
 	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, t.AttemptsConfig()); err != nil {
-		return fmt.Errorf("provision: key-value bucket %s: %w", t.AttemptsBucket, err)
+	for _, kv := range []jetstream.KeyValueConfig{t.AttemptsConfig(), t.QuotaConfig()} {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
+			return fmt.Errorf("provision: key-value bucket %s: %w", kv.Bucket, err)
+		}
 	}
 	for _, a := range actions {
 		cc := t.ConsumerConfig(a, ackWait, maxAckPending)
@@ -181,8 +200,10 @@ func Check(ctx context.Context, js jetstream.JetStream, t Topology, actions []me
 			return fmt.Errorf("provision: stream %s: %w", sc.Name, err)
 		}
 	}
-	if _, err := js.KeyValue(ctx, t.AttemptsBucket); err != nil {
-		return fmt.Errorf("provision: key-value bucket %s: %w", t.AttemptsBucket, err)
+	for _, b := range []string{t.AttemptsBucket, t.QuotaBucket} {
+		if _, err := js.KeyValue(ctx, b); err != nil {
+			return fmt.Errorf("provision: key-value bucket %s: %w", b, err)
+		}
 	}
 	for _, a := range actions {
 		if _, err := js.Consumer(ctx, t.RequestStream, t.ConsumerName(a)); err != nil {

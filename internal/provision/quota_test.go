@@ -1,0 +1,186 @@
+package provision_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/internal/provision"
+	"github.com/zoomprov/consumer/testenv"
+)
+
+// pacedConfig is testConfig with a shared account budget of budget/s.
+func pacedConfig(budget float64, id string) provision.Config {
+	cfg := testConfig(5)
+	cfg.Pacer = provision.NewPacer(budget)
+	cfg.ReplicaID = id
+	return cfg
+}
+
+// Ensure three replicas share the account's per-second budget: against a
+// simulator limit of 20/s with 50 ms latency they drain 600 requests at
+// 90% of the limit or more, with at most 1% of calls answered 429.
+func TestSharedPacingThreeReplicas(t *testing.T) {
+	h := newHarness(t, testenv.SimConfig{RatePerSecond: 20, Latency: 50 * time.Millisecond})
+	var ids []string
+	for i := range 600 {
+		id := fmt.Sprintf("p-%03d", i)
+		h.publish(id, "ssoCreate", userBody("ssoCreate", fmt.Sprintf("p-%03d@example.com", i), 1))
+		ids = append(ids, id)
+	}
+	start := time.Now()
+	var runs []*serviceRun
+	for i := range 3 {
+		runs = append(runs, h.start(pacedConfig(20, fmt.Sprintf("replica-%d", i))))
+	}
+	eventually(t, 10*time.Second, func() (bool, string) {
+		total := 0.0
+		for _, r := range runs {
+			st := r.svc.Status()
+			if st.Replicas != 3 {
+				return false, fmt.Sprintf("a replica sees %d replicas", st.Replicas)
+			}
+			total += st.RateShare
+		}
+		return total == 20, fmt.Sprintf("shares add up to %v", total)
+	})
+	evs := h.waitTerminal(2*time.Minute, ids...)
+	elapsed := time.Since(start)
+	for _, id := range ids {
+		if term := terminal(evs[id]); len(term) != 1 || term[0].Data.Outcome != messages.OutcomeCreated {
+			t.Fatalf("%s terminal = %+v; want one created", id, term)
+		}
+	}
+	st := h.sim.Stats()
+	calls := 0
+	for status, n := range st.Requests[testenv.RouteCreateUser] {
+		_ = status
+		calls += n
+	}
+	limited := st.RateLimited[testenv.RateLimitQPS]
+	rate := 600 / elapsed.Seconds()
+	t.Logf("3 replicas, limit 20/s, latency 50ms: 600 requests in %v = %.1f requests/s (%.0f%% of the limit); %d calls, %d answered 429 (%.2f%%)",
+		elapsed.Round(time.Millisecond), rate, rate/20*100, calls, limited, float64(limited)/float64(calls)*100)
+	if float64(limited) > 0.01*float64(calls) {
+		t.Errorf("429s = %d of %d calls; want at most 1%%", limited, calls)
+	}
+	if rate < 18 {
+		t.Errorf("achieved %.1f requests/s; want at least 18 (90%% of 20)", rate)
+	}
+}
+
+// Ensure a replica that dies without a word gives its share back to the
+// others within seconds, and a clean stop gives it back at once.
+func TestReplicaShareReturns(t *testing.T) {
+	h := newHarness(t, testenv.SimConfig{})
+	a := h.start(pacedConfig(20, "replica-a"))
+	b := h.start(pacedConfig(20, "replica-b"))
+	c := h.start(pacedConfig(20, "replica-c"))
+	waitShare := func(r *serviceRun, replicas int, share float64, within time.Duration) {
+		t.Helper()
+		eventually(t, within, func() (bool, string) {
+			st := r.svc.Status()
+			return st.Replicas == replicas && st.RateShare == share, fmt.Sprintf("replicas %d share %v; want %d, %v", st.Replicas, st.RateShare, replicas, share)
+		})
+	}
+	waitShare(a, 3, 7, 10*time.Second)
+	waitShare(c, 3, 6, 10*time.Second)
+	start := time.Now()
+	c.crash(t)
+	waitShare(a, 2, 10, 15*time.Second)
+	waitShare(b, 2, 10, 5*time.Second)
+	t.Logf("share of a crashed replica returned after %v", time.Since(start).Round(100*time.Millisecond))
+	if err := b.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	waitShare(a, 1, 20, 3*time.Second)
+
+	st, err := provision.ReadQuota(context.Background(), h.js, provision.DefaultTopology(), messages.Actions, time.Now())
+	if err != nil {
+		t.Fatalf("ReadQuota: %v", err)
+	}
+	if len(st.Replicas) != 1 || st.Replicas[0].ID != "replica-a" || st.Replicas[0].Share != 20 {
+		t.Errorf("ReadQuota replicas = %+v; want replica-a with 20", st.Replicas)
+	}
+}
+
+// Ensure a daily-limit 429 met by one replica closes the gate for all:
+// no replica sends create requests to Zoom until the reset, the deferred
+// requests neither reach the dead-letter stream nor count as attempts, the
+// gate is visible in the quota bucket, and other actions are not slowed
+// at all.
+func TestDailyQuotaGateSharedAcrossReplicas(t *testing.T) {
+	h := newHarness(t, testenv.SimConfig{DailyCreateLimit: 10})
+	var creates, ssos []string
+	for i := range 200 {
+		id := fmt.Sprintf("inv-%03d", i)
+		h.publish(id, "create", userBody("create", fmt.Sprintf("inv-%03d@example.com", i), 1))
+		creates = append(creates, id)
+	}
+	for i := range 100 {
+		id := fmt.Sprintf("sso-%03d", i)
+		h.publish(id, "ssoCreate", userBody("ssoCreate", fmt.Sprintf("sso-%03d@example.com", i), 1))
+		ssos = append(ssos, id)
+	}
+	var runs []*serviceRun
+	for i := range 3 {
+		cfg := pacedConfig(0, fmt.Sprintf("replica-%d", i))
+		cfg.MaxAttempts = 2
+		runs = append(runs, h.start(cfg))
+	}
+	evs := h.waitTerminal(30*time.Second, ssos...)
+	for _, id := range ssos {
+		if term := terminal(evs[id]); len(term) != 1 || term[0].Data.Outcome != messages.OutcomeCreated {
+			t.Fatalf("%s terminal = %+v; want created", id, term)
+		}
+	}
+	// Every create request is either created (10) or deferred until the
+	// next 00:00 UTC.
+	eventually(t, 30*time.Second, func() (bool, string) {
+		evs = h.events()
+		created, deferred := 0, 0
+		for _, id := range creates {
+			for _, e := range evs[id] {
+				switch e.Data.Outcome {
+				case messages.OutcomeCreated:
+					created++
+				case messages.OutcomeDeferred:
+					deferred++
+				}
+			}
+		}
+		return created == 10 && created+deferred >= 200, fmt.Sprintf("%d created, %d deferred", created, deferred)
+	})
+	daily := h.sim.Stats().RateLimited[testenv.RateLimitDaily]
+	t.Logf("daily 429s seen by the simulator: %d (190 requests deferred)", daily)
+	if daily > 3*8 {
+		t.Errorf("daily 429s = %d; want only the few calls in flight when the gate closed", daily)
+	}
+	for _, r := range runs {
+		gates := r.svc.Status().Gates
+		if len(gates) != 1 || gates[0].Scope != "create" {
+			t.Errorf("replica gates = %+v; want the create gate closed", gates)
+		}
+	}
+	st, err := provision.ReadQuota(context.Background(), h.js, provision.DefaultTopology(), messages.Actions, time.Now())
+	if err != nil {
+		t.Fatalf("ReadQuota: %v", err)
+	}
+	if len(st.Gates) != 1 || st.Gates[0].Scope != "create" || st.Gates[0].Until.Before(time.Now()) {
+		t.Errorf("quota bucket gates = %+v; want create closed until the reset", st.Gates)
+	}
+	for _, b := range st.Backlog {
+		if b.Action == "create" && (b.Pending+uint64(b.AckPending) != 190) {
+			t.Errorf("create backlog = %+v; want 190 waiting", b)
+		}
+	}
+	if n := h.streamMsgCount("ZOOM_USERS_DLQ"); n != 0 {
+		t.Errorf("dead letters = %d; want 0", n)
+	}
+	// The deferrals never ran up MaxAttempts (2): nothing was counted.
+	if n := h.streamMsgCount("KV_zoom_attempts"); n != 0 {
+		t.Errorf("attempt counters = %d; want 0 (quota deferrals never count)", n)
+	}
+}
