@@ -5,6 +5,7 @@
 //	consumer run        the service (configured by environment variables)
 //	consumer sandbox    the service against an embedded NATS server and a Zoom simulator
 //	consumer publish    publish one request, as an HRIS integrator would
+//	consumer quota      show the shared quota state
 //	consumer version    print the version
 package main
 
@@ -66,6 +67,7 @@ commands:
   run       run the provisioning service (configured by environment variables or flags)
   sandbox   run the service against an embedded NATS server and a Zoom simulator
   publish   publish one create-user request
+  quota     show the quota gates, each replica's share of the budget, and the backlog per action
   version   print the version
 
 Run 'consumer <command> -h' for a command's flags.`
@@ -85,6 +87,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return sandboxCommand(ctx, rest, getenv, stdout, stderr)
 	case "publish":
 		return publishCommand(ctx, rest, getenv, stdin, stdout, stderr)
+	case "quota":
+		return quotaCommand(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return nil
@@ -92,7 +96,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprintln(stdout, usage)
 		return nil
 	default:
-		return usageError("unknown command %q (want run, sandbox, publish or version)", cmd)
+		return usageError("unknown command %q (want run, sandbox, publish, quota or version)", cmd)
 	}
 }
 

@@ -83,12 +83,7 @@ func serve(ctx context.Context, cfg Config, log zerolog.Logger, ready func()) er
 	}
 	defer zc.CloseIdleConnections()
 
-	topo := provision.DefaultTopology()
-	topo.RequestStream, topo.RequestPrefix = cfg.RequestStream, cfg.RequestPrefix
-	topo.ResultStream, topo.ResultPrefix = cfg.ResultStream, cfg.ResultPrefix
-	topo.DeadLetterStream, topo.DeadLetterPrefix = cfg.DeadLetterStream, cfg.DeadLetterPrefix
-	topo.ConsumerPrefix = cfg.ConsumerPrefix
-	topo.ResultMaxAge = cfg.ResultMaxAge
+	topo := topologyOf(cfg)
 
 	svc, err := provision.New(js, zc, provision.Config{
 		Topology:        topo,

@@ -206,6 +206,8 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 The service keeps running. Publish your own requests, for example:
   go run ./cmd/consumer publish --nats-url %[1]s --action ssoCreate --email you@example.com --type 1 --wait 10s
   echo '{"action":"custCreate","user_info":{"email":"x@example.com","type":2}}' | go run ./cmd/consumer publish --nats-url %[1]s --file - --wait 10s
+See the quota gates, the budget per replica and the backlog:
+  go run ./cmd/consumer quota --nats-url %[1]s
 Press Ctrl-C to stop.
 `, js.URL())
 	select {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -90,6 +91,16 @@ func (g *gates) closed(action string, now time.Time) (Gate, bool) {
 	return best, found
 }
 
+// subscribe returns a channel closed at the next change.
+func (g *gates) subscribe() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.changed == nil {
+		g.changed = make(chan struct{})
+	}
+	return g.changed
+}
+
 // all returns every gate known, open or closed.
 func (g *gates) all() []Gate {
 	g.mu.Lock()
@@ -154,9 +165,12 @@ func (s *Service) closeGate(ctx context.Context, gt Gate) {
 }
 
 // pauseScope pauses the consumers of a gate's scope until the reset. On
-// servers without the pause API the gate alone gives the same observable
-// behaviour (nothing of that scope is sent to Zoom).
+// servers without the pause API (before 2.11) the gate alone gives the same
+// observable behaviour: nothing of that scope is fetched or sent to Zoom.
 func (s *Service) pauseScope(ctx context.Context, gt Gate) {
+	if !s.canPause() {
+		return
+	}
 	for _, a := range s.cfg.Actions {
 		if gt.Scope != GateScopeAll && gt.Scope != string(a) {
 			continue
@@ -166,6 +180,29 @@ func (s *Service) pauseScope(ctx context.Context, gt Gate) {
 			s.log.Debug().Err(err).Str("consumer", s.topo.ConsumerName(a)).Msg("pause consumer not available; relying on the quota gate")
 		}
 	}
+}
+
+// canPause reports whether consumers may be paused: configured so, and
+// the server is 2.11 or newer.
+func (s *Service) canPause() bool {
+	if s.cfg.NoPause {
+		return false
+	}
+	return serverAtLeast(s.js.Conn().ConnectedServerVersion(), 2, 11)
+}
+
+// serverAtLeast compares a "major.minor.patch[-pre]" version.
+func serverAtLeast(version string, major, minor int) bool {
+	parts := strings.SplitN(strings.TrimPrefix(version, "v"), ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	ma, err1 := strconv.Atoi(parts[0])
+	mi, err2 := strconv.Atoi(strings.SplitN(parts[1], "-", 2)[0])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
 }
 
 // watchGates keeps this replica's view of the gates in step with the
@@ -179,10 +216,40 @@ func (s *Service) watchGates(ctx context.Context) {
 		return
 	}
 	defer w.Stop()
+	// opens fires when the earliest closed gate reaches its reset, to say so
+	// in the log.
+	opens := time.NewTimer(time.Hour)
+	defer opens.Stop()
+	rearm := func() {
+		opens.Stop()
+		now := s.now()
+		var next time.Time
+		for _, gt := range s.gates.all() {
+			if gt.Until.After(now) && (next.IsZero() || gt.Until.Before(next)) {
+				next = gt.Until
+			}
+		}
+		if !next.IsZero() {
+			opens.Reset(next.Sub(now))
+		}
+	}
+	rearm()
+	changed := s.gates.subscribe()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-changed:
+			changed = s.gates.subscribe()
+			rearm()
+		case <-opens.C:
+			now := s.now()
+			for _, gt := range s.gates.all() {
+				if !gt.Until.After(now) && now.Sub(gt.Until) < time.Second {
+					s.log.Info().Str("scope", gt.Scope).Time("closed_at", gt.ClosedAt).Msg("quota reset; quota gate open again")
+				}
+			}
+			rearm()
 		case e, ok := <-w.Updates():
 			if !ok {
 				return

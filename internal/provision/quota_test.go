@@ -8,6 +8,7 @@ import (
 
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/provision"
+	"github.com/zoomprov/consumer/internal/zoom"
 	"github.com/zoomprov/consumer/testenv"
 )
 
@@ -136,11 +137,13 @@ func TestDailyQuotaGateSharedAcrossReplicas(t *testing.T) {
 			t.Fatalf("%s terminal = %+v; want created", id, term)
 		}
 	}
-	// Every create request is either created (10) or deferred until the
-	// next 00:00 UTC.
+	// Ten create requests are created; those in hand when the gate closed
+	// are deferred until the next 00:00 UTC; the rest stay in the stream.
+	var deferred int
 	eventually(t, 30*time.Second, func() (bool, string) {
 		evs = h.events()
-		created, deferred := 0, 0
+		created := 0
+		deferred = 0
 		for _, id := range creates {
 			for _, e := range evs[id] {
 				switch e.Data.Outcome {
@@ -148,13 +151,16 @@ func TestDailyQuotaGateSharedAcrossReplicas(t *testing.T) {
 					created++
 				case messages.OutcomeDeferred:
 					deferred++
+					if ra, err := time.Parse(time.RFC3339, e.Data.RetryAt); err != nil || ra.Before(zoom.NextUTCMidnight(time.Now()).Add(-time.Minute)) {
+						return false, fmt.Sprintf("deferred %s retry_at %q; want the next 00:00 UTC", id, e.Data.RetryAt)
+					}
 				}
 			}
 		}
-		return created == 10 && created+deferred >= 200, fmt.Sprintf("%d created, %d deferred", created, deferred)
+		return created == 10 && deferred >= 1, fmt.Sprintf("%d created, %d deferred", created, deferred)
 	})
 	daily := h.sim.Stats().RateLimited[testenv.RateLimitDaily]
-	t.Logf("daily 429s seen by the simulator: %d (190 requests deferred)", daily)
+	t.Logf("daily 429s seen by the simulator: %d; %d requests deferred in hand, the rest left in the stream", daily, deferred)
 	if daily > 3*8 {
 		t.Errorf("daily 429s = %d; want only the few calls in flight when the gate closed", daily)
 	}
@@ -182,5 +188,41 @@ func TestDailyQuotaGateSharedAcrossReplicas(t *testing.T) {
 	// The deferrals never ran up MaxAttempts (2): nothing was counted.
 	if n := h.streamMsgCount("KV_zoom_attempts"); n != 0 {
 		t.Errorf("attempt counters = %d; want 0 (quota deferrals never count)", n)
+	}
+}
+
+// Ensure the daily quota's reset reopens the gate by itself and the
+// deferred and held-back requests then go through, each created once, on
+// servers with the pause API and without it (the gate alone).
+func TestDailyQuotaResets(t *testing.T) {
+	for _, noPause := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pause consumers %v", !noPause), func(t *testing.T) {
+			// A "day" of two seconds: the reset comes quickly.
+			h := newHarness(t, testenv.SimConfig{DailyCreateLimit: 4, DailyWindow: 2 * time.Second})
+			var ids []string
+			emails := map[string]string{}
+			for i := range 12 {
+				id := fmt.Sprintf("reset-%02d", i)
+				emails[id] = fmt.Sprintf("reset-%02d@example.com", i)
+				h.publish(id, "create", userBody("create", emails[id], 1))
+				ids = append(ids, id)
+			}
+			for i := range 2 {
+				cfg := pacedConfig(0, fmt.Sprintf("replica-%d", i))
+				cfg.NoPause = noPause
+				h.start(cfg)
+			}
+			evs := h.waitTerminal(30*time.Second, ids...)
+			checkExactlyOnce(t, h, ids, emails, evs)
+			deferred := 0
+			for _, id := range ids {
+				deferred += len(evs[id]) - len(terminal(evs[id]))
+			}
+			st := h.sim.Stats()
+			t.Logf("12 invitations, 4 per 2 s window: %d deferred events, %d daily 429s", deferred, st.RateLimited[testenv.RateLimitDaily])
+			if deferred == 0 {
+				t.Errorf("deferred events = 0; want some (12 invitations need three quota windows)")
+			}
+		})
 	}
 }

@@ -26,14 +26,14 @@ const (
 )
 
 // Adaptive slow-down after a per-second 429: another app on the account is
-// drawing from the same budget, so this replica halves its pace (down to a
-// quarter), then recovers a tenth of its share every leaseRefresh once no
-// 429 came for slowDownHold.
+// drawing from the same budget, so this replica slows to three quarters of
+// its pace (down to a quarter at most), then recovers a tenth of its share
+// every leaseRefresh once no 429 came for slowDownHold.
 const (
-	slowDownFactor = 0.5
+	slowDownFactor = 0.75
 	minPaceFactor  = 0.25
 	recoverStep    = 0.1
-	slowDownHold   = 5 * time.Second
+	slowDownHold   = 3 * time.Second
 )
 
 // lease is a replica's entry in the quota bucket.
@@ -91,6 +91,11 @@ func shares(leases []lease) []ReplicaShare {
 // turn does not then spend a call on a quota known to be exhausted.
 type Pacer struct {
 	limiter *rate.Limiter // nil: no client-side pacing
+	// turn lets one caller at a time reserve the next slot. Without it
+	// every waiting worker would reserve a slot at the current rate, and
+	// a smaller share (a replica joined) or a slow-down would only take
+	// effect after all of those reservations had been spent.
+	turn    chan struct{}
 	budget  float64
 	now     func() time.Time
 	gates   gates
@@ -105,7 +110,7 @@ type Pacer struct {
 // NewPacer returns a Pacer for an account budget of budget requests per
 // second; zero means no client-side pacing (quota gates still apply).
 func NewPacer(budget float64) *Pacer {
-	p := &Pacer{budget: budget, share: budget, replicas: 1, factor: 1, now: time.Now}
+	p := &Pacer{budget: budget, share: budget, replicas: 1, factor: 1, now: time.Now, turn: make(chan struct{}, 1)}
 	if budget > 0 {
 		// Burst 1: calls are spaced evenly, never more than the limit in
 		// any one-second window.
@@ -133,7 +138,14 @@ func withGate(ctx context.Context, action string) context.Context {
 // the quota gate of the call's action (see withGate).
 func (p *Pacer) Wait(ctx context.Context) error {
 	if p.limiter != nil {
-		if err := p.limiter.Wait(ctx); err != nil {
+		select {
+		case p.turn <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		err := p.limiter.Wait(ctx)
+		<-p.turn
+		if err != nil {
 			return err
 		}
 	}

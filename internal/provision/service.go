@@ -67,6 +67,10 @@ type Config struct {
 	// client as its Limiter. Nil means NewPacer(0): no pacing, gates only
 	// where the service itself checks them.
 	Pacer *Pacer
+	// NoPause keeps the service from pausing consumers when a quota gate
+	// closes; the gate alone then holds the work, as on servers older than
+	// 2.11 (detected by itself).
+	NoPause bool
 	// ReplicaID names this replica in the quota bucket; empty means the
 	// host name plus a random suffix.
 	ReplicaID string
