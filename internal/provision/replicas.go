@@ -95,10 +95,10 @@ type Pacer struct {
 	// every waiting worker would reserve a slot at the current rate, and
 	// a smaller share (a replica joined) or a slow-down would only take
 	// effect after all of those reservations had been spent.
-	turn    chan struct{}
-	budget  float64
-	now     func() time.Time
-	gates   gates
+	turn   chan struct{}
+	budget float64
+	now    func() time.Time
+	gates  gates
 
 	mu       sync.Mutex
 	share    float64
