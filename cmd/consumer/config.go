@@ -89,7 +89,7 @@ func settings() []setting {
 		{env: "ZOOM_TOKEN_URL", flag: "zoom-token-url", def: "https://zoom.us/oauth/token", usage: "Zoom OAuth token endpoint", set: urlSetter(func(c *Config) *string { return &c.ZoomTokenURL })},
 		{env: "ZOOM_RATE_LIMIT", flag: "zoom-rate-limit", def: "20", usage: "client-side ceiling on Zoom requests per second (0 = off)", set: func(c *Config, v string) error {
 			f, err := strconv.ParseFloat(v, 64)
-			if err != nil || f < 0 || f > 10000 {
+			if err != nil || !(f >= 0 && f <= 10000) { // also rejects NaN
 				return fmt.Errorf("want a number of requests per second from 0 to 10000, got %q", v)
 			}
 			c.ZoomRateLimit = f
