@@ -124,7 +124,13 @@ func settings() []setting {
 		{env: "DLQ_SUBJECT_PREFIX", flag: "dlq-subject-prefix", def: "zoom.users.dlq", usage: "dead-letter subject prefix (dead letters on <prefix>.<action>)", set: subjectSetter(func(c *Config) *string { return &c.DeadLetterPrefix })},
 		{env: "CONSUMER_PREFIX", flag: "consumer-prefix", def: "zoom-provisioner", usage: "durable consumer name prefix (<prefix>-<action>)", set: nameSetter(func(c *Config) *string { return &c.ConsumerPrefix })},
 
-		{env: "HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "address of the health and metrics endpoint (empty = off)", set: str(func(c *Config) *string { return &c.HTTPAddr })},
+		{env: "HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "address of the health and metrics endpoint (off = none)", set: func(c *Config, v string) error {
+			if v == "off" {
+				v = ""
+			}
+			c.HTTPAddr = v
+			return nil
+		}},
 		{env: "LOG_LEVEL", flag: "log-level", def: "info", usage: "log level: trace, debug, info, warn, error", set: func(c *Config, v string) error {
 			switch v {
 			case "trace", "debug", "info", "warn", "error":
@@ -210,7 +216,32 @@ func parseSettings(fs *flag.FlagSet, args []string, getenv func(string) string, 
 	if noProvision != nil && *noProvision {
 		c.Provision = false
 	}
+	if err := c.checkPrefixes(); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// checkPrefixes refuses subject prefixes that overlap: streams cannot share
+// subjects, and the server's refusal at start-up would not say which
+// setting is wrong.
+func (c Config) checkPrefixes() error {
+	prefixes := []struct{ name, v string }{
+		{"REQUEST_SUBJECT_PREFIX", c.RequestPrefix},
+		{"RESULT_SUBJECT_PREFIX", c.ResultPrefix},
+		{"DLQ_SUBJECT_PREFIX", c.DeadLetterPrefix},
+	}
+	for i, a := range prefixes {
+		for _, b := range prefixes[i+1:] {
+			if a.v == "" || b.v == "" {
+				continue
+			}
+			if a.v == b.v || strings.HasPrefix(a.v, b.v+".") || strings.HasPrefix(b.v, a.v+".") {
+				return &errSetting{b.name, fmt.Errorf("%q overlaps %s %q; the streams need distinct subjects", b.v, a.name, a.v)}
+			}
+		}
+	}
+	return nil
 }
 
 // value resolves a setting: flag, then flag file, then environment, then

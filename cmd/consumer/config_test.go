@@ -91,6 +91,8 @@ func TestParseConfigValues(t *testing.T) {
 			func(c Config) any { return c.ZoomAPIURL }, "http://127.0.0.1:9/v2"},
 		{"ZOOM_TOKEN_URL from env", map[string]string{"ZOOM_TOKEN_URL": "http://127.0.0.1:9/oauth/token"}, nil,
 			func(c Config) any { return c.ZoomTokenURL }, "http://127.0.0.1:9/oauth/token"},
+		{"HTTP_ADDR off turns the endpoint off", map[string]string{"HTTP_ADDR": "off"}, nil,
+			func(c Config) any { return c.HTTPAddr }, ""},
 		{"ZOOM_RATE_LIMIT 0 turns it off", map[string]string{"ZOOM_RATE_LIMIT": "0"}, nil,
 			func(c Config) any { return c.ZoomRateLimit }, 0.0},
 		{"ZOOM_RATE_LIMIT fraction", map[string]string{"ZOOM_RATE_LIMIT": "2.5"}, nil,
@@ -289,6 +291,8 @@ func TestParseConfigRejectsMalformed(t *testing.T) {
 		wantName string
 	}{
 		{env: map[string]string{"ZOOM_TIMEOUT": "abc"}, wantName: "ZOOM_TIMEOUT"},
+		{env: map[string]string{"RESULT_SUBJECT_PREFIX": "zoom.users.create"}, wantName: "RESULT_SUBJECT_PREFIX"},
+		{env: map[string]string{"DLQ_SUBJECT_PREFIX": "zoom.users.result.dead"}, wantName: "DLQ_SUBJECT_PREFIX"},
 		{env: map[string]string{"ZOOM_TIMEOUT": "0s"}, wantName: "ZOOM_TIMEOUT"},
 		{env: map[string]string{"ZOOM_TIMEOUT": "-5s"}, wantName: "ZOOM_TIMEOUT"},
 		{env: map[string]string{"MAX_IN_FLIGHT": "0"}, wantName: "MAX_IN_FLIGHT"},
