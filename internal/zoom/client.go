@@ -205,6 +205,11 @@ func (c *Client) do(ctx context.Context, op, method, u string, body []byte, want
 		if tok, err = c.accessToken(ctx, tok); err != nil {
 			return Response{}, err
 		}
+		if c.limiter != nil { // the retry counts against the budget too
+			if err := c.limiter.Wait(ctx); err != nil {
+				return Response{}, fmt.Errorf("zoom: %s: wait for rate limiter: %w", op, err)
+			}
+		}
 		resp, err = c.send(ctx, op, method, u, body, tok, want)
 	}
 	return resp, err
@@ -282,7 +287,14 @@ func (c *Client) accessToken(ctx context.Context, stale *oauth2.Token) (*oauth2.
 	}
 	t, err := c.creds.Token(fetchCtx)
 	if err != nil {
+		if stale != nil && c.token == stale {
+			c.token = nil // the API refused it: never hand it out again
+		}
 		return nil, newTokenError(err)
+	}
+	if !t.Expiry.IsZero() {
+		// oauth2 sets Expiry on the wall clock; the check above reads c.now.
+		t.Expiry = c.now().Add(time.Until(t.Expiry))
 	}
 	c.token = t
 	return t, nil
