@@ -175,7 +175,10 @@ func (s *Service) pauseScope(ctx context.Context, gt Gate) {
 		if gt.Scope != GateScopeAll && gt.Scope != string(a) {
 			continue
 		}
-		_, err := s.js.PauseConsumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(a), gt.Until)
+		// The server pauses by its own clock: convert the reset into "that
+		// long from now".
+		until := time.Now().Add(gt.Until.Sub(s.now()))
+		_, err := s.js.PauseConsumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(a), until)
 		if err != nil {
 			s.log.Debug().Err(err).Str("consumer", s.topo.ConsumerName(a)).Msg("pause consumer not available; relying on the quota gate")
 		}

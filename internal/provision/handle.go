@@ -240,7 +240,7 @@ func (s *Service) failure(ctx context.Context, d *delivery, err error) attempt {
 			if apiErr.Limit() == zoom.LimitDaily {
 				s.closeGate(ctx, Gate{Scope: gateScope(d.action), Until: a.retryAt, Reason: apiErr.Message, ClosedAt: now, ClosedBy: s.replicaID})
 			} else {
-				s.pacer.slowDown(now)
+				s.pacer.slowDown(time.Now())
 			}
 		}
 	}

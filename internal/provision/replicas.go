@@ -262,7 +262,7 @@ func (s *Service) coordinate(ctx context.Context) {
 		case <-tick.C:
 			put()
 			s.resize(ctx, seen)
-			s.pacer.recover(s.now())
+			s.pacer.recover(time.Now())
 		}
 	}
 }
@@ -274,7 +274,8 @@ type seenLease struct {
 
 // resize recomputes this replica's share from the live leases.
 func (s *Service) resize(ctx context.Context, seen map[string]seenLease) {
-	now := s.now()
+	now := time.Now() // lease times are the server's clock, not the service's
+
 	live := make([]lease, 0, len(seen))
 	for id, sl := range seen {
 		age := now.Sub(sl.at)
