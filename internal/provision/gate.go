@@ -191,21 +191,37 @@ func (s *Service) canPause() bool {
 	if s.cfg.NoPause {
 		return false
 	}
-	return serverAtLeast(s.js.Conn().ConnectedServerVersion(), 2, 11)
+	return serverAtLeast(s.js.Conn().ConnectedServerVersion(), 2, 11, 0)
 }
 
-// serverAtLeast compares a "major.minor.patch[-pre]" version.
-func serverAtLeast(version string, major, minor int) bool {
+// serverAtLeast compares a "major.minor.patch[-pre]" server version with
+// major.minor.patch; an unreadable version counts as old.
+func serverAtLeast(version string, major, minor, patch int) bool {
 	parts := strings.SplitN(strings.TrimPrefix(version, "v"), ".", 3)
 	if len(parts) < 2 {
 		return false
 	}
-	ma, err1 := strconv.Atoi(parts[0])
-	mi, err2 := strconv.Atoi(strings.SplitN(parts[1], "-", 2)[0])
-	if err1 != nil || err2 != nil {
+	num := func(s string) (int, bool) {
+		n, err := strconv.Atoi(strings.SplitN(s, "-", 2)[0])
+		return n, err == nil
+	}
+	ma, ok1 := num(parts[0])
+	mi, ok2 := num(parts[1])
+	pa := 0
+	ok3 := true
+	if len(parts) == 3 {
+		pa, ok3 = num(parts[2])
+	}
+	if !ok1 || !ok2 || !ok3 {
 		return false
 	}
-	return ma > major || ma == major && mi >= minor
+	if ma != major {
+		return ma > major
+	}
+	if mi != minor {
+		return mi > minor
+	}
+	return pa >= patch
 }
 
 // watchGates keeps this replica's view of the gates in step with the

@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 // provisioning service between them.
 type harness struct {
 	t   testing.TB
-	ns  *testenv.NATS
+	ns  natsServer
 	sim *testenv.Simulator
 	nc  *nats.Conn
 	js  jetstream.JetStream
@@ -42,6 +42,15 @@ type harness struct {
 	runs  []*serviceRun
 	evs   map[string][]messages.Event // result events read so far
 	evSeq uint64                      // last result sequence read
+}
+
+// natsServer is the embedded server, or a nats-server process when
+// NATS_SERVER_BIN names one (e.g. Debian's 2.9 package, to check the
+// service on a server without the consumer pause API).
+type natsServer interface {
+	URL() string
+	Restart() error
+	Shutdown()
 }
 
 // serviceRun is one running service with its own NATS connection, so a
@@ -57,7 +66,13 @@ type serviceRun struct {
 
 func newHarness(t testing.TB, simCfg testenv.SimConfig) *harness {
 	t.Helper()
-	ns, err := testenv.StartNATS(testenv.NATSOptions{StoreDir: t.TempDir()})
+	var ns natsServer
+	var err error
+	if bin := os.Getenv("NATS_SERVER_BIN"); bin != "" {
+		ns, err = testenv.StartNATSProcess(bin, t.TempDir())
+	} else {
+		ns, err = testenv.StartNATS(testenv.NATSOptions{StoreDir: t.TempDir()})
+	}
 	if err != nil {
 		t.Fatalf("start nats: %v", err)
 	}

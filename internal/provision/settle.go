@@ -68,9 +68,7 @@ func (s *Service) settle(ctx context.Context, log *zerolog.Logger, d *delivery, 
 		if d.delivered > 1 {
 			s.forgetFailures(sctx, d)
 		}
-		// In a work-queue stream Term removes the message, like an ack,
-		// and its reason shows in the server's advisory.
-		s.ack(log, d, d.msg.TermWithReason(string(a.reason)))
+		s.ack(log, d, s.terminate(d.msg, string(a.reason)))
 		s.logEvent(log.Warn(), d, a, string(messages.OutcomeFailed)).Str("reason", string(a.reason)).Msg("request dead-lettered")
 
 	case retry.NakAfter:
@@ -106,6 +104,17 @@ func (s *Service) settle(ctx context.Context, log *zerolog.Logger, d *delivery, 
 				Msg("account-level problem with Zoom; holding all work (check the credentials, scopes and role of the Zoom app)")
 		}
 	}
+}
+
+// terminate ends a dead-lettered request. In a work-queue stream Term
+// removes the message like an ack, and its reason shows in the server's
+// advisory; servers before 2.10.4 do not understand a reason (2.9 left the
+// message in the stream), so they get a plain ack, which removes it too.
+func (s *Service) terminate(msg jetstream.Msg, reason string) error {
+	if serverAtLeast(s.js.Conn().ConnectedServerVersion(), 2, 10, 4) {
+		return msg.TermWithReason(reason)
+	}
+	return msg.Ack()
 }
 
 func holdReason(a attempt) string {
