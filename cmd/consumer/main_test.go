@@ -30,11 +30,39 @@ import (
 // re-executes the test binary this way so that it can kill a real process.
 const childArgsEnv = "ZOOMPROV_CHILD_ARGS"
 
+// childNATSEnv, when set to "<port> <store dir>", turns the test binary into
+// a NATS JetStream server on that port and store until SIGTERM: the chaos
+// test stops, kills and restarts the broker as a real process.
+const childNATSEnv = "ZOOMPROV_CHILD_NATS"
+
 func TestMain(m *testing.M) {
 	if args := os.Getenv(childArgsEnv); args != "" {
 		os.Exit(childMain(strings.Fields(args)))
 	}
+	if spec := os.Getenv(childNATSEnv); spec != "" {
+		os.Exit(childNATS(spec))
+	}
 	goleak.VerifyTestMain(m)
+}
+
+// childNATS is main() of a re-executed NATS server.
+func childNATS(spec string) int {
+	var port int
+	var dir string
+	if _, err := fmt.Sscanf(spec, "%d %s", &port, &dir); err != nil {
+		fmt.Fprintln(os.Stderr, "bad "+childNATSEnv+":", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ns, err := testenv.StartNATS(testenv.NATSOptions{Port: port, StoreDir: dir})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	<-ctx.Done()
+	ns.Stop()
+	return 0
 }
 
 // childMain is main() of the re-executed consumer.

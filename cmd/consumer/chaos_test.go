@@ -1,0 +1,518 @@
+//go:build chaos
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/testenv"
+)
+
+// The chaos test: N requests of every action and outcome, processed by two
+// consumer processes while the Zoom simulator misbehaves, the consumers
+// are killed (SIGKILL) and restarted, the NATS server (a separate process)
+// is stopped, killed and restarted on the same store, and the consumers'
+// connections are cut. Afterwards every request must have exactly one
+// terminal result, no Zoom user may have been created twice, the request
+// stream must be empty, and the dead-letter stream must hold exactly the
+// requests that had to fail.
+//
+//	go test -tags chaos -run Chaos -v ./cmd/consumer/            # CHAOS_N=2000
+//	CHAOS_N=20000 go test -tags chaos -run Chaos -v -timeout 30m ./cmd/consumer/
+func TestChaos(t *testing.T) {
+	n := 2000
+	if v := os.Getenv("CHAOS_N"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 20 {
+			t.Fatalf("CHAOS_N=%q: want a number of at least 20", v)
+		}
+	}
+	start := time.Now()
+
+	// The broker: a separate process on a fixed port and store; the
+	// consumers reach it through a proxy whose connections the test cuts.
+	broker := startNATSChild(t)
+	proxy := startProxy(t, broker.addr)
+	nc, js := connectJS(t, broker.url())
+	provisionStreams(t, js, 5*time.Second)
+
+	sim := startSim(t, testenv.SimConfig{RatePerSecond: 150, PhoneLicenses: -1, MaxRecordedRequests: 1})
+	sim.SetRandomFaults(testenv.RandomFaults{
+		Seed:            42,
+		ServerError:     0.03,  // 500, 502 (HTML), 503
+		Timeout:         0.005, // longer than ZOOM_TIMEOUT
+		TimeoutDelay:    2500 * time.Millisecond,
+		DropAfterCreate: 0.02, // created, answer lost
+		TokenOutage:     0.05,
+	})
+
+	plan := planChaos(sim, n)
+	for i, r := range plan {
+		m := nats.NewMsg("zoom.users.create." + r.subjectAction)
+		m.Data = []byte(r.body)
+		if _, err := js.PublishMsg(context.Background(), m, jetstream.WithMsgID(r.id)); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+
+	env := map[string]string{
+		"NATS_URL":           proxy.url(),
+		"ZOOM_ACCOUNT_ID":    testenv.DefaultSimAccountID,
+		"ZOOM_CLIENT_ID":     testenv.DefaultSimClientID,
+		"ZOOM_CLIENT_SECRET": testenv.DefaultSimClientSecret,
+		"ZOOM_API_URL":       sim.APIURL(),
+		"ZOOM_TOKEN_URL":     sim.TokenURL(),
+		"ZOOM_TIMEOUT":       "2s",
+		"ZOOM_RATE_LIMIT":    "200", // above the simulator's 150/s: per-second 429s happen
+		"MAX_ATTEMPTS":       "10",
+		"ACK_WAIT":           "5s",
+		"SHUTDOWN_TIMEOUT":   "2s",
+		"HTTP_ADDR":          "off",
+		"LOG_LEVEL":          "warn",
+	}
+	consumers := []*chaosConsumer{{name: "consumer-a", env: env}, {name: "consumer-b", env: env}}
+	for _, c := range consumers {
+		c.start(t)
+	}
+
+	// Inject faults in rotation until every request has a terminal result.
+	faults := map[string]int{}
+	watch := &chaosResults{js: js}
+	schedule := []func(){
+		func() { consumers[0].kill(t); faults["consumer SIGKILL"]++; consumers[0].start(t) },
+		func() { proxy.cut(); faults["connection cut"]++ },
+		func() { broker.restart(t, syscall.SIGTERM); faults["nats stop/start"]++ },
+		func() { consumers[1].kill(t); faults["consumer SIGKILL"]++; consumers[1].start(t) },
+		func() { sim.ExpireTokens(); faults["tokens expired"]++ },
+		func() { broker.restart(t, syscall.SIGKILL); faults["nats SIGKILL/start"]++ },
+		func() { consumers[0].term(t); faults["consumer SIGTERM"]++; consumers[0].start(t) },
+	}
+	deadline := time.Now().Add(5*time.Minute + time.Duration(n/20)*time.Millisecond*100)
+	next := 0
+	for watch.terminalCount(t, nc) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %d of %d requests have a terminal result", time.Since(start).Round(time.Second), watch.terminalCount(t, nc), n)
+		}
+		// One fault every ~1.5 s while work remains; none in the last
+		// stretch so the run can finish.
+		if watch.terminalCount(t, nc) < n*95/100 {
+			schedule[next%len(schedule)]()
+			next++
+		}
+		pause(1500 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+
+	// Let acks land, then check every promise.
+	eventually(t, 30*time.Second, func() (bool, string) {
+		left := streamMsgCountRetry(t, js, "ZOOM_USERS")
+		return left == 0, fmt.Sprintf("request stream holds %d messages", left)
+	})
+	evs := watch.events(t, nc)
+	outcomes := map[string]int{}
+	lost, duplicated, wrong := 0, 0, 0
+	for _, r := range plan {
+		term := terminalEvents(evs[r.id])
+		switch {
+		case len(term) == 0:
+			lost++
+			t.Errorf("%s: no terminal result", r.id)
+			continue
+		case len(term) > 1:
+			duplicated++
+			t.Errorf("%s: %d terminal results", r.id, len(term))
+		}
+		got := term[0].Data
+		key := string(got.Outcome)
+		if got.Reason != "" {
+			key += "/" + string(got.Reason)
+		}
+		outcomes[key]++
+		if !r.accepts(got) {
+			wrong++
+			t.Errorf("%s (%s): outcome %s %s; want %s", r.id, r.kind, got.Outcome, got.Reason, r.kind)
+		}
+		if r.email != "" {
+			if c := sim.Creations(r.email); c > 1 || (r.kind == "new" && c != 1) {
+				duplicated++
+				t.Errorf("%s: zoom created %s %d times", r.id, r.email, c)
+			}
+		}
+	}
+	dlq := dlqByRequest(t, js)
+	for _, r := range plan {
+		want := 0
+		if r.deadLetter {
+			want = 1
+		}
+		if dlq[r.id] != want {
+			t.Errorf("%s (%s): %d dead letters; want %d", r.id, r.kind, dlq[r.id], want)
+		}
+	}
+	st := sim.Stats()
+	for k, v := range st.Faults {
+		faults["zoom "+string(k)] += v
+	}
+	faults["zoom 429 per-second"] = st.RateLimited[testenv.RateLimitQPS]
+	summary := fmt.Sprintf("chaos: %d requests in %v; faults: %s; outcomes: %s; lost %d, duplicated %d, wrong outcome %d",
+		n, elapsed.Round(time.Second), formatCounts(faults), formatCounts(outcomes), lost, duplicated, wrong)
+	fmt.Println(summary)
+	t.Log(summary)
+	for _, c := range consumers {
+		c.term(t)
+	}
+}
+
+// chaosRequest is one planned request and the outcomes it may end in.
+type chaosRequest struct {
+	id, subjectAction, body, email string
+	kind                           string // new, exists, invalid, rejected, not_found
+	deadLetter                     bool
+}
+
+func (r chaosRequest) accepts(res messages.Result) bool {
+	switch r.kind {
+	case "new":
+		// Created, or exists when the answer to our own create was lost.
+		return res.Outcome == messages.OutcomeCreated || res.Outcome == messages.OutcomeExists
+	case "exists":
+		return res.Outcome == messages.OutcomeExists
+	case "invalid":
+		return res.Outcome == messages.OutcomeFailed && res.Reason == messages.ReasonInvalidRequest
+	case "rejected":
+		return res.Outcome == messages.OutcomeFailed && res.Reason == messages.ReasonZoomRejected
+	case "not_found":
+		return res.Outcome == messages.OutcomeFailed && res.Reason == messages.ReasonNotFound
+	}
+	return false
+}
+
+// planChaos makes n requests: mostly new users over all four actions, and
+// a share of requests that must end as exists, invalid, rejected or not
+// found.
+func planChaos(sim *testenv.Simulator, n int) []chaosRequest {
+	actions := []string{"create", "autoCreate", "custCreate", "ssoCreate"}
+	plan := make([]chaosRequest, 0, n)
+	for i := range n {
+		id := fmt.Sprintf("chaos-%06d", i)
+		email := fmt.Sprintf("chaos-%06d@example.com", i)
+		action := actions[i%len(actions)]
+		r := chaosRequest{id: id, subjectAction: action, email: email, kind: "new"}
+		info := fmt.Sprintf(`{"email":%q,"type":1}`, email)
+		if action == "autoCreate" {
+			info = fmt.Sprintf(`{"email":%q,"type":1,"password":"Zx9!kq2Lm"}`, email)
+		}
+		switch i % 25 {
+		case 1:
+			r.kind = "exists"
+			sim.AddUser(email, 1)
+		case 2:
+			r.kind, r.deadLetter, r.email = "invalid", true, ""
+			info = `{"email":"not-an-address","type":1}`
+		case 3:
+			r.kind, r.deadLetter, r.subjectAction = "rejected", true, "autoCreate"
+			action = "autoCreate"
+			info = fmt.Sprintf(`{"email":%q,"type":1,"password":"password1"}`, email)
+			r.email = "" // never created
+		case 4:
+			r.kind, r.deadLetter = "not_found", true
+			sim.FailEmail(email, 0, testenv.Fault{Status: 404, Code: 4130, Message: "Group does not exist: chaos."})
+			r.email = ""
+		}
+		r.body = fmt.Sprintf(`{"action":%q,"user_info":%s}`, action, info)
+		plan = append(plan, r)
+	}
+	return plan
+}
+
+// chaosConsumer is a consumer process that the test kills and restarts.
+type chaosConsumer struct {
+	name string
+	env  map[string]string
+	cur  *child
+	runs int
+}
+
+func (c *chaosConsumer) start(t *testing.T) {
+	t.Helper()
+	c.runs++
+	c.cur = startChild(t, fmt.Sprintf("%s#%d", c.name, c.runs), c.env)
+}
+
+func (c *chaosConsumer) kill(t *testing.T) {
+	t.Helper()
+	_ = c.cur.signal(t, syscall.SIGKILL, 10*time.Second)
+}
+
+func (c *chaosConsumer) term(t *testing.T) {
+	t.Helper()
+	if err := c.cur.signal(t, syscall.SIGTERM, 30*time.Second); err != nil {
+		t.Errorf("%s: exit after SIGTERM: %v; want 0", c.cur.name, err)
+	}
+}
+
+// natsChild is the broker, a re-executed test binary serving JetStream.
+type natsChild struct {
+	addr string
+	port int
+	dir  string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+}
+
+func startNATSChild(t *testing.T) *natsChild {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	b := &natsChild{port: port, addr: fmt.Sprintf("127.0.0.1:%d", port), dir: t.TempDir(), out: &syncBuffer{}}
+	b.start(t)
+	t.Cleanup(func() {
+		if b.cmd != nil {
+			_ = b.cmd.Process.Kill()
+			<-b.done
+		}
+		if t.Failed() {
+			t.Logf("nats child output:\n%s", b.out.String())
+		}
+	})
+	return b
+}
+
+func (b *natsChild) url() string { return "nats://" + b.addr }
+
+func (b *natsChild) start(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d %s", childNATSEnv, b.port, b.dir))
+	cmd.Stdout, cmd.Stderr = b.out, b.out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start nats child: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	b.cmd, b.done = cmd, done
+	eventually(t, 20*time.Second, func() (bool, string) {
+		c, err := net.DialTimeout("tcp", b.addr, 100*time.Millisecond)
+		if err != nil {
+			return false, "nats child not listening: " + err.Error()
+		}
+		c.Close()
+		return true, ""
+	})
+}
+
+func (b *natsChild) restart(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	_ = b.cmd.Process.Signal(sig)
+	select {
+	case <-b.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("nats child did not exit after %v", sig)
+	}
+	b.cmd = nil
+	b.start(t)
+}
+
+// proxy forwards TCP connections to the broker and can cut them all.
+type proxy struct {
+	ln       net.Listener
+	upstream string
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	wg       sync.WaitGroup
+}
+
+func startProxy(t *testing.T, upstream string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, upstream: upstream, conns: map[net.Conn]struct{}{}}
+	p.wg.Go(p.accept)
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *proxy) url() string { return "nats://" + p.ln.Addr().String() }
+
+func (p *proxy) accept() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		up, err := net.DialTimeout("tcp", p.upstream, time.Second)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+		p.mu.Unlock()
+		pipe := func(dst, src net.Conn) {
+			_, _ = io.Copy(dst, src)
+			dst.Close()
+			src.Close()
+			p.mu.Lock()
+			delete(p.conns, dst)
+			delete(p.conns, src)
+			p.mu.Unlock()
+		}
+		p.wg.Go(func() { pipe(up, c) })
+		p.wg.Go(func() { pipe(c, up) })
+	}
+}
+
+// cut closes every proxied connection at once.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+// chaosResults reads the result stream incrementally, tolerating a broker
+// that is down for a moment.
+type chaosResults struct {
+	js       jetstream.JetStream
+	lastSeq  uint64
+	terminal map[string]int
+	all      map[string][]messages.Event
+}
+
+func (w *chaosResults) poll(t *testing.T) {
+	t.Helper()
+	if w.all == nil {
+		w.all, w.terminal = map[string][]messages.Event{}, map[string]int{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := w.js.Stream(ctx, "ZOOM_USERS_RESULTS")
+	if err != nil {
+		return // broker restarting; next poll
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return
+	}
+	for seq := w.lastSeq + 1; seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			w.lastSeq = seq
+			continue
+		}
+		if err != nil {
+			return
+		}
+		w.lastSeq = seq
+		ev, err := messages.DecodeEvent(m.Data)
+		if err != nil {
+			t.Errorf("result %d is not a valid event: %v", seq, err)
+			continue
+		}
+		w.all[ev.Data.RequestID] = append(w.all[ev.Data.RequestID], ev)
+		if ev.Data.Outcome.Terminal() {
+			w.terminal[ev.Data.RequestID]++
+		}
+	}
+}
+
+func (w *chaosResults) terminalCount(t *testing.T, _ *nats.Conn) int {
+	w.poll(t)
+	return len(w.terminal)
+}
+
+func (w *chaosResults) events(t *testing.T, _ *nats.Conn) map[string][]messages.Event {
+	w.poll(t)
+	return w.all
+}
+
+// dlqByRequest counts dead letters per request id.
+func dlqByRequest(t *testing.T, js jetstream.JetStream) map[string]int {
+	t.Helper()
+	ctx := context.Background()
+	s, err := js.Stream(ctx, "ZOOM_USERS_DLQ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[m.Header.Get(messages.HeaderRequestID)]++
+	}
+	return out
+}
+
+// streamMsgCountRetry is streamMsgCount that tolerates a restarting broker.
+func streamMsgCountRetry(t *testing.T, js jetstream.JetStream, stream string) uint64 {
+	t.Helper()
+	for range 50 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s, err := js.Stream(ctx, stream)
+		if err == nil {
+			var info *jetstream.StreamInfo
+			if info, err = s.Info(ctx); err == nil {
+				cancel()
+				return info.State.Msgs
+			}
+		}
+		cancel()
+		pause(100 * time.Millisecond)
+	}
+	t.Fatalf("stream %s unreadable", stream)
+	return 0
+}
+
+func formatCounts(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// pause spaces the fault injections; it does not wait for a condition.
+func pause(d time.Duration) { time.Sleep(d) }
