@@ -68,6 +68,7 @@ commands:
   sandbox   run the service against an embedded NATS server and a Zoom simulator
   publish   publish one create-user request
   quota     show the quota gates, each replica's share of the budget, and the backlog per action
+  dlq       list, show, replay and purge dead letters
   version   print the version
 
 Run 'consumer <command> -h' for a command's flags.`
@@ -89,6 +90,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return publishCommand(ctx, rest, getenv, stdin, stdout, stderr)
 	case "quota":
 		return quotaCommand(ctx, rest, getenv, stdout, stderr)
+	case "dlq":
+		return dlqCommand(ctx, rest, getenv, stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

@@ -193,6 +193,7 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	printMu.Unlock()
 
 	if *exitWhenIdle {
+		fmt.Fprint(stdout, "\n"+dlqTry(js.URL(), false))
 		stopSvc()
 		if err := <-svcErr; err != nil {
 			return fmt.Errorf("sandbox: service: %w", err)
@@ -208,8 +209,8 @@ The service keeps running. Publish your own requests, for example:
   echo '{"action":"custCreate","user_info":{"email":"x@example.com","type":2}}' | go run ./cmd/consumer publish --nats-url %[1]s --file - --wait 10s
 See the quota gates, the budget per replica and the backlog:
   go run ./cmd/consumer quota --nats-url %[1]s
-Press Ctrl-C to stop.
-`, js.URL())
+%[2]sPress Ctrl-C to stop.
+`, js.URL(), dlqTry(js.URL(), true))
 	select {
 	case <-ctx.Done():
 	case err := <-svcErr:
