@@ -99,7 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprintln(stdout, usage)
 		return nil
 	default:
-		return usageError("unknown command %q (want run, sandbox, publish, quota or version)", cmd)
+		return usageError("unknown command %q (want run, sandbox, publish, quota, dlq or version)", cmd)
 	}
 }
 
