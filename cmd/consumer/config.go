@@ -52,6 +52,10 @@ type Config struct {
 	LogLevel  string
 	LogFormat string
 	LogEmails bool
+
+	// OTLPEndpoint is the OTLP/HTTP collector base URL; empty exports no
+	// spans.
+	OTLPEndpoint string
 }
 
 // setting is one configuration value: its environment variable, its flag,
@@ -147,6 +151,18 @@ func settings() []setting {
 			return nil
 		}},
 		{env: "LOG_EMAILS", flag: "log-emails", def: "false", usage: "log full e-mail addresses instead of masked ones", set: boolSetter(func(c *Config) *bool { return &c.LogEmails })},
+		// The other OTEL_* variables (OTEL_SERVICE_NAME,
+		// OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT,
+		// _COMPRESSION, _CERTIFICATE, OTEL_TRACES_SAMPLER) are read from the
+		// process environment by the OpenTelemetry SDK itself; this one is a
+		// setting because it decides whether there is an exporter at all.
+		{env: "OTEL_EXPORTER_OTLP_ENDPOINT", flag: "otel-exporter-otlp-endpoint", usage: "OTLP/HTTP collector base URL to export traces to (<url>/v1/traces); empty = no export", set: func(c *Config, v string) error {
+			if v == "" {
+				c.OTLPEndpoint = ""
+				return nil
+			}
+			return urlSetter(func(c *Config) *string { return &c.OTLPEndpoint })(c, v)
+		}},
 	}
 }
 

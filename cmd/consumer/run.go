@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/zoomprov/consumer/internal/metrics"
 	"github.com/zoomprov/consumer/internal/provision"
 	"github.com/zoomprov/consumer/internal/zoom"
 )
@@ -47,14 +48,30 @@ func newLogger(cfg Config, w io.Writer) zerolog.Logger {
 	if cfg.LogFormat == "console" {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
 	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Str("service", "zoom-provisioner").Logger()
+	return zerolog.New(w).Level(lvl).With().Timestamp().Str("service", serviceName).Logger()
 }
+
+// tracerShutdownTimeout bounds the flush of the last spans on shutdown.
+const tracerShutdownTimeout = 5 * time.Second
 
 // serve runs the service until ctx is cancelled: connect, provision,
 // consume, then shut down in order (stop fetching, finish or hand back
-// in-flight work, drain the connection). ready, if not nil, is called
-// once the service consumes.
+// in-flight work, drain the connection, flush the last spans). ready, if
+// not nil, is called once the service consumes.
 func serve(ctx context.Context, cfg Config, log zerolog.Logger, ready func()) error {
+	tp, err := newTracerProvider(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tracerShutdownTimeout)
+		defer cancel()
+		if err := tp.Shutdown(sctx); err != nil {
+			log.Warn().Err(err).Msg("flush traces")
+		}
+	}()
+	m := metrics.New()
+
 	nc, err := connectNATS(cfg, log)
 	if err != nil {
 		return err
@@ -65,6 +82,10 @@ func serve(ctx context.Context, cfg Config, log zerolog.Logger, ready func()) er
 		return fmt.Errorf("jetstream: %w", err)
 	}
 
+	// Zoom calls are measured by the transport, outside the zoom package,
+	// which knows nothing of Prometheus.
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.MaxIdleConnsPerHost = 256
 	zcfg := zoom.Config{
 		AccountID:    cfg.ZoomAccountID,
 		ClientID:     cfg.ZoomClientID,
@@ -72,6 +93,7 @@ func serve(ctx context.Context, cfg Config, log zerolog.Logger, ready func()) er
 		BaseURL:      cfg.ZoomAPIURL,
 		TokenURL:     cfg.ZoomTokenURL,
 		Timeout:      cfg.ZoomTimeout,
+		HTTPClient:   &http.Client{Transport: m.ZoomTransport(base, cfg.ZoomTokenURL)},
 	}
 	// The pacer spaces calls at this replica's share of ZOOM_RATE_LIMIT
 	// and holds create calls while the shared daily-quota gate is closed.
@@ -97,12 +119,17 @@ func serve(ctx context.Context, cfg Config, log zerolog.Logger, ready func()) er
 		Pacer:           pacer,
 		Logger:          log,
 		LogEmails:       cfg.LogEmails,
+		Metrics:         m,
+		TracerProvider:  tp,
+		Credentials:     zc,
 	})
 	if err != nil {
 		return err
 	}
+	m.ObserveNATS(nc.IsConnected, func() uint64 { return nc.Stats().Reconnects })
+	m.ObserveReady(func() bool { ok, _ := readyState(nc, svc.Status()); return ok })
 
-	stopHTTP, err := serveHTTP(cfg.HTTPAddr, nc, svc, log)
+	stopHTTP, err := serveHTTP(cfg.HTTPAddr, nc, svc, m, log)
 	if err != nil {
 		return err
 	}
@@ -220,9 +247,33 @@ func redactURL(u string) string {
 	return strings.Join(parts, ",")
 }
 
-// serveHTTP starts the health endpoints on addr (nothing if addr is
-// empty). It listens synchronously so a taken port fails start-up.
-func serveHTTP(addr string, nc *nats.Conn, svc *provision.Service, log zerolog.Logger) (func(), error) {
+// readyState says whether the service should count as ready, and why (or
+// why not): connected to NATS, consumers bound, not held for an
+// account-level problem, and Zoom's token endpoint accepted the
+// credentials (checked at start-up and while held, never per probe).
+func readyState(nc *nats.Conn, st provision.Status) (bool, string) {
+	switch {
+	case !nc.IsConnected():
+		return false, "not connected to nats"
+	case !st.Bound:
+		return false, "consumers not bound"
+	case st.Held:
+		return false, "held for an account-level problem: " + st.HeldReason
+	case st.ZoomCredentials == provision.CredentialsRejected:
+		return false, "zoom rejects the credentials: " + st.ZoomCredentialsError
+	case st.ZoomCredentials == provision.CredentialsUnverified:
+		why := "zoom credentials not verified yet"
+		if st.ZoomCredentialsError != "" {
+			why += ": " + st.ZoomCredentialsError
+		}
+		return false, why
+	}
+	return true, "consuming"
+}
+
+// serveHTTP starts the health and metrics endpoints on addr (nothing if
+// addr is empty). It listens synchronously so a taken port fails start-up.
+func serveHTTP(addr string, nc *nats.Conn, svc *provision.Service, m *metrics.Metrics, log zerolog.Logger) (func(), error) {
 	if addr == "" {
 		return func() {}, nil
 	}
@@ -236,21 +287,14 @@ func serveHTTP(addr string, nc *nats.Conn, svc *provision.Service, log zerolog.L
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		st := svc.Status()
-		ready, why := true, "consuming"
-		switch {
-		case !nc.IsConnected():
-			ready, why = false, "not connected to nats"
-		case !st.Bound:
-			ready, why = false, "consumers not bound"
-		case st.Held:
-			ready, why = false, "held for an account-level problem: "+st.HeldReason
-		}
+		ready, why := readyState(nc, st)
 		code := http.StatusOK
 		if !ready {
 			code = http.StatusServiceUnavailable
 		}
 		writeJSON(w, code, map[string]any{"ready": ready, "reason": why, "nats": nc.Status().String(), "service": st})
 	})
+	mux.Handle("GET /metrics", m.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

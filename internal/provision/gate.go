@@ -154,7 +154,7 @@ func (s *Service) closeGate(ctx context.Context, gt Gate) {
 	if !s.gates.set(gt) {
 		return
 	}
-	s.log.Warn().Str("scope", gt.Scope).Time("until", gt.Until).Str("reason", gt.Reason).
+	s.log.Warn().Str("scope", gt.Scope).Time("until", gt.Until).Str("reason", maskEmails(gt.Reason)).
 		Msg("daily quota exhausted; quota gate closed until the reset")
 	if data, err := json.Marshal(gt); err == nil {
 		if _, err := s.quotaKV.Put(ctx, GateKey(gt.Scope), data); err != nil {

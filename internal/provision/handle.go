@@ -12,8 +12,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/internal/metrics"
 	"github.com/zoomprov/consumer/internal/retry"
 	"github.com/zoomprov/consumer/internal/zoom"
 )
@@ -33,6 +35,8 @@ type delivery struct {
 	email     string
 	replayOf  string
 	start     time.Time
+	// span is the span around handling the delivery, set by startSpan.
+	span trace.Span
 }
 
 // attempt is the result of one attempt (or of validation).
@@ -53,7 +57,11 @@ type attempt struct {
 // nak, or term after a dead letter). It never panics out: a panic while
 // handling hands the message back for later.
 func (s *Service) handle(ctx context.Context, msg jetstream.Msg) {
-	s.track.add(msg, s.now())
+	since := s.track.release(msg)
+	if since.IsZero() {
+		since = time.Now()
+	}
+	s.track.add(msg, since)
 	defer s.track.remove(msg)
 	defer func() {
 		if r := recover(); r != nil {
@@ -68,8 +76,9 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) {
 	if !ok {
 		return
 	}
-	log := s.log.With().Str("request_id", d.requestID).Str("action", d.action).
-		Uint64("stream_seq", d.seq).Uint64("num_delivered", d.delivered).Logger()
+	ctx, span := s.startSpan(ctx, d)
+	defer span.End()
+	log := s.deliveryLog(d).Logger()
 
 	a := s.validate(d)
 	if a.kind == retry.Invalid {
@@ -194,7 +203,9 @@ func (s *Service) try(ctx context.Context, d *delivery) attempt {
 	if err != nil {
 		return attempt{kind: retry.Invalid, err: err, reason: messages.ReasonInvalidRequest, zoomMsg: "user_info cannot be encoded"}
 	}
-	resp, err := s.zoom.CreateUser(withGate(ctx, d.action), zoom.CreateUserRequest{Action: string(d.req.Action), UserInfo: info})
+	zctx, span := s.zoomSpan(ctx, metrics.EndpointCreateUser)
+	resp, err := s.zoom.CreateUser(withGate(zctx, d.action), zoom.CreateUserRequest{Action: string(d.req.Action), UserInfo: info})
+	endZoomSpan(span, statusOf(resp, err), trackingOf(resp, err), err)
 	if err == nil {
 		return attempt{kind: retry.Succeeded, outcome: messages.OutcomeCreated, user: resp, httpStatus: resp.StatusCode, trackingID: resp.TrackingID}
 	}
@@ -203,7 +214,9 @@ func (s *Service) try(ctx context.Context, d *delivery) attempt {
 		// The user exists: either created by someone else, or by an
 		// earlier attempt of ours whose answer was lost. Either way the
 		// request is done; report the existing user's id.
-		got, gerr := s.zoom.GetUser(ctx, d.req.UserInfo.Email)
+		gctx, span := s.zoomSpan(ctx, metrics.EndpointGetUser)
+		got, gerr := s.zoom.GetUser(gctx, d.req.UserInfo.Email)
+		endZoomSpan(span, statusOf(got, gerr), trackingOf(got, gerr), gerr)
 		switch {
 		case gerr == nil:
 			return attempt{kind: retry.Succeeded, outcome: messages.OutcomeExists, user: got,
@@ -237,6 +250,7 @@ func (s *Service) failure(ctx context.Context, d *delivery, err error) attempt {
 		if apiErr.StatusCode == http.StatusTooManyRequests {
 			now := s.now()
 			a.retryAt = apiErr.ResetAt(now)
+			s.metrics.RateLimited(limitLabel(apiErr.Limit()))
 			if apiErr.Limit() == zoom.LimitDaily {
 				s.closeGate(ctx, Gate{Scope: gateScope(d.action), Until: a.retryAt, Reason: apiErr.Message, ClosedAt: now, ClosedBy: s.replicaID})
 			} else {
@@ -247,9 +261,50 @@ func (s *Service) failure(ctx context.Context, d *delivery, err error) attempt {
 	var tokErr *zoom.TokenError
 	if errors.As(err, &tokErr) {
 		a.httpStatus, a.zoomMsg = tokErr.StatusCode, tokErr.Error()
+		switch {
+		case tokErr.StatusCode == http.StatusTooManyRequests:
+			s.metrics.RateLimited(metrics.LimitToken)
+		case tokErr.CredentialsRejected():
+			s.creds.set(CredentialsRejected, tokErr.Error())
+		}
 	}
 	a.kind, a.reason = classify(ctx, err)
 	return a
+}
+
+// limitLabel is the metrics label of a 429's limit type.
+func limitLabel(l zoom.LimitType) string {
+	switch l {
+	case zoom.LimitPerSecond:
+		return metrics.LimitPerSecond
+	case zoom.LimitDaily:
+		return metrics.LimitDaily
+	}
+	return metrics.LimitUnknown
+}
+
+// statusOf is the HTTP status of a Zoom call's answer, zero without one.
+func statusOf(resp zoom.Response, err error) int {
+	var apiErr *zoom.APIError
+	var tokErr *zoom.TokenError
+	switch {
+	case err == nil:
+		return resp.StatusCode
+	case errors.As(err, &apiErr):
+		return apiErr.StatusCode
+	case errors.As(err, &tokErr):
+		return tokErr.StatusCode
+	}
+	return 0
+}
+
+// trackingOf is Zoom's tracking id of a call's answer, if any.
+func trackingOf(resp zoom.Response, err error) string {
+	var apiErr *zoom.APIError
+	if err != nil && errors.As(err, &apiErr) {
+		return apiErr.TrackingID
+	}
+	return resp.TrackingID
 }
 
 // Zoom codes that mean the account or the app is misconfigured, not the
@@ -327,8 +382,11 @@ func (s *Service) forgetFailures(ctx context.Context, d *delivery) {
 
 func attemptsKey(seq uint64) string { return "seq-" + strconv.FormatUint(seq, 10) }
 
-// logEvent starts a log line with the fields every outcome line carries.
+// logEvent starts the outcome line of a delivery with the fields every
+// outcome line carries. It is called exactly once per outcome, so it also
+// records the outcome in the metrics and on the span (see observe).
 func (s *Service) logEvent(ev *zerolog.Event, d *delivery, a attempt, outcome string) *zerolog.Event {
+	s.observe(d, a, outcome)
 	email := d.email
 	if !s.cfg.LogEmails {
 		email = messages.MaskEmail(email)

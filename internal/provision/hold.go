@@ -17,7 +17,12 @@ type hold struct {
 	reason string
 	// count is how many holds happened in a row; reset by a success.
 	count int
-	// changed is closed and replaced whenever the hold is lifted early.
+	// creds is true when the hold began because the token endpoint
+	// refused the credentials: a later successful token check may then
+	// lift it early (see lift).
+	creds bool
+	// changed is closed and replaced whenever a hold begins or is lifted
+	// early.
 	changed chan struct{}
 }
 
@@ -50,7 +55,8 @@ func (h *hold) holds() int {
 
 // start begins (or keeps) a hold for d. It reports whether a new hold began,
 // so the caller logs the problem once per hold rather than once per request.
-func (h *hold) start(now time.Time, d time.Duration, reason string) (time.Time, bool) {
+// creds says the problem is credentials the token endpoint refused.
+func (h *hold) start(now time.Time, d time.Duration, reason string, creds bool) (time.Time, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if now.Before(h.until) {
@@ -58,8 +64,45 @@ func (h *hold) start(now time.Time, d time.Duration, reason string) (time.Time, 
 	}
 	h.until = now.Add(d)
 	h.reason = reason
+	h.creds = creds
 	h.count++
+	h.notifyLocked()
 	return h.until, true
+}
+
+// lift ends a hold on refused credentials at once, after a token check
+// found them accepted again, so work resumes without waiting out a hold
+// that may have grown to minutes. Holds for other problems (scope, role)
+// stay: a token proves nothing about them. The count is kept, so if the
+// next request fails the same way the hold still grows. It reports whether
+// a hold was lifted.
+func (h *hold) lift(now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !now.Before(h.until) || !h.creds {
+		return false
+	}
+	h.until = now
+	h.reason = ""
+	h.notifyLocked()
+	return true
+}
+
+// subscribe returns a channel closed when a hold next begins or is lifted.
+func (h *hold) subscribe() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.changed == nil {
+		h.changed = make(chan struct{})
+	}
+	return h.changed
+}
+
+func (h *hold) notifyLocked() {
+	if h.changed != nil {
+		close(h.changed)
+		h.changed = nil
+	}
 }
 
 // clear lifts the hold after a success. It reports whether there had been
@@ -71,10 +114,8 @@ func (h *hold) clear() bool {
 	h.count = 0
 	h.until = time.Time{}
 	h.reason = ""
-	if h.changed != nil {
-		close(h.changed)
-		h.changed = nil
-	}
+	h.creds = false
+	h.notifyLocked()
 	return had
 }
 

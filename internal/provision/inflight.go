@@ -13,6 +13,29 @@ import (
 type inflight struct {
 	mu   sync.Mutex
 	msgs map[jetstream.Msg]time.Time // message → last heartbeat (or start)
+	// waiting are fetched messages a dispatcher holds until a worker is
+	// free; they get heartbeats too but do not count as in flight.
+	waiting map[jetstream.Msg]time.Time
+}
+
+// hold registers a message a dispatcher holds for a worker.
+func (f *inflight) hold(m jetstream.Msg, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.waiting == nil {
+		f.waiting = make(map[jetstream.Msg]time.Time)
+	}
+	f.waiting[m] = now
+}
+
+// release ends hold, returning when the message last had a heartbeat, so
+// the worker's own tracking continues from there.
+func (f *inflight) release(m jetstream.Msg) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := f.waiting[m]
+	delete(f.waiting, m)
+	return t
 }
 
 func (f *inflight) add(m jetstream.Msg, now time.Time) {
@@ -53,10 +76,12 @@ func (f *inflight) heartbeat(ctx context.Context, every time.Duration) {
 		case now := <-tick.C:
 			var due []jetstream.Msg
 			f.mu.Lock()
-			for m, last := range f.msgs {
-				if now.Sub(last) >= every {
-					due = append(due, m)
-					f.msgs[m] = now
+			for _, set := range []map[jetstream.Msg]time.Time{f.msgs, f.waiting} {
+				for m, last := range set {
+					if now.Sub(last) >= every {
+						due = append(due, m)
+						set[m] = now
+					}
 				}
 			}
 			f.mu.Unlock()

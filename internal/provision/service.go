@@ -18,8 +18,11 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/internal/metrics"
 	"github.com/zoomprov/consumer/internal/retry"
 	"github.com/zoomprov/consumer/internal/zoom"
 )
@@ -80,6 +83,27 @@ type Config struct {
 	Logger zerolog.Logger
 	// LogEmails logs full e-mail addresses instead of masked ones.
 	LogEmails bool
+	// Metrics receives the service's counters and gauges; nil records
+	// none.
+	Metrics *metrics.Metrics
+	// TracerProvider makes the span around each request; nil means otel's
+	// global provider, which by default records nothing and only carries a
+	// request's trace context through to its result and dead letter. Pass
+	// an SDK provider to start traces for requests without one.
+	TracerProvider trace.TracerProvider
+	// Credentials, if not nil, is asked whether Zoom accepts the app's
+	// credentials (pass the *zoom.Client): at start-up, then while the
+	// service is held or they are not known to be accepted, every
+	// CredentialsCheck. Status reports the answer for readiness probes.
+	// Nil checks nothing: Status says CredentialsUnchecked until a Zoom
+	// call tells.
+	Credentials interface {
+		TokenValid(ctx context.Context) error
+	}
+	// CredentialsCheck is the longest interval between two checks of
+	// Credentials (each a token request, unless one is cached): they start
+	// a second apart and slow down to this; zero means 30s.
+	CredentialsCheck time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -118,6 +142,12 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
+	}
+	if c.CredentialsCheck <= 0 {
+		c.CredentialsCheck = 30 * time.Second
+	}
 }
 
 // Service runs the provisioning loop. Create it with New and start it with
@@ -134,6 +164,10 @@ type Service struct {
 	track inflight
 	pacer *Pacer
 	gates *gates
+	creds credentials
+
+	metrics *metrics.Metrics
+	tracer  trace.Tracer
 
 	replicaID string
 	attempts  jetstream.KeyValue
@@ -159,6 +193,13 @@ func New(js jetstream.JetStream, z Zoom, cfg Config) (*Service, error) {
 		now:  cfg.Now,
 		rand: cfg.Policy.Rand,
 		topo: cfg.Topology,
+
+		metrics: cfg.Metrics,
+		tracer:  cfg.TracerProvider.Tracer(tracerName),
+	}
+	s.creds.state = CredentialsUnchecked
+	if cfg.Credentials != nil {
+		s.creds.state = CredentialsUnverified
 	}
 	if s.rand == nil {
 		s.rand = rand.Float64
@@ -196,6 +237,11 @@ type Status struct {
 	Pace      float64 `json:"pace"`
 	// Gates are the quota gates closed now.
 	Gates []Gate `json:"gates,omitempty"`
+	// ZoomCredentials is CredentialsAccepted, CredentialsRejected,
+	// CredentialsUnverified or CredentialsUnchecked, and
+	// ZoomCredentialsError the last check's error when not accepted.
+	ZoomCredentials      string `json:"zoom_credentials"`
+	ZoomCredentialsError string `json:"zoom_credentials_error,omitempty"`
 }
 
 // Status reports the service's state.
@@ -212,7 +258,23 @@ func (s *Service) Status() Status {
 			st.Gates = append(st.Gates, gt)
 		}
 	}
+	st.ZoomCredentials, st.ZoomCredentialsError = s.creds.get()
 	return st
+}
+
+// metricsState is the snapshot each metrics scrape reads.
+func (s *Service) metricsState() metrics.ServiceState {
+	st := s.Status()
+	ms := metrics.ServiceState{
+		Bound: st.Bound, Held: st.Held, CredentialsAccepted: st.ZoomCredentials == CredentialsAccepted,
+		InFlight: st.InFlight, Replicas: st.Replicas, RateShare: st.RateShare, Pace: st.Pace,
+		GateResets: make(map[string]time.Duration, len(st.Gates)),
+	}
+	now := s.now()
+	for _, gt := range st.Gates {
+		ms.GateResets[gt.Scope] = gt.Until.Sub(now)
+	}
+	return ms
 }
 
 // ErrConnectionClosed is returned by Run when the NATS connection closed
@@ -224,22 +286,32 @@ var ErrConnectionClosed = errors.New("provision: nats connection closed")
 // were fetched but not started, lets in-flight requests finish for up to
 // ShutdownTimeout, cuts off and hands back the rest, and returns. Run does
 // not close the NATS connection: the caller drains it afterwards so that
-// the last acks are flushed.
+// the last acks are flushed. A ctx cancelled while starting makes Run
+// return nil.
 func (s *Service) Run(ctx context.Context) error {
+	s.metrics.ObserveService(s.metricsState)
+	// A shutdown requested while starting (SIGTERM during a rollout) is a
+	// clean stop, not a failure to start.
+	startFailed := func(err error) error {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	if s.cfg.Provision {
 		if err := Provision(ctx, s.js, s.topo, s.cfg.Actions, s.cfg.AckWait, s.cfg.MaxAckPending); err != nil {
-			return err
+			return startFailed(err)
 		}
 	} else if err := Check(ctx, s.js, s.topo, s.cfg.Actions); err != nil {
-		return err
+		return startFailed(err)
 	}
 	kv, err := s.js.KeyValue(ctx, s.topo.AttemptsBucket)
 	if err != nil {
-		return fmt.Errorf("provision: key-value bucket %s: %w", s.topo.AttemptsBucket, err)
+		return startFailed(fmt.Errorf("provision: key-value bucket %s: %w", s.topo.AttemptsBucket, err))
 	}
 	s.attempts = kv
 	if s.quotaKV, err = s.js.KeyValue(ctx, s.topo.QuotaBucket); err != nil {
-		return fmt.Errorf("provision: key-value bucket %s: %w", s.topo.QuotaBucket, err)
+		return startFailed(fmt.Errorf("provision: key-value bucket %s: %w", s.topo.QuotaBucket, err))
 	}
 
 	feeds := make([]*feed, len(s.cfg.Actions))
@@ -249,7 +321,7 @@ func (s *Service) Run(ctx context.Context) error {
 			for _, f := range feeds[:i] {
 				f.drain()
 			}
-			return err
+			return startFailed(err)
 		}
 		feeds[i] = &feed{it: it}
 	}
@@ -274,6 +346,9 @@ func (s *Service) Run(ctx context.Context) error {
 	hb.Go(func() { s.track.heartbeat(hbCtx, s.cfg.AckWait/3) })
 	hb.Go(func() { s.sweepStrays(ctx) })
 	hb.Go(func() { s.watchGates(ctx) })
+	if s.cfg.Credentials != nil {
+		hb.Go(func() { s.watchCredentials(ctx, s.cfg.Credentials) })
+	}
 	if s.pacer.budget > 0 {
 		hb.Go(func() { s.coordinate(ctx) })
 	}
@@ -413,9 +488,14 @@ func (s *Service) dispatch(ctx context.Context, a messages.Action, f *feed, work
 			s.handBack(msg)
 			continue
 		}
+		// While every worker is busy (Zoom slow or stalled) the message
+		// waits here; the heartbeat goroutine keeps it from being
+		// redelivered behind our back.
+		s.track.hold(msg, time.Now())
 		select {
 		case work <- msg:
 		case <-ctx.Done():
+			s.track.release(msg)
 			s.handBack(msg)
 		}
 	}

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -12,7 +13,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/internal/metrics"
 	"github.com/zoomprov/consumer/internal/retry"
+	"github.com/zoomprov/consumer/internal/zoom"
 )
 
 // publishTimeout bounds each wait for a stream's acknowledgement. Settling
@@ -46,6 +49,7 @@ func (s *Service) settle(ctx context.Context, log *zerolog.Logger, d *delivery, 
 			s.forgetFailures(sctx, d)
 		}
 		s.ack(log, d, d.msg.Ack())
+		s.creds.set(CredentialsAccepted, "")
 		if s.hold.clear() {
 			log.Info().Msg("account problem resolved; taking new work again")
 		}
@@ -69,6 +73,7 @@ func (s *Service) settle(ctx context.Context, log *zerolog.Logger, d *delivery, 
 			s.forgetFailures(sctx, d)
 		}
 		s.ack(log, d, s.terminate(d.msg, string(a.reason)))
+		s.metrics.DeadLetter(knownAction(d.action), string(a.reason))
 		s.logEvent(log.Warn(), d, a, string(messages.OutcomeFailed)).Str("reason", string(a.reason)).Msg("request dead-lettered")
 
 	case retry.NakAfter:
@@ -90,18 +95,23 @@ func (s *Service) settle(ctx context.Context, log *zerolog.Logger, d *delivery, 
 				log.Warn().Err(err).Msg("could not record the failure count")
 			}
 			s.ack(log, d, d.msg.NakWithDelay(dec.Delay))
-			s.logEvent(log.Warn(), d, a, "retry").Int("failed_deliveries", n).Dur("retry_delay", dec.Delay).Msg("transient failure; redelivery scheduled")
+			s.logEvent(log.Warn(), d, a, metrics.OutcomeRetry).Int("failed_deliveries", n).Dur("retry_delay", dec.Delay).Msg("transient failure; redelivery scheduled")
 		default: // interrupted by shutdown: give it back at once
 			s.ack(log, d, d.msg.Nak())
-			s.logEvent(log.Info(), d, a, "handed_back").Msg("shutdown interrupted the request; handed back")
+			s.logEvent(log.Info(), d, a, metrics.OutcomeHandedBack).Msg("shutdown interrupted the request; handed back")
 		}
 
 	case retry.Hold:
-		until, started := s.hold.start(s.now(), dec.Delay, holdReason(a))
+		until, started := s.hold.start(s.now(), dec.Delay, holdReason(a), credentialsRefused(a.err))
 		s.ack(log, d, d.msg.NakWithDelay(until.Sub(s.now())))
 		if started {
-			s.logEvent(log.Error(), d, a, "held").Time("held_until", until).Str("held_reason", holdReason(a)).
+			s.logEvent(log.Error(), d, a, metrics.OutcomeHeld).Time("held_until", until).Str("held_reason", holdReason(a)).
 				Msg("account-level problem with Zoom; holding all work (check the credentials, scopes and role of the Zoom app)")
+		} else {
+			// One error line per hold, but still one outcome line per
+			// request.
+			s.logEvent(log.Info(), d, a, metrics.OutcomeHeld).Time("held_until", until).
+				Msg("account-level problem with Zoom; request handed back until the hold ends")
 		}
 	}
 }
@@ -115,6 +125,13 @@ func (s *Service) terminate(msg jetstream.Msg, reason string) error {
 		return msg.TermWithReason(reason)
 	}
 	return msg.Ack()
+}
+
+// credentialsRefused reports whether err is the token endpoint refusing the
+// credentials.
+func credentialsRefused(err error) bool {
+	var tokErr *zoom.TokenError
+	return errors.As(err, &tokErr) && tokErr.CredentialsRejected()
 }
 
 func holdReason(a attempt) string {
@@ -136,7 +153,7 @@ func (s *Service) ack(log *zerolog.Logger, d *delivery, err error) {
 // back for a later redelivery instead of being acknowledged.
 func (s *Service) unsettled(log *zerolog.Logger, d *delivery, a attempt, err error) {
 	_ = d.msg.NakWithDelay(settleRetryDelay)
-	s.logEvent(log.Error(), d, a, "unsettled").AnErr("publish_error", err).Msg("could not record the outcome; request handed back")
+	s.logEvent(log.Error(), d, a, metrics.OutcomeUnsettled).AnErr("publish_error", err).Msg("could not record the outcome; request handed back")
 }
 
 // result fills the fields every result event shares.
@@ -163,17 +180,20 @@ func (s *Service) result(d *delivery, a attempt) messages.Result {
 
 // publishResult publishes a result event and waits for the result stream's
 // acknowledgement. The event id doubles as Nats-Msg-Id, so the stream keeps
-// only the first terminal event of a request.
+// only the first terminal event of a request. The trace context of ctx goes
+// into the traceparent header and the event's traceparent attribute.
 func (s *Service) publishResult(ctx context.Context, r messages.Result) error {
 	ev := messages.NewEvent(r, s.now())
+	m := nats.NewMsg(s.topo.ResultSubject(r.Outcome))
+	ev.TraceParent = injectTrace(ctx, m.Header)
 	data, err := ev.Marshal()
 	if err != nil {
 		return fmt.Errorf("provision: encode result: %w", err)
 	}
-	m := nats.NewMsg(s.topo.ResultSubject(r.Outcome))
 	m.Data = data
 	m.Header.Set("Content-Type", messages.ContentTypeCloudEvents)
 	if _, err := s.js.PublishMsg(ctx, m, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(s.topo.ResultStream)); err != nil {
+		s.metrics.PublishFailed(metrics.PublishResult)
 		return fmt.Errorf("provision: publish result: %w", err)
 	}
 	return nil
@@ -203,15 +223,23 @@ func (s *Service) publishDeadLetter(ctx context.Context, d *delivery, a attempt)
 	for k, v := range dl.Headers() {
 		m.Header.Set(k, v)
 	}
-	// Keep the publisher's own headers (trace context, replay markers)
-	// unless they clash with ours. Nats-* headers (Msg-Id, Expected-*)
-	// steer the publish itself and must not be copied.
+	// The trace context of the handling span replaces the publisher's, so
+	// the dead letter hangs off the span that decided it.
+	traced := injectTrace(ctx, m.Header) != ""
+	// Keep the publisher's own headers (replay markers, baggage) unless
+	// they clash with ours. Nats-* headers (Msg-Id, Expected-*) steer the
+	// publish itself and must not be copied.
 	for k, vs := range d.header {
-		if _, ours := m.Header[k]; !ours && !strings.HasPrefix(k, "Nats-") {
-			m.Header[k] = vs
+		if _, ours := m.Header[k]; ours || strings.HasPrefix(k, "Nats-") {
+			continue
 		}
+		if traced && (strings.EqualFold(k, HeaderTraceParent) || strings.EqualFold(k, "tracestate")) {
+			continue
+		}
+		m.Header[k] = vs
 	}
 	if _, err := s.js.PublishMsg(ctx, m, jetstream.WithMsgID(messages.DeadLetterMsgID(d.requestID)), jetstream.WithExpectStream(s.topo.DeadLetterStream)); err != nil {
+		s.metrics.PublishFailed(metrics.PublishDeadLetter)
 		return fmt.Errorf("provision: publish dead letter: %w", err)
 	}
 	return nil

@@ -95,6 +95,8 @@ func (s *Service) deadLetterStray(ctx context.Context, stream jetstream.Stream, 
 		d.requestID = s.topo.RequestStream + "-" + strconv.FormatUint(m.Sequence, 10)
 	}
 	d.email = bestEffortEmail(m.Data)
+	ctx, span := s.startSpan(ctx, d)
+	defer span.End()
 	msg := fmt.Sprintf("subject %q names no action; publish on %s.<create|autoCreate|custCreate|ssoCreate>", m.Subject, s.topo.RequestPrefix)
 	a := attempt{kind: retry.Invalid, reason: messages.ReasonInvalidRequest, zoomMsg: msg, err: errors.New("provision: " + msg)}
 	if err := s.publishDeadLetter(ctx, d, a); err != nil {
@@ -108,7 +110,8 @@ func (s *Service) deadLetterStray(ctx context.Context, stream jetstream.Stream, 
 	if err := stream.DeleteMsg(ctx, m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
 		return fmt.Errorf("delete stray request %d: %w", m.Sequence, err)
 	}
-	log := s.log.With().Str("request_id", d.requestID).Str("subject", d.subject).Uint64("stream_seq", d.seq).Logger()
+	log := s.deliveryLog(d).Str("subject", d.subject).Logger()
+	s.metrics.DeadLetter(knownAction(d.action), string(a.reason))
 	s.logEvent(log.Warn(), d, a, string(messages.OutcomeFailed)).Str("reason", string(a.reason)).Msg("request dead-lettered")
 	return nil
 }

@@ -66,6 +66,11 @@ func DefaultTopology() Topology {
 	}
 }
 
+// MaxRequestBytes is the request stream's message size limit (body and
+// headers): four times the largest valid body (messages.MaxBodyBytes), so
+// an oversized-but-storable request still gets a clear dead letter.
+const MaxRequestBytes = 256 << 10
+
 // RequestSubject is the subject requests of action are published on.
 func (t Topology) RequestSubject(action string) string { return t.RequestPrefix + "." + action }
 
@@ -98,8 +103,12 @@ func (t Topology) StreamConfigs() []jetstream.StreamConfig {
 			Retention:   jetstream.WorkQueuePolicy,
 			Storage:     jetstream.FileStorage,
 			Duplicates:  t.RequestDuplicates,
-			Replicas:    t.replicas(),
-			Discard:     jetstream.DiscardNew,
+			// Refuse oversized requests at publish time: the publisher
+			// learns at once, and every accepted request still fits in
+			// its dead letter (body plus headers) under NATS's 1 MiB.
+			MaxMsgSize: MaxRequestBytes,
+			Replicas:   t.replicas(),
+			Discard:    jetstream.DiscardNew,
 		},
 		{
 			Name:        t.ResultStream,

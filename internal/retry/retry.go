@@ -228,6 +228,10 @@ const (
 	// minQuotaWait keeps a reset time that is already past (clock skew) from
 	// turning into an immediate redelivery loop.
 	minQuotaWait = 100 * time.Millisecond
+	// maxQuotaWait bounds a wait whatever the reset time says: no Zoom limit
+	// lasts longer than a day, and a bound keeps wait plus jitter from
+	// overflowing.
+	maxQuotaWait = 25 * time.Hour
 )
 
 // QuotaWait returns how long to wait from now until retryAt, plus a jitter
@@ -236,6 +240,9 @@ func QuotaWait(now, retryAt time.Time, u float64) time.Duration {
 	wait := retryAt.Sub(now)
 	if wait < minQuotaWait {
 		wait = minQuotaWait
+	}
+	if wait > maxQuotaWait {
+		wait = maxQuotaWait
 	}
 	j := time.Duration(float64(wait) * quotaJitterShare)
 	if j > quotaJitterMax {

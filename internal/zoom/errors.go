@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"golang.org/x/oauth2"
 )
@@ -37,6 +38,9 @@ var (
 	// ErrUnauthorized is any 401 (code 124: invalid or expired token).
 	ErrUnauthorized = &APIError{StatusCode: http.StatusUnauthorized}
 )
+
+// maxFieldErrors bounds how many of Zoom's field errors are kept.
+const maxFieldErrors = 20
 
 // FieldError is one entry of the "errors" list of a validation failure.
 type FieldError struct {
@@ -123,15 +127,19 @@ func (e *APIError) Error() string {
 		b.WriteString(e.Message)
 	}
 	for i, f := range e.Fields {
+		if i == maxFieldErrors {
+			fmt.Fprintf(&b, "; and %d more", len(e.Fields)-i)
+			break
+		}
 		if i == 0 {
 			b.WriteString(" (")
 		} else {
 			b.WriteString("; ")
 		}
-		b.WriteString(f.Field + ": " + f.Message)
-		if i == len(e.Fields)-1 {
-			b.WriteString(")")
-		}
+		b.WriteString(sanitize(f.Field, 100) + ": " + sanitize(f.Message, 200))
+	}
+	if len(e.Fields) > 0 {
+		b.WriteString(")")
 	}
 	return b.String()
 }
@@ -178,7 +186,11 @@ func (e *APIError) Limit() LimitType {
 // when Zoom sent it, else the next 00:00 UTC for a daily limit, else zero
 // (unknown; about a second is the usual wait for a per-second limit).
 func (e *APIError) ResetAt(now time.Time) time.Time {
-	if !e.RetryAfter.IsZero() {
+	// A Retry-After more than a day and an hour ahead cannot be one of
+	// Zoom's limits (the longest resets at the next 00:00 UTC): it is a
+	// misread value (milliseconds, say), and trusting it would park requests
+	// for years. Fall back as if it were absent.
+	if !e.RetryAfter.IsZero() && !e.RetryAfter.After(now.Add(maxPlausibleReset)) {
 		return e.RetryAfter
 	}
 	if e.Limit() == LimitDaily {
@@ -186,6 +198,9 @@ func (e *APIError) ResetAt(now time.Time) time.Time {
 	}
 	return time.Time{}
 }
+
+// maxPlausibleReset bounds how far ahead a Retry-After is believed.
+const maxPlausibleReset = 25 * time.Hour
 
 // NextUTCMidnight returns the first 00:00 UTC strictly after now, when
 // Zoom's daily limits reset.
@@ -238,7 +253,14 @@ func newAPIError(op string, res *http.Response, body []byte, now time.Time) *API
 	if err := json.Unmarshal(body, &zb); err == nil && (len(zb.Code) > 0 || zb.Message != "") {
 		e.Code = parseCode(zb.Code)
 		e.Message = sanitize(zb.Message, 1024)
-		e.Fields = zb.Errors
+		// Zoom's field errors reach logs and dead-letter headers: keep
+		// them few, short and free of control characters.
+		for i, f := range zb.Errors {
+			if i == maxFieldErrors {
+				break
+			}
+			e.Fields = append(e.Fields, FieldError{Field: sanitize(f.Field, 100), Message: sanitize(f.Message, 200)})
+		}
 		return e
 	}
 	e.Message = describeBody(res.Header.Get("Content-Type"), body)
@@ -264,6 +286,7 @@ func describeBody(contentType string, body []byte) string {
 	if mt == "" {
 		mt = "unknown content type"
 	}
+	mt = sanitize(mt, 100) // a media type is a token of any length
 	desc := fmt.Sprintf("non-JSON response body (%s, %d bytes)", mt, len(body))
 	// Search an ASCII-only lower-cased copy: bytes.ToLower can change the
 	// length of non-ASCII text, and the positions must match body's.
@@ -293,7 +316,7 @@ func asciiLower(b []byte) []byte {
 // characters, bounded length.
 func sanitize(s string, max int) string {
 	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+		if unicode.IsControl(r) { // C0, DEL and C1 (U+0085 is a line break)
 			return ' '
 		}
 		return r

@@ -1,0 +1,874 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"gopkg.in/yaml.v3"
+
+	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/internal/metrics"
+	"github.com/zoomprov/consumer/internal/provision"
+	"github.com/zoomprov/consumer/testenv"
+)
+
+// k8sDir holds the Kubernetes manifests.
+const k8sDir = "../../deploy/k8s"
+
+// k8sKinds is the apiVersion each kind in deploy/k8s must have.
+var k8sKinds = map[string]string{
+	"Namespace":           "v1",
+	"ServiceAccount":      "v1",
+	"ConfigMap":           "v1",
+	"Secret":              "v1",
+	"Service":             "v1",
+	"Deployment":          "apps/v1",
+	"PodDisruptionBudget": "policy/v1",
+	"ServiceMonitor":      "monitoring.coreos.com/v1",
+	"PrometheusRule":      "monitoring.coreos.com/v1",
+	"ScaledObject":        "keda.sh/v1alpha1",
+	"Stream":              "jetstream.nats.io/v1beta2",
+	"Consumer":            "jetstream.nats.io/v1beta2",
+	"KeyValue":            "jetstream.nats.io/v1beta2",
+	"Kustomization":       "kustomize.config.k8s.io/v1beta1",
+}
+
+// sdkEnv are variables the manifests may set that are not settings of
+// cmd/consumer: the OpenTelemetry SDK and the Go runtime read them
+// themselves.
+var sdkEnv = map[string]bool{
+	"OTEL_SERVICE_NAME": true, "OTEL_RESOURCE_ATTRIBUTES": true,
+	"OTEL_EXPORTER_OTLP_HEADERS": true, "OTEL_EXPORTER_OTLP_TIMEOUT": true,
+	"OTEL_EXPORTER_OTLP_COMPRESSION": true, "OTEL_EXPORTER_OTLP_CERTIFICATE": true,
+	"OTEL_TRACES_SAMPLER": true, "OTEL_TRACES_SAMPLER_ARG": true,
+	"GOMEMLIMIT": true, "GOMAXPROCS": true,
+}
+
+// manifest is one YAML document of deploy/k8s.
+type manifest struct {
+	file string
+	doc  *yaml.Node
+	head struct {
+		APIVersion string `yaml:"apiVersion"`
+		Kind       string `yaml:"kind"`
+		Metadata   struct {
+			Name string `yaml:"name"`
+		} `yaml:"metadata"`
+	}
+}
+
+// decode decodes the document into v.
+func (m manifest) decode(t *testing.T, v any) {
+	t.Helper()
+	if err := m.doc.Decode(v); err != nil {
+		t.Fatalf("%s: %s %s: %v", m.file, m.head.Kind, m.head.Metadata.Name, err)
+	}
+}
+
+// readManifests parses every YAML document of every *.yaml file in
+// deploy/k8s and checks each has a known kind with its apiVersion.
+func readManifests(t *testing.T) []manifest {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(k8sDir, "*.yaml"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no YAML in %s (%v)", k8sDir, err)
+	}
+	var out []manifest
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		for i := 0; ; i++ {
+			var doc yaml.Node
+			err := dec.Decode(&doc)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("%s document %d: %v", filepath.Base(p), i, err)
+			}
+			m := manifest{file: filepath.Base(p), doc: &doc}
+			m.decode(t, &m.head)
+			if want, ok := k8sKinds[m.head.Kind]; !ok || m.head.APIVersion != want {
+				t.Errorf("%s document %d: kind %q apiVersion %q; want a known kind with its apiVersion (%s)", m.file, i, m.head.Kind, m.head.APIVersion, want)
+			}
+			if m.head.Kind != "Kustomization" && m.head.Metadata.Name == "" {
+				t.Errorf("%s document %d (%s): no metadata.name", m.file, i, m.head.Kind)
+			}
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func byKind(ms []manifest, kind string) []manifest {
+	var out []manifest
+	for _, m := range ms {
+		if m.head.Kind == kind {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func single(t *testing.T, ms []manifest, kind string) manifest {
+	t.Helper()
+	got := byKind(ms, kind)
+	if len(got) != 1 {
+		t.Fatalf("%d %s documents in %s; want 1", len(got), kind, k8sDir)
+	}
+	return got[0]
+}
+
+// Kubernetes types, reduced to what the test checks.
+type (
+	k8sProbe struct {
+		HTTPGet struct {
+			Path string `yaml:"path"`
+			Port any    `yaml:"port"`
+		} `yaml:"httpGet"`
+	}
+	k8sContainer struct {
+		Name    string   `yaml:"name"`
+		Args    []string `yaml:"args"`
+		EnvFrom []struct {
+			ConfigMapRef struct {
+				Name string `yaml:"name"`
+			} `yaml:"configMapRef"`
+		} `yaml:"envFrom"`
+		Env []struct {
+			Name string `yaml:"name"`
+		} `yaml:"env"`
+		Ports []struct {
+			Name          string `yaml:"name"`
+			ContainerPort int    `yaml:"containerPort"`
+		} `yaml:"ports"`
+		LivenessProbe  *k8sProbe `yaml:"livenessProbe"`
+		ReadinessProbe *k8sProbe `yaml:"readinessProbe"`
+		StartupProbe   *k8sProbe `yaml:"startupProbe"`
+		Resources      struct {
+			Requests map[string]string `yaml:"requests"`
+			Limits   map[string]string `yaml:"limits"`
+		} `yaml:"resources"`
+		SecurityContext struct {
+			AllowPrivilegeEscalation *bool `yaml:"allowPrivilegeEscalation"`
+			ReadOnlyRootFilesystem   bool  `yaml:"readOnlyRootFilesystem"`
+			Capabilities             struct {
+				Drop []string `yaml:"drop"`
+			} `yaml:"capabilities"`
+		} `yaml:"securityContext"`
+		VolumeMounts []struct {
+			Name      string `yaml:"name"`
+			MountPath string `yaml:"mountPath"`
+		} `yaml:"volumeMounts"`
+	}
+	k8sDeployment struct {
+		Spec struct {
+			Selector struct {
+				MatchLabels map[string]string `yaml:"matchLabels"`
+			} `yaml:"selector"`
+			Template struct {
+				Metadata struct {
+					Labels map[string]string `yaml:"labels"`
+				} `yaml:"metadata"`
+				Spec struct {
+					TerminationGracePeriodSeconds int `yaml:"terminationGracePeriodSeconds"`
+					SecurityContext               struct {
+						RunAsNonRoot bool `yaml:"runAsNonRoot"`
+						RunAsUser    int  `yaml:"runAsUser"`
+					} `yaml:"securityContext"`
+					Containers []k8sContainer `yaml:"containers"`
+					Volumes    []struct {
+						Name   string `yaml:"name"`
+						Secret *struct {
+							SecretName string `yaml:"secretName"`
+						} `yaml:"secret"`
+					} `yaml:"volumes"`
+				} `yaml:"spec"`
+			} `yaml:"template"`
+		} `yaml:"spec"`
+	}
+)
+
+// Ensure deploy/k8s is valid YAML throughout, every document has a known
+// kind and apiVersion, and the manifests agree with the code: probes on
+// /healthz and /readyz at HTTP_ADDR's port, a grace period longer than the
+// shutdown bound, only real settings in the environment, secrets mounted
+// where the *_FILE settings point, the metrics Service scraped, alerts on
+// metrics that exist, and NACK and KEDA definitions equal to the service's
+// topology.
+func TestK8sManifests(t *testing.T) {
+	ms := readManifests(t)
+
+	// The kustomization lists files that exist and are not examples.
+	var kust struct {
+		Resources []string `yaml:"resources"`
+	}
+	single(t, ms, "Kustomization").decode(t, &kust)
+	for _, r := range kust.Resources {
+		if _, err := os.Stat(filepath.Join(k8sDir, r)); err != nil {
+			t.Errorf("kustomization.yaml lists %s: %v", r, err)
+		}
+		if strings.Contains(r, "example") {
+			t.Errorf("kustomization.yaml applies %s; examples must not be applied", r)
+		}
+	}
+	for _, want := range []string{"deployment.yaml", "configmap.yaml", "service.yaml", "pdb.yaml"} {
+		if !slices.Contains(kust.Resources, want) {
+			t.Errorf("kustomization.yaml does not list %s", want)
+		}
+	}
+
+	// The ConfigMap: only real settings, and values the service accepts.
+	var cm struct {
+		Metadata struct {
+			Name string `yaml:"name"`
+		} `yaml:"metadata"`
+		Data map[string]string `yaml:"data"`
+	}
+	single(t, ms, "ConfigMap").decode(t, &cm)
+	known := map[string]bool{}
+	fileSettings := map[string]bool{}
+	for _, s := range settings() {
+		known[s.env] = true
+		if s.secret || s.file {
+			known[s.env+"_FILE"] = true
+			fileSettings[s.env+"_FILE"] = true
+		}
+	}
+	env := map[string]string{}
+	for k, v := range cm.Data {
+		if !known[k] && !sdkEnv[k] {
+			t.Errorf("configmap.yaml sets %s, which is not a setting of cmd/consumer (nor an OTEL_/Go runtime variable)", k)
+		}
+		if !fileSettings[k] {
+			env[k] = v
+		}
+	}
+	cfg, err := parseConfig(newFlagSet("k8s"), nil, mapEnv(env))
+	if err != nil {
+		t.Fatalf("configmap.yaml values: %v", err)
+	}
+
+	// The Deployment.
+	dm := single(t, ms, "Deployment")
+	var dep k8sDeployment
+	dm.decode(t, &dep)
+	pod := dep.Spec.Template.Spec
+	if len(pod.Containers) != 1 {
+		t.Fatalf("deployment has %d containers; want 1", len(pod.Containers))
+	}
+	c := pod.Containers[0]
+	if len(c.EnvFrom) != 1 || c.EnvFrom[0].ConfigMapRef.Name != cm.Metadata.Name {
+		t.Errorf("container envFrom = %+v; want the ConfigMap %s", c.EnvFrom, cm.Metadata.Name)
+	}
+	for _, e := range c.Env {
+		if !known[e.Name] && !sdkEnv[e.Name] {
+			t.Errorf("deployment sets %s, which is not a setting of cmd/consumer (nor an OTEL_/Go runtime variable)", e.Name)
+		}
+	}
+	if len(c.Args) != 1 || c.Args[0] != "run" {
+		t.Errorf("container args = %q; want [run]", c.Args)
+	}
+	_, portStr, err := net.SplitHostPort(cfg.HTTPAddr)
+	if err != nil {
+		t.Fatalf("HTTP_ADDR %q: %v", cfg.HTTPAddr, err)
+	}
+	httpPort, _ := strconv.Atoi(portStr)
+	portName := ""
+	for _, p := range c.Ports {
+		if p.ContainerPort == httpPort {
+			portName = p.Name
+		}
+	}
+	if portName == "" {
+		t.Fatalf("no container port %d (HTTP_ADDR %s)", httpPort, cfg.HTTPAddr)
+	}
+	for _, pr := range []struct {
+		name  string
+		probe *k8sProbe
+		path  string
+	}{
+		{"livenessProbe", c.LivenessProbe, "/healthz"},
+		{"readinessProbe", c.ReadinessProbe, "/readyz"},
+		{"startupProbe", c.StartupProbe, "/healthz"},
+	} {
+		if pr.probe == nil {
+			t.Errorf("deployment has no %s", pr.name)
+			continue
+		}
+		port := fmt.Sprint(pr.probe.HTTPGet.Port)
+		if pr.probe.HTTPGet.Path != pr.path || (port != portName && port != portStr) {
+			t.Errorf("%s = GET %s on port %s; want GET %s on %s (%d)", pr.name, pr.probe.HTTPGet.Path, port, pr.path, portName, httpPort)
+		}
+	}
+	shutdownBound := cfg.ShutdownTimeout + drainTimeout + tracerShutdownTimeout
+	if grace := time.Duration(pod.TerminationGracePeriodSeconds) * time.Second; grace <= shutdownBound {
+		t.Errorf("terminationGracePeriodSeconds = %v; want more than SHUTDOWN_TIMEOUT %v + NATS drain %v + trace flush %v",
+			grace, cfg.ShutdownTimeout, drainTimeout, tracerShutdownTimeout)
+	}
+	if !pod.SecurityContext.RunAsNonRoot || pod.SecurityContext.RunAsUser == 0 {
+		t.Errorf("pod securityContext = %+v; want runAsNonRoot with a non-zero uid", pod.SecurityContext)
+	}
+	sc := c.SecurityContext
+	if !sc.ReadOnlyRootFilesystem || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || !slices.Contains(sc.Capabilities.Drop, "ALL") {
+		t.Errorf("container securityContext = %+v; want a read-only root, no privilege escalation, all capabilities dropped", sc)
+	}
+	if c.Resources.Requests["cpu"] == "" || c.Resources.Requests["memory"] == "" || c.Resources.Limits["memory"] == "" {
+		t.Errorf("container resources = %+v; want cpu and memory requests and a memory limit", c.Resources)
+	}
+	for k, v := range dep.Spec.Selector.MatchLabels {
+		if dep.Spec.Template.Metadata.Labels[k] != v {
+			t.Errorf("pod template lacks the selector label %s=%s", k, v)
+		}
+	}
+
+	// Secrets: every *_FILE setting points into a mounted Secret, at a key
+	// the example Secret has.
+	secretKeys := map[string][]string{}
+	for _, sm := range byKind(ms, "Secret") {
+		var s struct {
+			StringData map[string]string `yaml:"stringData"`
+		}
+		sm.decode(t, &s)
+		for k := range s.StringData {
+			secretKeys[sm.head.Metadata.Name] = append(secretKeys[sm.head.Metadata.Name], k)
+		}
+	}
+	mounts := map[string]string{} // mount path -> secret name
+	for _, v := range pod.Volumes {
+		if v.Secret == nil {
+			continue
+		}
+		if _, ok := secretKeys[v.Secret.SecretName]; !ok {
+			t.Errorf("volume %s mounts Secret %s, which secret.example.yaml does not show", v.Name, v.Secret.SecretName)
+		}
+		for _, vm := range c.VolumeMounts {
+			if vm.Name == v.Name {
+				mounts[vm.MountPath] = v.Secret.SecretName
+			}
+		}
+	}
+	for k, path := range cm.Data {
+		if !fileSettings[k] {
+			continue
+		}
+		secret, ok := mounts[filepath.Dir(path)]
+		if !ok || !slices.Contains(secretKeys[secret], filepath.Base(path)) {
+			t.Errorf("%s=%s is not a key of a mounted Secret (mounts %v, keys %v)", k, path, mounts, secretKeys)
+		}
+	}
+	for _, k := range []string{"ZOOM_ACCOUNT_ID", "ZOOM_CLIENT_ID", "ZOOM_CLIENT_SECRET"} {
+		if cm.Data[k+"_FILE"] == "" {
+			t.Errorf("configmap.yaml does not set %s_FILE; the Zoom credentials come from a Secret", k)
+		}
+	}
+
+	// The metrics Service and its ServiceMonitor.
+	var svc struct {
+		Spec struct {
+			Selector map[string]string `yaml:"selector"`
+			Ports    []struct {
+				Name       string `yaml:"name"`
+				TargetPort any    `yaml:"targetPort"`
+			} `yaml:"ports"`
+		} `yaml:"spec"`
+	}
+	single(t, ms, "Service").decode(t, &svc)
+	svcPort := ""
+	for _, p := range svc.Spec.Ports {
+		if tp := fmt.Sprint(p.TargetPort); tp == portName || tp == portStr {
+			svcPort = p.Name
+		}
+	}
+	if svcPort == "" {
+		t.Errorf("Service ports %+v do not target the container's %s port", svc.Spec.Ports, portName)
+	}
+	var smon struct {
+		Spec struct {
+			Endpoints []struct {
+				Port string `yaml:"port"`
+				Path string `yaml:"path"`
+			} `yaml:"endpoints"`
+		} `yaml:"spec"`
+	}
+	single(t, ms, "ServiceMonitor").decode(t, &smon)
+	if len(smon.Spec.Endpoints) != 1 || smon.Spec.Endpoints[0].Port != svcPort || smon.Spec.Endpoints[0].Path != "/metrics" {
+		t.Errorf("ServiceMonitor endpoints = %+v; want port %s path /metrics", smon.Spec.Endpoints, svcPort)
+	}
+
+	checkAlerts(t, single(t, ms, "PrometheusRule"))
+	checkNACK(t, ms, cfg)
+	checkKEDA(t, single(t, ms, "ScaledObject"), dm.head.Metadata.Name)
+
+	var pdb struct {
+		Spec struct {
+			MaxUnavailable any `yaml:"maxUnavailable"`
+			Selector       struct {
+				MatchLabels map[string]string `yaml:"matchLabels"`
+			} `yaml:"selector"`
+		} `yaml:"spec"`
+	}
+	single(t, ms, "PodDisruptionBudget").decode(t, &pdb)
+	if fmt.Sprint(pdb.Spec.Selector.MatchLabels) != fmt.Sprint(dep.Spec.Selector.MatchLabels) {
+		t.Errorf("PodDisruptionBudget selects %v; want the Deployment's %v", pdb.Spec.Selector.MatchLabels, dep.Spec.Selector.MatchLabels)
+	}
+}
+
+// checkAlerts checks that every zoomprov_ metric an alert uses exists.
+func checkAlerts(t *testing.T, m manifest) {
+	t.Helper()
+	var rule struct {
+		Spec struct {
+			Groups []struct {
+				Rules []struct {
+					Alert string `yaml:"alert"`
+					Expr  string `yaml:"expr"`
+				} `yaml:"rules"`
+			} `yaml:"groups"`
+		} `yaml:"spec"`
+	}
+	m.decode(t, &rule)
+	reg := metrics.New()
+	reg.ObserveService(func() metrics.ServiceState { return metrics.ServiceState{} })
+	reg.ObserveNATS(func() bool { return true }, func() uint64 { return 0 })
+	reg.ObserveReady(func() bool { return true })
+	fams, err := reg.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, f := range fams {
+		names[f.GetName()] = true
+	}
+	metricRE := regexp.MustCompile(`zoomprov_[a-z_]+`)
+	alerts := 0
+	for _, g := range rule.Spec.Groups {
+		for _, r := range g.Rules {
+			alerts++
+			used := metricRE.FindAllString(r.Expr, -1)
+			if len(used) == 0 {
+				t.Errorf("alert %s uses no zoomprov_ metric: %s", r.Alert, r.Expr)
+			}
+			for _, n := range used {
+				base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(n, "_bucket"), "_sum"), "_count")
+				if !names[n] && !names[base] {
+					t.Errorf("alert %s uses %s, which the service does not export", r.Alert, n)
+				}
+			}
+		}
+	}
+	for _, want := range []string{"zoomprov_quota_gate_closed", "zoomprov_dead_letters_total", "zoomprov_ready", "zoomprov_held", "zoomprov_zoom_rate_limited_total"} {
+		found := false
+		for _, g := range rule.Spec.Groups {
+			for _, r := range g.Rules {
+				found = found || strings.Contains(r.Expr, want)
+			}
+		}
+		if !found {
+			t.Errorf("no alert on %s", want)
+		}
+	}
+}
+
+// checkNACK compares the NACK resources with the service's topology.
+func checkNACK(t *testing.T, ms []manifest, cfg Config) {
+	t.Helper()
+	topo := provision.DefaultTopology()
+	dur := func(file, field, v string) time.Duration {
+		if v == "" {
+			return 0
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Errorf("%s %s %q: %v", file, field, v, err)
+		}
+		return d
+	}
+	streams := map[string]manifest{}
+	for _, m := range byKind(ms, "Stream") {
+		var s struct {
+			Spec struct {
+				Name            string   `yaml:"name"`
+				Subjects        []string `yaml:"subjects"`
+				Retention       string   `yaml:"retention"`
+				Storage         string   `yaml:"storage"`
+				Discard         string   `yaml:"discard"`
+				DuplicateWindow string   `yaml:"duplicateWindow"`
+				MaxAge          string   `yaml:"maxAge"`
+				Replicas        int      `yaml:"replicas"`
+			} `yaml:"spec"`
+		}
+		m.decode(t, &s)
+		streams[s.Spec.Name] = m
+		var want *jetstream.StreamConfig
+		for _, sc := range topo.StreamConfigs() {
+			if sc.Name == s.Spec.Name {
+				want = &sc
+			}
+		}
+		if want == nil {
+			t.Errorf("NACK Stream %s is not a stream of the topology", s.Spec.Name)
+			continue
+		}
+		retention := map[jetstream.RetentionPolicy]string{jetstream.LimitsPolicy: "limits", jetstream.WorkQueuePolicy: "workqueue", jetstream.InterestPolicy: "interest"}
+		discard := map[jetstream.DiscardPolicy]string{jetstream.DiscardOld: "old", jetstream.DiscardNew: "new"}
+		got := fmt.Sprintf("subjects %v retention %s storage %s discard %s duplicates %v max age %v replicas %d",
+			s.Spec.Subjects, s.Spec.Retention, s.Spec.Storage, s.Spec.Discard, dur(m.file, "duplicateWindow", s.Spec.DuplicateWindow), dur(m.file, "maxAge", s.Spec.MaxAge), s.Spec.Replicas)
+		wantStr := fmt.Sprintf("subjects %v retention %s storage %s discard %s duplicates %v max age %v replicas %d",
+			want.Subjects, retention[want.Retention], "file", discard[want.Discard], want.Duplicates, want.MaxAge, want.Replicas)
+		if got != wantStr {
+			t.Errorf("NACK Stream %s:\n got  %s\n want %s", s.Spec.Name, got, wantStr)
+		}
+	}
+	for _, sc := range topo.StreamConfigs() {
+		if _, ok := streams[sc.Name]; !ok {
+			t.Errorf("no NACK Stream %s", sc.Name)
+		}
+	}
+
+	consumers := map[string]bool{}
+	for _, m := range byKind(ms, "Consumer") {
+		var c struct {
+			Spec struct {
+				StreamName    string `yaml:"streamName"`
+				DurableName   string `yaml:"durableName"`
+				FilterSubject string `yaml:"filterSubject"`
+				DeliverPolicy string `yaml:"deliverPolicy"`
+				AckPolicy     string `yaml:"ackPolicy"`
+				AckWait       string `yaml:"ackWait"`
+				MaxDeliver    int    `yaml:"maxDeliver"`
+				MaxAckPending int    `yaml:"maxAckPending"`
+				PauseUntil    string `yaml:"pauseUntil"`
+			} `yaml:"spec"`
+		}
+		m.decode(t, &c)
+		if c.Spec.StreamName == topo.ResultStream && strings.Contains(m.file, "example") {
+			// An audit subscriber's consumer: result events only.
+			if c.Spec.FilterSubject != topo.ResultPrefix+".>" {
+				t.Errorf("%s: audit consumer filters %q; want %s.>", m.file, c.Spec.FilterSubject, topo.ResultPrefix)
+			}
+			continue
+		}
+		var action messages.Action
+		for _, a := range messages.Actions {
+			if topo.ConsumerName(a) == c.Spec.DurableName {
+				action = a
+			}
+		}
+		if action == "" {
+			t.Errorf("NACK Consumer %s is not a consumer of the topology", c.Spec.DurableName)
+			continue
+		}
+		consumers[c.Spec.DurableName] = true
+		want := topo.ConsumerConfig(action, cfg.AckWait, cfg.MaxAckPending)
+		got := fmt.Sprintf("stream %s filter %s deliver %s ack %s ack wait %v max deliver %d max ack pending %d",
+			c.Spec.StreamName, c.Spec.FilterSubject, c.Spec.DeliverPolicy, c.Spec.AckPolicy, dur(m.file, "ackWait", c.Spec.AckWait), c.Spec.MaxDeliver, c.Spec.MaxAckPending)
+		wantStr := fmt.Sprintf("stream %s filter %s deliver %s ack %s ack wait %v max deliver %d max ack pending %d",
+			topo.RequestStream, want.FilterSubject, "all", "explicit", want.AckWait, want.MaxDeliver, want.MaxAckPending)
+		if got != wantStr {
+			t.Errorf("NACK Consumer %s (ACK_WAIT and MAX_ACK_PENDING from configmap.yaml):\n got  %s\n want %s", c.Spec.DurableName, got, wantStr)
+		}
+		if c.Spec.PauseUntil != "" {
+			t.Errorf("NACK Consumer %s sets pauseUntil; the service pauses and resumes it at run time", c.Spec.DurableName)
+		}
+	}
+	for _, a := range messages.Actions {
+		if !consumers[topo.ConsumerName(a)] {
+			t.Errorf("no NACK Consumer %s", topo.ConsumerName(a))
+		}
+	}
+
+	buckets := map[string]bool{}
+	for _, m := range byKind(ms, "KeyValue") {
+		var kv struct {
+			Spec struct {
+				Bucket   string `yaml:"bucket"`
+				History  int    `yaml:"history"`
+				TTL      string `yaml:"ttl"`
+				Storage  string `yaml:"storage"`
+				Replicas int    `yaml:"replicas"`
+			} `yaml:"spec"`
+		}
+		m.decode(t, &kv)
+		var want *jetstream.KeyValueConfig
+		for _, kc := range []jetstream.KeyValueConfig{topo.AttemptsConfig(), topo.QuotaConfig()} {
+			if kc.Bucket == kv.Spec.Bucket {
+				want = &kc
+			}
+		}
+		if want == nil {
+			t.Errorf("NACK KeyValue %s is not a bucket of the topology", kv.Spec.Bucket)
+			continue
+		}
+		buckets[kv.Spec.Bucket] = true
+		got := fmt.Sprintf("history %d ttl %v storage %s replicas %d", kv.Spec.History, dur(m.file, "ttl", kv.Spec.TTL), kv.Spec.Storage, kv.Spec.Replicas)
+		wantStr := fmt.Sprintf("history %d ttl %v storage %s replicas %d", want.History, want.TTL, "file", want.Replicas)
+		if got != wantStr {
+			t.Errorf("NACK KeyValue %s:\n got  %s\n want %s", kv.Spec.Bucket, got, wantStr)
+		}
+	}
+	for _, b := range []string{topo.AttemptsBucket, topo.QuotaBucket} {
+		if !buckets[b] {
+			t.Errorf("no NACK KeyValue %s", b)
+		}
+	}
+}
+
+// checkKEDA checks the ScaledObject scales the Deployment on every action
+// consumer of the request stream.
+func checkKEDA(t *testing.T, m manifest, deployment string) {
+	t.Helper()
+	var so struct {
+		Spec struct {
+			ScaleTargetRef struct {
+				Name string `yaml:"name"`
+			} `yaml:"scaleTargetRef"`
+			MinReplicaCount int `yaml:"minReplicaCount"`
+			Triggers        []struct {
+				Type     string            `yaml:"type"`
+				Metadata map[string]string `yaml:"metadata"`
+			} `yaml:"triggers"`
+		} `yaml:"spec"`
+	}
+	m.decode(t, &so)
+	if so.Spec.ScaleTargetRef.Name != deployment {
+		t.Errorf("ScaledObject targets %q; want the Deployment %q", so.Spec.ScaleTargetRef.Name, deployment)
+	}
+	if so.Spec.MinReplicaCount < 1 {
+		t.Errorf("ScaledObject minReplicaCount = %d; want at least 1 (a replica keeps the leases and gates current)", so.Spec.MinReplicaCount)
+	}
+	topo := provision.DefaultTopology()
+	seen := map[string]bool{}
+	for _, tr := range so.Spec.Triggers {
+		if tr.Type != "nats-jetstream" || tr.Metadata["stream"] != topo.RequestStream || tr.Metadata["natsServerMonitoringEndpoint"] == "" {
+			t.Errorf("ScaledObject trigger %+v; want nats-jetstream on %s with a monitoring endpoint", tr, topo.RequestStream)
+		}
+		seen[tr.Metadata["consumer"]] = true
+	}
+	for _, a := range messages.Actions {
+		if !seen[topo.ConsumerName(a)] {
+			t.Errorf("ScaledObject has no trigger for consumer %s", topo.ConsumerName(a))
+		}
+	}
+}
+
+// Ensure the NATS accounts example gives every user what it needs and no
+// more: the service, logged in as its user, provisions, consumes, pauses
+// on a daily 429, dead-letters (also requests on subjects that name no
+// action) and shares the quota bucket without one permissions violation;
+// HRIS may only publish requests; the audit user reads results through its
+// own consumer and cannot read the dead letters.
+func TestNATSAccountsExample(t *testing.T) {
+	opts, err := natsserver.ProcessConfigFile(filepath.Join(k8sDir, "nats-accounts.conf"))
+	if err != nil {
+		t.Fatalf("nats-accounts.conf: %v", err)
+	}
+	var account *natsserver.Account
+	for _, u := range opts.Users {
+		u.Password = "pw-" + u.Username // the file has placeholder hashes
+		account = u.Account
+	}
+	// An administrator with no restrictions, for what the test itself does.
+	opts.Users = append(opts.Users, &natsserver.User{Username: "admin", Password: "pw-admin", Account: account})
+	opts.Host, opts.Port = "127.0.0.1", -1
+	opts.JetStream, opts.StoreDir = true, t.TempDir()
+	opts.JetStreamMaxMemory, opts.JetStreamMaxStore = 64<<20, 256<<20
+	opts.NoLog, opts.NoSigs = true, true
+	ns, err := natsserver.NewServer(opts)
+	if err != nil {
+		t.Fatalf("nats server: %v", err)
+	}
+	go ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	url := ns.ClientURL()
+
+	// connect logs in as user; violations collects permission errors.
+	type conn struct {
+		nc         *nats.Conn
+		js         jetstream.JetStream
+		mu         sync.Mutex
+		violations []string
+	}
+	connect := func(user, inbox string) *conn {
+		c := &conn{}
+		o := []nats.Option{nats.UserInfo(user, "pw-"+user), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			c.mu.Lock()
+			c.violations = append(c.violations, err.Error())
+			c.mu.Unlock()
+		})}
+		if inbox != "" {
+			o = append(o, nats.CustomInboxPrefix(inbox))
+		}
+		nc, err := nats.Connect(url, o...)
+		if err != nil {
+			t.Fatalf("connect as %s: %v", user, err)
+		}
+		t.Cleanup(nc.Close)
+		c.nc = nc
+		if c.js, err = jetstream.New(nc); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	violations := func(c *conn) []string {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return slices.Clone(c.violations)
+	}
+
+	sim := startSim(t, testenv.SimConfig{DailyCreateLimit: 1})
+	env := map[string]string{
+		"NATS_URL":           url,
+		"NATS_USER":          "zoom-provisioner",
+		"NATS_PASSWORD":      "pw-zoom-provisioner",
+		"ZOOM_ACCOUNT_ID":    testenv.DefaultSimAccountID,
+		"ZOOM_CLIENT_ID":     testenv.DefaultSimClientID,
+		"ZOOM_CLIENT_SECRET": testenv.DefaultSimClientSecret,
+		"ZOOM_API_URL":       sim.APIURL(),
+		"ZOOM_TOKEN_URL":     sim.TokenURL(),
+		"HTTP_ADDR":          "127.0.0.1:0",
+	}
+	svc := startRun(t, env) // PROVISION_STREAMS=true: the widest set the service needs
+	addr := svc.healthAddr(t)
+	eventually(t, 15*time.Second, func() (bool, string) {
+		code, _, why := getReady(addr)
+		return code == 200, why
+	})
+
+	hris := connect("hris", "_INBOX_hris")
+	ctx := context.Background()
+	publish := func(subject, id, body string) {
+		t.Helper()
+		m := nats.NewMsg(subject)
+		m.Data = []byte(body)
+		if _, err := hris.js.PublishMsg(ctx, m, jetstream.WithMsgID(id)); err != nil {
+			t.Fatalf("hris publish %s: %v", id, err)
+		}
+	}
+	publish("zoom.users.create.ssoCreate", "acct-ok", `{"action":"ssoCreate","user_info":{"email":"acct@example.com","type":1}}`)
+	publish("zoom.users.create.custCreate", "acct-invalid", `{"action":"custCreate","user_info":{"email":"nope","type":2}}`)
+	publish("zoom.users.create.create", "acct-invite-1", `{"action":"create","user_info":{"email":"i1@example.com","type":1}}`)
+	publish("zoom.users.create.create", "acct-invite-2", `{"action":"create","user_info":{"email":"i2@example.com","type":1}}`)
+	// Publishing anything else is refused.
+	if err := hris.nc.Publish("zoom.users.result.created", []byte("forged")); err != nil {
+		t.Fatal(err)
+	}
+	_ = hris.nc.Flush()
+
+	admin := connect("admin", "")
+	// The daily 429 closes the gate (bucket zoom_quota) and pauses the create
+	// consumer: wait for both, and for every other outcome.
+	eventually(t, 30*time.Second, func() (bool, string) {
+		evs := resultEvents(t, admin.js)
+		invites := len(terminalEvents(evs["acct-invite-1"])) + len(terminalEvents(evs["acct-invite-2"]))
+		deferred := len(evs["acct-invite-1"]) + len(evs["acct-invite-2"]) - invites
+		c, err := admin.js.Consumer(ctx, "ZOOM_USERS", "zoom-provisioner-create")
+		if err != nil {
+			return false, err.Error()
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(terminalEvents(evs["acct-ok"])) == 1 && len(terminalEvents(evs["acct-invalid"])) == 1 && invites == 1 && deferred >= 1 && info.Paused,
+			fmt.Sprintf("results %v, create consumer paused %v", evs, info.Paused)
+	})
+
+	// A request on a subject that names no action, swept at start-up:
+	// restart the service so its sweep (stream info, get, delete) runs under
+	// the user's permissions too.
+	publish("zoom.users.create.Bogus", "acct-stray", `{"action":"ssoCreate","user_info":{"email":"s@example.com","type":1}}`)
+	if err := svc.stop(t); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	svc2 := startRun(t, env)
+	eventually(t, 30*time.Second, func() (bool, string) {
+		evs := resultEvents(t, admin.js)
+		if len(terminalEvents(evs["acct-stray"])) != 1 {
+			return false, "stray request not dead-lettered yet"
+		}
+		st, err := admin.js.Stream(ctx, "ZOOM_USERS")
+		if err != nil {
+			return false, err.Error()
+		}
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter("zoom.users.create.Bogus"))
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(info.State.Subjects) == 0, "stray request still in ZOOM_USERS"
+	})
+	if err := svc2.stop(t); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	for i, r := range []*runInstance{svc, svc2} {
+		if log := strings.ToLower(r.stderr.String()); strings.Contains(log, "permission") || strings.Contains(log, "authorization") {
+			t.Errorf("service run %d under the zoom-provisioner user hit a permission error:\n%s", i+1, r.stderr.String())
+		}
+	}
+	if v := violations(hris); len(v) == 0 {
+		t.Errorf("hris published to zoom.users.result.created without a permissions violation; want it refused")
+	}
+
+	// The audit user reads results through its own consumer, and nothing
+	// else.
+	if _, err := admin.js.CreateOrUpdateConsumer(ctx, "ZOOM_USERS_RESULTS", jetstream.ConsumerConfig{
+		Durable: "audit", FilterSubject: "zoom.users.result.>", AckPolicy: jetstream.AckExplicitPolicy,
+	}); err != nil {
+		t.Fatalf("create audit consumer: %v", err)
+	}
+	audit := connect("audit", "_INBOX_audit")
+	ac, err := audit.js.Consumer(ctx, "ZOOM_USERS_RESULTS", "audit")
+	if err != nil {
+		t.Fatalf("audit binds its consumer: %v", err)
+	}
+	batch, err := ac.Fetch(3, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatalf("audit fetch: %v", err)
+	}
+	got := 0
+	for m := range batch.Messages() {
+		if err := m.Ack(); err != nil {
+			t.Errorf("audit ack: %v", err)
+		}
+		got++
+	}
+	if got == 0 || batch.Error() != nil {
+		t.Errorf("audit fetched %d results (%v); want some", got, batch.Error())
+	}
+	if len(violations(audit)) != 0 {
+		t.Errorf("audit reading its consumer: violations %v", violations(audit))
+	}
+	dctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if _, err := audit.js.Stream(dctx, "ZOOM_USERS_DLQ"); err == nil {
+		t.Errorf("audit read the dead-letter stream's info; want it refused")
+	}
+	if _, err := audit.nc.SubscribeSync("zoom.users.create.>"); err == nil {
+		_ = audit.nc.Flush()
+		eventually(t, 5*time.Second, func() (bool, string) {
+			return len(violations(audit)) > 0, "audit subscribed to requests without a permissions violation"
+		})
+	}
+}

@@ -1,0 +1,312 @@
+package metrics_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/zoomprov/consumer/internal/metrics"
+)
+
+// value returns the value of the series name{labels}, and whether it
+// exists, from a gathered registry.
+func value(t *testing.T, m *metrics.Metrics, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			if !labelsMatch(s, labels) {
+				continue
+			}
+			switch {
+			case s.Counter != nil:
+				return s.Counter.GetValue(), true
+			case s.Gauge != nil:
+				return s.Gauge.GetValue(), true
+			case s.Histogram != nil:
+				return float64(s.Histogram.GetSampleCount()), true
+			}
+		}
+	}
+	return 0, false
+}
+
+func labelsMatch(s *dto.Metric, want map[string]string) bool {
+	got := map[string]string{}
+	for _, l := range s.GetLabel() {
+		got[l.GetName()] = l.GetValue()
+	}
+	if len(got) != len(want) {
+		return false
+	}
+	for k, v := range want {
+		if got[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Ensure a nil *Metrics is a valid "no metrics" value: every method does
+// nothing instead of panicking, so callers need no checks.
+func TestNilMetrics(t *testing.T) {
+	var m *metrics.Metrics
+	m.Request("create", "created")
+	m.Delivered("created", 1)
+	m.DeadLetter("create", "not_found")
+	m.RateLimited(metrics.LimitDaily)
+	m.PublishFailed(metrics.PublishResult)
+	m.ObserveService(func() metrics.ServiceState { return metrics.ServiceState{} })
+	m.ObserveNATS(func() bool { return true }, func() uint64 { return 0 })
+	m.ObserveReady(func() bool { return true })
+	if m.Registry() != nil {
+		t.Errorf("nil Metrics Registry() = non-nil; want nil")
+	}
+	base := http.DefaultTransport
+	if got := m.ZoomTransport(base, "http://x/oauth/token"); got != base {
+		t.Errorf("nil Metrics ZoomTransport = %T; want the base transport unchanged", got)
+	}
+}
+
+// Ensure label values outside the fixed lists collapse into "other", so a
+// stray subject's token or a future reason can never add series.
+func TestLabelsAreBounded(t *testing.T) {
+	m := metrics.New()
+	m.Request("ssoCreate", "created")
+	m.Request("SSOCreate", "created")
+	m.Request("ssoCreate.extra", "created")
+	m.Request("ssoCreate", "something-new")
+	m.DeadLetter("a@b.example", "invalid_request")
+	m.DeadLetter("create", "made_up")
+	m.RateLimited("weekly")
+	m.PublishFailed("unknown-kind") // ignored
+
+	tests := []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"zoomprov_requests_total", map[string]string{"action": "ssoCreate", "outcome": "created"}, 1},
+		{"zoomprov_requests_total", map[string]string{"action": "other", "outcome": "created"}, 2},
+		{"zoomprov_requests_total", map[string]string{"action": "ssoCreate", "outcome": "other"}, 1},
+		{"zoomprov_dead_letters_total", map[string]string{"action": "other", "reason": "invalid_request"}, 1},
+		{"zoomprov_dead_letters_total", map[string]string{"action": "create", "reason": "other"}, 1},
+		{"zoomprov_zoom_rate_limited_total", map[string]string{"limit": "unknown"}, 1},
+		{"zoomprov_publish_failures_total", map[string]string{"kind": "result"}, 0},
+	}
+	for _, tc := range tests {
+		got, ok := value(t, m, tc.name, tc.labels)
+		if !ok || got != tc.want {
+			t.Errorf("%s%v = %v (present %v); want %v", tc.name, tc.labels, got, ok, tc.want)
+		}
+	}
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if !strings.HasPrefix(f.GetName(), metrics.Namespace+"_") {
+			continue // go_info{version="go1.26.8"} and the like
+		}
+		for _, s := range f.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if strings.Contains(l.GetValue(), "@") || strings.Contains(l.GetValue(), ".") {
+					t.Errorf("%s has label %s=%q; want only fixed values", f.GetName(), l.GetName(), l.GetValue())
+				}
+			}
+		}
+	}
+}
+
+// Ensure every series of the fixed label lists exists from the start at
+// zero, so increase() and alerts see the first event.
+func TestSeriesStartAtZero(t *testing.T) {
+	m := metrics.New()
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"zoomprov_requests_total", map[string]string{"action": "create", "outcome": "deferred"}},
+		{"zoomprov_dead_letters_total", map[string]string{"action": "custCreate", "reason": "retries_exhausted"}},
+		{"zoomprov_zoom_requests_total", map[string]string{"endpoint": "token", "status_class": "4xx"}},
+		{"zoomprov_zoom_rate_limited_total", map[string]string{"limit": "daily"}},
+		{"zoomprov_zoom_tokens_fetched_total", map[string]string{}},
+	} {
+		if got, ok := value(t, m, tc.name, tc.labels); !ok || got != 0 {
+			t.Errorf("%s%v = %v (present %v); want 0, present", tc.name, tc.labels, got, ok)
+		}
+	}
+}
+
+// Ensure the Zoom transport names endpoints by method and path (never by
+// the address in GET /users/{email}), classes statuses, counts token
+// fetches, times calls, and passes CloseIdleConnections on.
+func TestZoomTransport(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/oauth/token":
+			w.WriteHeader(http.StatusOK)
+		case r.Method == http.MethodPost && r.URL.Path == "/v2/users":
+			w.WriteHeader(http.StatusTooManyRequests)
+		case strings.HasPrefix(r.URL.Path, "/v2/users/"):
+			w.WriteHeader(http.StatusNotFound)
+		default:
+			w.WriteHeader(http.StatusBadGateway)
+		}
+	}))
+	defer srv.Close()
+	m := metrics.New()
+	base := &countingTransport{RoundTripper: srv.Client().Transport}
+	c := &http.Client{Transport: m.ZoomTransport(base, srv.URL+"/oauth/token")}
+	do := func(method, path string) {
+		req, err := http.NewRequest(method, srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	do(http.MethodPost, "/oauth/token")
+	do(http.MethodPost, "/oauth/token")
+	do(http.MethodPost, "/v2/users")
+	do(http.MethodGet, "/v2/users/alice@example.com")
+	do(http.MethodGet, "/v2/other")
+
+	// A call that gets no answer at all.
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL
+	dead.Close()
+	req, _ := http.NewRequest(http.MethodPost, deadURL+"/v2/users", nil)
+	if res, err := c.Do(req); err == nil {
+		res.Body.Close()
+		t.Fatalf("POST to a closed server succeeded; want an error")
+	}
+
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"zoomprov_zoom_requests_total", map[string]string{"endpoint": "token", "status_class": "2xx"}, 2},
+		{"zoomprov_zoom_requests_total", map[string]string{"endpoint": "create_user", "status_class": "4xx"}, 1},
+		{"zoomprov_zoom_requests_total", map[string]string{"endpoint": "create_user", "status_class": "error"}, 1},
+		{"zoomprov_zoom_requests_total", map[string]string{"endpoint": "get_user", "status_class": "4xx"}, 1},
+		{"zoomprov_zoom_requests_total", map[string]string{"endpoint": "other", "status_class": "5xx"}, 1},
+		{"zoomprov_zoom_tokens_fetched_total", map[string]string{}, 2},
+		{"zoomprov_zoom_request_duration_seconds", map[string]string{"endpoint": "create_user"}, 2},
+		{"zoomprov_zoom_request_duration_seconds", map[string]string{"endpoint": "token"}, 2},
+	} {
+		if got, ok := value(t, m, tc.name, tc.labels); !ok || got != tc.want {
+			t.Errorf("%s%v = %v (present %v); want %v", tc.name, tc.labels, got, ok, tc.want)
+		}
+	}
+	c.CloseIdleConnections()
+	if base.closed != 1 {
+		t.Errorf("CloseIdleConnections reached the base transport %d times; want 1", base.closed)
+	}
+}
+
+type countingTransport struct {
+	http.RoundTripper
+	closed int
+}
+
+func (c *countingTransport) CloseIdleConnections() {
+	c.closed++
+	if ci, ok := c.RoundTripper.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
+
+// Ensure the state gauges are read at scrape time: both gate scopes are
+// always reported, a closed gate shows 1 and its seconds to reset, and the
+// NATS and readiness gauges follow their functions.
+func TestStateGauges(t *testing.T) {
+	m := metrics.New()
+	if _, ok := value(t, m, "zoomprov_held", map[string]string{}); ok {
+		t.Errorf("zoomprov_held present before ObserveService; want absent")
+	}
+	st := metrics.ServiceState{Bound: true, Held: true, InFlight: 3, Replicas: 2, RateShare: 10, Pace: 7.5,
+		GateResets: map[string]time.Duration{"create": 90 * time.Second}}
+	m.ObserveService(func() metrics.ServiceState { return st })
+	connected := true
+	m.ObserveNATS(func() bool { return connected }, func() uint64 { return 4 })
+	m.ObserveReady(func() bool { return false })
+
+	check := func(name string, labels map[string]string, want float64) {
+		t.Helper()
+		if got, ok := value(t, m, name, labels); !ok || got != want {
+			t.Errorf("%s%v = %v (present %v); want %v", name, labels, got, ok, want)
+		}
+	}
+	check("zoomprov_quota_gate_closed", map[string]string{"scope": "create"}, 1)
+	check("zoomprov_quota_gate_reset_seconds", map[string]string{"scope": "create"}, 90)
+	check("zoomprov_quota_gate_closed", map[string]string{"scope": "all"}, 0)
+	check("zoomprov_quota_gate_reset_seconds", map[string]string{"scope": "all"}, 0)
+	check("zoomprov_held", map[string]string{}, 1)
+	check("zoomprov_consumers_bound", map[string]string{}, 1)
+	check("zoomprov_in_flight_requests", map[string]string{}, 3)
+	check("zoomprov_replicas", map[string]string{}, 2)
+	check("zoomprov_zoom_rate_share_requests_per_second", map[string]string{}, 10)
+	check("zoomprov_zoom_pace_requests_per_second", map[string]string{}, 7.5)
+	check("zoomprov_zoom_credentials_accepted", map[string]string{}, 0)
+	check("zoomprov_nats_connected", map[string]string{}, 1)
+	check("zoomprov_nats_reconnects_total", map[string]string{}, 4)
+	check("zoomprov_ready", map[string]string{}, 0)
+
+	st.GateResets = nil
+	connected = false
+	check("zoomprov_quota_gate_closed", map[string]string{"scope": "create"}, 0)
+	check("zoomprov_nats_connected", map[string]string{}, 0)
+}
+
+// Ensure the handler serves the text format, every zoomprov_ metric has a
+// unit-bearing or conventional name, and the Go runtime collectors are
+// there too.
+func TestHandler(t *testing.T) {
+	m := metrics.New()
+	m.Request("create", "created")
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	res, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(res.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	if _, ok := fams["go_goroutines"]; !ok {
+		t.Errorf("go_goroutines missing; want the Go collector registered")
+	}
+	for name, f := range fams {
+		if !strings.HasPrefix(name, "zoomprov_") {
+			continue
+		}
+		if f.GetHelp() == "" {
+			t.Errorf("%s has no help text", name)
+		}
+		if f.GetType() == dto.MetricType_COUNTER && !strings.HasSuffix(name, "_total") {
+			t.Errorf("counter %s does not end in _total", name)
+		}
+	}
+}
