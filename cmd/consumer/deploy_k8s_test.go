@@ -514,6 +514,7 @@ func checkNACK(t *testing.T, ms []manifest, cfg Config) {
 				Discard         string   `yaml:"discard"`
 				DuplicateWindow string   `yaml:"duplicateWindow"`
 				MaxAge          string   `yaml:"maxAge"`
+				MaxMsgSize      int32    `yaml:"maxMsgSize"`
 				Replicas        int      `yaml:"replicas"`
 			} `yaml:"spec"`
 		}
@@ -531,10 +532,10 @@ func checkNACK(t *testing.T, ms []manifest, cfg Config) {
 		}
 		retention := map[jetstream.RetentionPolicy]string{jetstream.LimitsPolicy: "limits", jetstream.WorkQueuePolicy: "workqueue", jetstream.InterestPolicy: "interest"}
 		discard := map[jetstream.DiscardPolicy]string{jetstream.DiscardOld: "old", jetstream.DiscardNew: "new"}
-		got := fmt.Sprintf("subjects %v retention %s storage %s discard %s duplicates %v max age %v replicas %d",
-			s.Spec.Subjects, s.Spec.Retention, s.Spec.Storage, s.Spec.Discard, dur(m.file, "duplicateWindow", s.Spec.DuplicateWindow), dur(m.file, "maxAge", s.Spec.MaxAge), s.Spec.Replicas)
-		wantStr := fmt.Sprintf("subjects %v retention %s storage %s discard %s duplicates %v max age %v replicas %d",
-			want.Subjects, retention[want.Retention], "file", discard[want.Discard], want.Duplicates, want.MaxAge, want.Replicas)
+		got := fmt.Sprintf("subjects %v retention %s storage %s discard %s duplicates %v max age %v max msg size %d replicas %d",
+			s.Spec.Subjects, s.Spec.Retention, s.Spec.Storage, s.Spec.Discard, dur(m.file, "duplicateWindow", s.Spec.DuplicateWindow), dur(m.file, "maxAge", s.Spec.MaxAge), s.Spec.MaxMsgSize, s.Spec.Replicas)
+		wantStr := fmt.Sprintf("subjects %v retention %s storage %s discard %s duplicates %v max age %v max msg size %d replicas %d",
+			want.Subjects, retention[want.Retention], "file", discard[want.Discard], want.Duplicates, want.MaxAge, want.MaxMsgSize, want.Replicas)
 		if got != wantStr {
 			t.Errorf("NACK Stream %s:\n got  %s\n want %s", s.Spec.Name, got, wantStr)
 		}
