@@ -155,7 +155,7 @@ func (s *Service) closeGate(ctx context.Context, gt Gate) {
 		return
 	}
 	s.log.Warn().Str("scope", gt.Scope).Time("until", gt.Until).Str("reason", maskEmails(gt.Reason)).
-		Msg("daily quota exhausted; quota gate closed until the reset")
+		Uint64("backlog", s.backlog(ctx, gt.Scope)).Msg("daily quota exhausted; quota gate closed until the reset")
 	if data, err := json.Marshal(gt); err == nil {
 		if _, err := s.quotaKV.Put(ctx, GateKey(gt.Scope), data); err != nil {
 			s.log.Warn().Err(err).Msg("could not share the quota gate; other replicas will find the limit themselves")
@@ -183,6 +183,28 @@ func (s *Service) pauseScope(ctx context.Context, gt Gate) {
 			s.log.Debug().Err(err).Str("consumer", s.topo.ConsumerName(a)).Msg("pause consumer not available; relying on the quota gate")
 		}
 	}
+}
+
+// backlog is how many requests of a gate's scope wait: in the stream or
+// delivered and not yet settled (deferred). It is for log lines; an error
+// reads as zero.
+func (s *Service) backlog(ctx context.Context, scope string) uint64 {
+	var n uint64
+	for _, a := range s.cfg.Actions {
+		if scope != GateScopeAll && scope != string(a) {
+			continue
+		}
+		c, err := s.js.Consumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(a))
+		if err != nil {
+			continue
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			continue
+		}
+		n += info.NumPending + uint64(info.NumAckPending)
+	}
+	return n
 }
 
 // canPause reports whether consumers may be paused: configured so, and
@@ -265,7 +287,8 @@ func (s *Service) watchGates(ctx context.Context) {
 			now := s.now()
 			for _, gt := range s.gates.all() {
 				if !gt.Until.After(now) && now.Sub(gt.Until) < time.Second {
-					s.log.Info().Str("scope", gt.Scope).Time("closed_at", gt.ClosedAt).Msg("quota reset; quota gate open again")
+					s.log.Info().Str("scope", gt.Scope).Time("closed_at", gt.ClosedAt).
+						Uint64("backlog", s.backlog(ctx, gt.Scope)).Msg("quota reset; quota gate open again")
 				}
 			}
 			rearm()
