@@ -78,17 +78,17 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	ctx, span := s.startSpan(ctx, d)
 	defer span.End()
-	log := s.deliveryLog(d).Logger()
+	log := dlog{s: s, d: d}
 
 	a := s.validate(d)
 	if a.kind == retry.Invalid {
-		s.settle(ctx, &log, d, a, retry.Decision{Verdict: retry.DeadLetter})
+		s.settle(ctx, log, d, a, retry.Decision{Verdict: retry.DeadLetter})
 		return
 	}
 	if wait := s.hold.remaining(s.now()); wait > 0 {
 		// Another request just found an account problem: do not spend a
 		// Zoom call to find it again.
-		s.settle(ctx, &log, d, attempt{kind: retry.AccountProblem}, retry.Decision{Verdict: retry.Hold, Delay: wait})
+		s.settle(ctx, log, d, attempt{kind: retry.AccountProblem}, retry.Decision{Verdict: retry.Hold, Delay: wait})
 		return
 	}
 
@@ -104,13 +104,13 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) {
 		out.FailedDeliveries = failed
 		dec := s.cfg.Policy.Decide(out, s.now())
 		if dec.Verdict != retry.RetryNow {
-			s.settle(ctx, &log, d, a, dec)
+			s.settle(ctx, log, d, a, dec)
 			return
 		}
 		log.Debug().Err(a.err).Int("retry_attempt", try).Dur("retry_delay", dec.Delay).Msg("transient failure; retrying")
 		select {
 		case <-ctx.Done():
-			s.settle(ctx, &log, d, attempt{kind: retry.Interrupted, err: ctx.Err()}, retry.Decision{Verdict: retry.NakAfter})
+			s.settle(ctx, log, d, attempt{kind: retry.Interrupted, err: ctx.Err()}, retry.Decision{Verdict: retry.NakAfter})
 			return
 		case <-time.After(dec.Delay):
 		}

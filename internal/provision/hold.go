@@ -110,6 +110,12 @@ func (h *hold) notifyLocked() {
 func (h *hold) clear() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.count == 0 && h.until.IsZero() && h.reason == "" && !h.creds {
+		// Nothing to clear. Every successful request calls clear, and a
+		// notification would wake the credentials watcher for nothing
+		// each time.
+		return false
+	}
 	had := h.count > 0
 	h.count = 0
 	h.until = time.Time{}

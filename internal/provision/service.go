@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel"
@@ -153,8 +154,11 @@ func (c *Config) setDefaults() {
 // Service runs the provisioning loop. Create it with New and start it with
 // Run; Status may be called from any goroutine.
 type Service struct {
-	cfg   Config
-	js    jetstream.JetStream
+	cfg Config
+	js  jetstream.JetStream
+	// pub publishes results and dead letters asynchronously on js's
+	// connection (see publish).
+	pub   jetstream.JetStream
 	zoom  Zoom
 	log   zerolog.Logger
 	now   func() time.Time
@@ -197,6 +201,17 @@ func New(js jetstream.JetStream, z Zoom, cfg Config) (*Service, error) {
 		metrics: cfg.Metrics,
 		tracer:  cfg.TracerProvider.Tracer(tracerName),
 	}
+	// A context of its own for asynchronous publishing, so that every
+	// publish has an acknowledgement time-out: js is the caller's, and
+	// without one a lost acknowledgement would leave its future pending
+	// for good.
+	pub, err := jetstream.New(js.Conn(),
+		jetstream.WithPublishAsyncTimeout(publishTimeout),
+		jetstream.WithPublishAsyncMaxPending(max(4*cfg.MaxInFlight, 256)))
+	if err != nil {
+		return nil, fmt.Errorf("provision: publisher: %w", err)
+	}
+	s.pub = pub
 	s.creds.state = CredentialsUnchecked
 	if cfg.Credentials != nil {
 		s.creds.state = CredentialsUnverified
@@ -401,6 +416,22 @@ func (s *Service) Run(ctx context.Context) error {
 	return runErr
 }
 
+// nextWait is how long a dispatcher waits for the next message right after
+// one arrived, before it asks again without a time limit. This works
+// around a race in nats.go v1.55's Messages(): Next skips sending the next
+// pull request while the pull goroutine has not yet marked the previous
+// one as sent, and with one message per pull the answer can arrive (and be
+// handed on) before it has; the following Next then waits with no pull
+// request outstanding until the missing-heartbeat check fires, 30 s later
+// (measured: about once per 100,000 messages under load, holding that
+// action's requests, or a lone request arriving meanwhile, for 30 s). A
+// Next that returns, even on a time-out, checks again and sends the pull
+// request, so the race costs at most nextWait. Only the call right after a
+// message is limited: a limited call re-arms the heartbeat check each
+// time, so the unlimited one that follows a time-out is what keeps that
+// check (and its recovery from a lost pull request) working.
+const nextWait = 50 * time.Millisecond
+
 func (s *Service) messages(ctx context.Context, a messages.Action) (jetstream.MessagesContext, error) {
 	cons, err := s.js.Consumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(a))
 	if err != nil {
@@ -454,13 +485,24 @@ func (f *feed) drain() {
 func (s *Service) dispatch(ctx context.Context, a messages.Action, f *feed, work chan<- jetstream.Msg) error {
 	stop := context.AfterFunc(ctx, f.drain)
 	defer stop()
+	brief := false // the last Next returned a message: see nextWait
 	for {
 		if ctx.Err() == nil {
 			s.hold.wait(ctx, s.now)
 			s.gates.wait(ctx, string(a), s.now)
 		}
-		msg, err := f.current().Next()
+		var msg jetstream.Msg
+		var err error
+		if brief {
+			msg, err = f.current().Next(jetstream.NextMaxWait(nextWait))
+		} else {
+			msg, err = f.current().Next()
+		}
+		brief = err == nil
 		if err != nil {
+			if errors.Is(err, nats.ErrTimeout) {
+				continue
+			}
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				if ctx.Err() != nil {
 					return nil

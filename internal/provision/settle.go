@@ -10,7 +10,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/metrics"
@@ -33,7 +32,7 @@ const settleRetryDelay = 5 * time.Second
 // acknowledgement awaited, and only then is the request acknowledged, so a
 // crash at any point leaves the request to be handled again rather than
 // lost.
-func (s *Service) settle(ctx context.Context, log *zerolog.Logger, d *delivery, a attempt, dec retry.Decision) {
+func (s *Service) settle(ctx context.Context, log dlog, d *delivery, a attempt, dec retry.Decision) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
 	switch dec.Verdict {
@@ -143,7 +142,7 @@ func holdReason(a attempt) string {
 
 // ack logs a failed ack/nak/term: the message will then come back after
 // AckWait, and its handling is idempotent.
-func (s *Service) ack(log *zerolog.Logger, d *delivery, err error) {
+func (s *Service) ack(log dlog, d *delivery, err error) {
 	if err != nil {
 		log.Warn().Err(err).Msg("could not settle the message; it will be redelivered")
 	}
@@ -151,7 +150,7 @@ func (s *Service) ack(log *zerolog.Logger, d *delivery, err error) {
 
 // unsettled handles a failure to record an outcome: the request is handed
 // back for a later redelivery instead of being acknowledged.
-func (s *Service) unsettled(log *zerolog.Logger, d *delivery, a attempt, err error) {
+func (s *Service) unsettled(log dlog, d *delivery, a attempt, err error) {
 	_ = d.msg.NakWithDelay(settleRetryDelay)
 	s.logEvent(log.Error(), d, a, metrics.OutcomeUnsettled).AnErr("publish_error", err).Msg("could not record the outcome; request handed back")
 }
@@ -192,11 +191,32 @@ func (s *Service) publishResult(ctx context.Context, r messages.Result) error {
 	}
 	m.Data = data
 	m.Header.Set("Content-Type", messages.ContentTypeCloudEvents)
-	if _, err := s.js.PublishMsg(ctx, m, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(s.topo.ResultStream)); err != nil {
+	if err := s.publish(ctx, m, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(s.topo.ResultStream)); err != nil {
 		s.metrics.PublishFailed(metrics.PublishResult)
 		return fmt.Errorf("provision: publish result: %w", err)
 	}
 	return nil
+}
+
+// publish publishes m and waits until its stream acknowledges it (or ctx
+// ends): the caller settles the request only after that. The publish is
+// asynchronous underneath (PublishMsgAsync and its PubAckFuture) rather
+// than a request per message: the workers' publishes share one reply
+// subscription and their writes are batched, which costs the service and
+// the server less per message than PublishMsg, with the same guarantee.
+func (s *Service) publish(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) error {
+	f, err := s.pub.PublishMsgAsync(m, opts...)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // publishDeadLetter copies the original body, byte for byte, to the
@@ -238,7 +258,7 @@ func (s *Service) publishDeadLetter(ctx context.Context, d *delivery, a attempt)
 		}
 		m.Header[k] = vs
 	}
-	if _, err := s.js.PublishMsg(ctx, m, jetstream.WithMsgID(messages.DeadLetterMsgID(d.requestID)), jetstream.WithExpectStream(s.topo.DeadLetterStream)); err != nil {
+	if err := s.publish(ctx, m, jetstream.WithMsgID(messages.DeadLetterMsgID(d.requestID)), jetstream.WithExpectStream(s.topo.DeadLetterStream)); err != nil {
 		s.metrics.PublishFailed(metrics.PublishDeadLetter)
 		return fmt.Errorf("provision: publish dead letter: %w", err)
 	}

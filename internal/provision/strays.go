@@ -110,7 +110,7 @@ func (s *Service) deadLetterStray(ctx context.Context, stream jetstream.Stream, 
 	if err := stream.DeleteMsg(ctx, m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
 		return fmt.Errorf("delete stray request %d: %w", m.Sequence, err)
 	}
-	log := s.deliveryLog(d).Str("subject", d.subject).Logger()
+	log := dlog{s: s, d: d, subject: true}
 	s.metrics.DeadLetter(knownAction(d.action), string(a.reason))
 	s.logEvent(log.Warn(), d, a, string(messages.OutcomeFailed)).Str("reason", string(a.reason)).Msg("request dead-lettered")
 	return nil

@@ -70,7 +70,7 @@ var _ propagation.TextMapCarrier = headerCarrier(nil)
 // just carries a caller's context through).
 func (s *Service) startSpan(ctx context.Context, d *delivery) (context.Context, trace.Span) {
 	ctx = propagator.Extract(ctx, headerCarrier(d.header))
-	ctx, span := s.tracer.Start(ctx, "provision "+knownAction(d.action), trace.WithSpanKind(trace.SpanKindConsumer),
+	ctx, span := s.tracer.Start(ctx, spanName(d.action), trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
 			attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.operation.type", "process"),
@@ -84,18 +84,44 @@ func (s *Service) startSpan(ctx context.Context, d *delivery) (context.Context, 
 	return ctx, span
 }
 
-// deliveryLog is the context of every log line about d: the fields that
-// tie it to the request, its delivery and its trace. Call it after
-// startSpan.
-func (s *Service) deliveryLog(d *delivery) zerolog.Context {
-	lc := s.log.With().Str("request_id", d.requestID).Str("action", d.action).
+// dlog writes the log lines about one delivery, each with the fields that
+// tie it to the request, its delivery and its trace (request_id, action,
+// stream_seq, num_delivered, trace_id, span_id). It adds them to each event
+// rather than building a child logger with With() for every message:
+// most messages log a single line, and the child logger cost an allocation
+// and a copy of the fields for every request. Use it after startSpan.
+type dlog struct {
+	s *Service
+	d *delivery
+	// subject adds the request's subject (for requests on stray
+	// subjects).
+	subject bool
+}
+
+func (l dlog) Debug() *zerolog.Event { return l.fields(l.s.log.Debug()) }
+func (l dlog) Info() *zerolog.Event  { return l.fields(l.s.log.Info()) }
+func (l dlog) Warn() *zerolog.Event  { return l.fields(l.s.log.Warn()) }
+func (l dlog) Error() *zerolog.Event { return l.fields(l.s.log.Error()) }
+
+func (l dlog) fields(ev *zerolog.Event) *zerolog.Event {
+	if ev == nil { // level disabled
+		return nil
+	}
+	d := l.d
+	ev = ev.Str("request_id", d.requestID).Str("action", d.action).
 		Uint64("stream_seq", d.seq).Uint64("num_delivered", d.delivered)
 	if d.span != nil {
 		if sc := d.span.SpanContext(); sc.IsValid() {
-			lc = lc.Str("trace_id", sc.TraceID().String()).Str("span_id", sc.SpanID().String())
+			// Hex writes the same lowercase digits as TraceID.String,
+			// without making a string.
+			tid, sid := sc.TraceID(), sc.SpanID()
+			ev = ev.Hex("trace_id", tid[:]).Hex("span_id", sid[:])
 		}
 	}
-	return lc
+	if l.subject {
+		ev = ev.Str("subject", d.subject)
+	}
+	return ev
 }
 
 // injectTrace writes the trace context of ctx (the handling span) into h,
@@ -117,19 +143,23 @@ func (s *Service) observe(d *delivery, a attempt, outcome string) {
 	if d.span == nil {
 		return
 	}
-	d.span.SetAttributes(attribute.String("zoomprov.outcome", outcome))
+	// One SetAttributes call: the SDK regrows the span's attribute slice
+	// on every call.
+	attrs := make([]attribute.KeyValue, 1, 5)
+	attrs[0] = attribute.String("zoomprov.outcome", outcome)
 	if a.httpStatus != 0 {
-		d.span.SetAttributes(attribute.Int("http.response.status_code", a.httpStatus))
+		attrs = append(attrs, attribute.Int("http.response.status_code", a.httpStatus))
 	}
 	if a.zoomCode != 0 {
-		d.span.SetAttributes(attribute.Int("zoom.code", a.zoomCode))
+		attrs = append(attrs, attribute.Int("zoom.code", a.zoomCode))
 	}
 	if a.trackingID != "" {
-		d.span.SetAttributes(attribute.String("zoom.tracking_id", a.trackingID))
+		attrs = append(attrs, attribute.String("zoom.tracking_id", a.trackingID))
 	}
 	if a.reason != "" {
-		d.span.SetAttributes(attribute.String("zoomprov.reason", string(a.reason)))
+		attrs = append(attrs, attribute.String("zoomprov.reason", string(a.reason)))
 	}
+	d.span.SetAttributes(attrs...)
 	switch outcome {
 	case string(messages.OutcomeFailed), metrics.OutcomeUnsettled, metrics.OutcomeHeld:
 		// The error text may hold a Zoom message with an address in it.
@@ -140,6 +170,18 @@ func (s *Service) observe(d *delivery, a attempt, outcome string) {
 		d.span.SetStatus(codes.Error, desc)
 	}
 }
+
+// spanNames are the names of the spans around requests, by action.
+var spanNames = func() map[string]string {
+	m := map[string]string{metrics.Other: "provision " + metrics.Other}
+	for _, a := range messages.Actions {
+		m[string(a)] = "provision " + string(a)
+	}
+	return m
+}()
+
+// spanName is "provision <action>", without building the string each time.
+func spanName(action string) string { return spanNames[knownAction(action)] }
 
 // knownAction bounds span names and metric labels to the four actions: a
 // stray subject's last token could be anything.
@@ -153,16 +195,27 @@ func knownAction(action string) string {
 // zoomSpan starts a client span around one Zoom call made while handling
 // d; end it with endZoomSpan.
 func (s *Service) zoomSpan(ctx context.Context, endpoint string) (context.Context, trace.Span) {
-	return s.tracer.Start(ctx, "zoom "+endpoint, trace.WithSpanKind(trace.SpanKindClient),
+	var name string
+	switch endpoint { // constant names for the calls every request makes
+	case metrics.EndpointCreateUser:
+		name = "zoom " + metrics.EndpointCreateUser
+	case metrics.EndpointGetUser:
+		name = "zoom " + metrics.EndpointGetUser
+	default:
+		name = "zoom " + endpoint
+	}
+	return s.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("zoom.endpoint", endpoint)))
 }
 
 // endZoomSpan records a Zoom call's answer on its span and ends it.
 func endZoomSpan(span trace.Span, status int, trackingID string, err error) {
-	if status != 0 {
+	switch {
+	case status != 0 && trackingID != "":
+		span.SetAttributes(attribute.Int("http.response.status_code", status), attribute.String("zoom.tracking_id", trackingID))
+	case status != 0:
 		span.SetAttributes(attribute.Int("http.response.status_code", status))
-	}
-	if trackingID != "" {
+	case trackingID != "":
 		span.SetAttributes(attribute.String("zoom.tracking_id", trackingID))
 	}
 	if err != nil {

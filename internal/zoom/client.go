@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -74,9 +75,25 @@ type Client struct {
 	now           func() time.Time
 	creds         *clientcredentials.Config
 
-	mu    sync.Mutex
-	token *oauth2.Token
+	// cur is the cached token, read without locking by every call; mu
+	// serialises fetching a new one.
+	cur atomic.Pointer[bearer]
+	mu  sync.Mutex
 }
+
+// bearer is a token with its Authorization header value, built once per
+// token rather than once per call. The header slice is shared by every
+// request that uses the token and never modified.
+type bearer struct {
+	token *oauth2.Token
+	auth  []string
+}
+
+// Header values every API call sends, shared and never modified.
+var (
+	acceptJSON      = []string{"application/json"}
+	contentTypeJSON = []string{"application/json"}
+)
 
 // New returns a Client for cfg. It makes no network call.
 func New(cfg Config) (*Client, error) {
@@ -170,11 +187,74 @@ type Response struct {
 // ErrUserExists for a duplicate), *TokenError when no token could be had,
 // or a transport error (time-out, connection reset) wrapped with context.
 func (c *Client) CreateUser(ctx context.Context, req CreateUserRequest) (Response, error) {
-	body, err := json.Marshal(req)
+	body, err := createUserBody(req)
 	if err != nil {
 		return Response{}, fmt.Errorf("zoom: create user: encode: %w", err)
 	}
 	return c.do(ctx, "create user", http.MethodPost, c.baseURL+"/users", body, http.StatusCreated)
+}
+
+// createUserBody returns json.Marshal(req). For the bodies the service
+// sends (user_info as json.Marshal wrote it, one of the four actions) it
+// splices the bytes together: json.Marshal would copy them unchanged, but
+// only after a reflective walk and a second, compacting and HTML-escaping
+// pass over user_info, which cost more than encoding user_info itself.
+func createUserBody(req CreateUserRequest) ([]byte, error) {
+	if !plainString(req.Action) || !marshalsAsIs(req.UserInfo) {
+		return json.Marshal(req)
+	}
+	body := make([]byte, 0, len(`{"action":"","user_info":}`)+len(req.Action)+len(req.UserInfo))
+	body = append(body, `{"action":"`...)
+	body = append(body, req.Action...)
+	body = append(body, `","user_info":`...)
+	body = append(body, req.UserInfo...)
+	return append(body, '}'), nil
+}
+
+// plainString reports whether json.Marshal writes s between quotes as it
+// is: printable ASCII with nothing it escapes.
+func plainString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
+}
+
+// marshalsAsIs reports whether json.Marshal copies raw unchanged: it is
+// valid JSON, has no whitespace outside strings, and holds none of the
+// characters json.Marshal escapes in a RawMessage (<, >, &, U+2028,
+// U+2029).
+func marshalsAsIs(raw json.RawMessage) bool {
+	if !json.Valid(raw) {
+		return false
+	}
+	inString, escaped := false, false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case c == '<' || c == '>' || c == '&':
+			return false
+		case c == 0xE2 && i+2 < len(raw) && raw[i+1] == 0x80 && (raw[i+2] == 0xA8 || raw[i+2] == 0xA9):
+			return false
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			return false
+		}
+	}
+	return true
 }
 
 // GetUser calls GET /users/{userId}, where idOrEmail is a user id or an
@@ -215,7 +295,7 @@ func (c *Client) do(ctx context.Context, op, method, u string, body []byte, want
 	return resp, err
 }
 
-func (c *Client) send(ctx context.Context, op, method, u string, body []byte, tok *oauth2.Token, want int) (Response, error) {
+func (c *Client) send(ctx context.Context, op, method, u string, body []byte, tok *bearer, want int) (Response, error) {
 	if c.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
@@ -229,17 +309,19 @@ func (c *Client) send(ctx context.Context, op, method, u string, body []byte, to
 	if err != nil {
 		return Response{}, fmt.Errorf("zoom: %s: %w", op, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-	req.Header.Set("Accept", "application/json")
+	// Canonical keys set directly: Header.Set would allocate a slice for
+	// each value on every call.
+	req.Header["Authorization"] = tok.auth
+	req.Header["Accept"] = acceptJSON
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header["Content-Type"] = contentTypeJSON
 	}
 	res, err := c.http.Do(req)
 	if err != nil {
 		return Response{}, fmt.Errorf("zoom: %s: %w", op, transportError(err))
 	}
 	defer res.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(res.Body, maxBodyBytes))
+	data, err := readBody(res)
 	if err != nil {
 		return Response{}, fmt.Errorf("zoom: %s: read response: %w", op, transportError(err))
 	}
@@ -260,6 +342,19 @@ func (c *Client) send(ctx context.Context, op, method, u string, body []byte, to
 	return out, nil
 }
 
+// readBody reads at most maxBodyBytes of the response body, into a buffer
+// of the announced length when there is one (Zoom's answers have it).
+func readBody(res *http.Response) ([]byte, error) {
+	if n := res.ContentLength; n > 0 && n <= maxBodyBytes {
+		data := make([]byte, n)
+		if _, err := io.ReadFull(res.Body, data); err != nil {
+			return nil, err
+		}
+		return data, nil
+	}
+	return io.ReadAll(io.LimitReader(res.Body, maxBodyBytes))
+}
+
 // transportError strips the URL from *url.Error: GET /users/{email} would
 // otherwise put an email address into every error string and log line.
 func transportError(err error) error {
@@ -272,12 +367,15 @@ func transportError(err error) error {
 
 // accessToken returns the cached token, fetching a new one when there is
 // none, when it is about to expire, or when stale is the cached token (the
-// API just refused it).
-func (c *Client) accessToken(ctx context.Context, stale *oauth2.Token) (*oauth2.Token, error) {
+// API just refused it). A fresh cached token is read without locking.
+func (c *Client) accessToken(ctx context.Context, stale *bearer) (*bearer, error) {
+	if b := c.cur.Load(); b != nil && b != stale && c.fresh(b.token) {
+		return b, nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if t := c.token; t != nil && t != stale && (t.Expiry.IsZero() || c.now().Add(c.refreshBefore).Before(t.Expiry)) {
-		return t, nil
+	if b := c.cur.Load(); b != nil && b != stale && c.fresh(b.token) {
+		return b, nil // fetched by another caller meanwhile
 	}
 	fetchCtx := context.WithValue(ctx, oauth2.HTTPClient, c.http)
 	if c.timeout > 0 {
@@ -287,17 +385,25 @@ func (c *Client) accessToken(ctx context.Context, stale *oauth2.Token) (*oauth2.
 	}
 	t, err := c.creds.Token(fetchCtx)
 	if err != nil {
-		if stale != nil && c.token == stale {
-			c.token = nil // the API refused it: never hand it out again
+		if stale != nil {
+			// The API refused it: never hand it out again.
+			c.cur.CompareAndSwap(stale, nil)
 		}
 		return nil, newTokenError(err)
 	}
 	if !t.Expiry.IsZero() {
-		// oauth2 sets Expiry on the wall clock; the check above reads c.now.
+		// oauth2 sets Expiry on the wall clock; fresh reads c.now.
 		t.Expiry = c.now().Add(time.Until(t.Expiry))
 	}
-	c.token = t
-	return t, nil
+	b := &bearer{token: t, auth: []string{"Bearer " + t.AccessToken}}
+	c.cur.Store(b)
+	return b, nil
+}
+
+// fresh reports whether t may still be used: it does not expire within
+// refreshBefore.
+func (c *Client) fresh(t *oauth2.Token) bool {
+	return t.Expiry.IsZero() || c.now().Add(c.refreshBefore).Before(t.Expiry)
 }
 
 // TokenValid reports whether a token can be had now, fetching one if needed.
