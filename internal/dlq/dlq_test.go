@@ -780,21 +780,4 @@ func TestDLQFilterMatchEmail(t *testing.T) {
 }
 
 // eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	wait := time.Millisecond
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %s", timeout, why)
-		}
-		time.Sleep(wait) // polling interval, not a wait for the condition
-		if wait < 50*time.Millisecond {
-			wait *= 2
-		}
-	}
-}
+var eventually = testenv.Eventually

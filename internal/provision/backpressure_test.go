@@ -89,7 +89,7 @@ func TestBackPressureZoomStalled(t *testing.T) {
 	r := h.startWith(cfg, zoom.Config{
 		AccountID: testenv.DefaultSimAccountID, ClientID: testenv.DefaultSimClientID, ClientSecret: testenv.DefaultSimClientSecret,
 		BaseURL: h.sim.APIURL(), TokenURL: h.sim.TokenURL(), Timeout: time.Minute,
-	}, h.log)
+	})
 
 	// The workers fill up with stalled calls.
 	eventually(t, 10*time.Second, func() (bool, string) {

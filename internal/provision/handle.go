@@ -35,6 +35,9 @@ type delivery struct {
 	email     string
 	replayOf  string
 	start     time.Time
+	// failed is how many earlier deliveries failed transiently; it is read
+	// from the attempts bucket only when this delivery's tries ran out.
+	failed int
 	// span is the span around handling the delivery, set by startSpan.
 	span trace.Span
 }
@@ -92,16 +95,15 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 
-	var failed int // earlier transient failures, read lazily
 	failedKnown := false
 	for try := 1; ; try++ {
 		a = s.try(ctx, d)
 		out := retry.Outcome{Kind: a.kind, Try: try, RetryAt: a.retryAt, Holds: s.hold.holds()}
 		if a.kind == retry.Transient && try >= s.cfg.Policy.TriesPerDelivery && !failedKnown {
-			failed = s.failedDeliveries(ctx, d)
+			d.failed = s.failedDeliveries(ctx, d)
 			failedKnown = true
 		}
-		out.FailedDeliveries = failed
+		out.FailedDeliveries = d.failed
 		dec := s.cfg.Policy.Decide(out, s.now())
 		if dec.Verdict != retry.RetryNow {
 			s.settle(ctx, log, d, a, dec)

@@ -118,8 +118,20 @@ func testConfig(maxAttempts int) provision.Config {
 	}
 }
 
-// start runs a service with cfg until stop or the end of the test.
+// start runs a service with cfg until stop or the end of the test, with
+// the simulator's default credentials and the harness's debug log.
 func (h *harness) start(cfg provision.Config) *serviceRun {
+	h.t.Helper()
+	cfg.Logger = zerolog.New(h.log).Level(zerolog.DebugLevel)
+	return h.startWith(cfg, zoom.Config{
+		AccountID: testenv.DefaultSimAccountID, ClientID: testenv.DefaultSimClientID, ClientSecret: testenv.DefaultSimClientSecret,
+		BaseURL: h.sim.APIURL(), TokenURL: h.sim.TokenURL(), Timeout: 2 * time.Second,
+	})
+}
+
+// startWith runs a service with its own Zoom client configuration
+// (paced by cfg.Pacer) and cfg.Logger as given.
+func (h *harness) startWith(cfg provision.Config, zcfg zoom.Config) *serviceRun {
 	h.t.Helper()
 	closed := make(chan struct{})
 	nc, err := nats.Connect(h.ns.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond),
@@ -134,15 +146,11 @@ func (h *harness) start(cfg provision.Config) *serviceRun {
 	if cfg.Pacer == nil {
 		cfg.Pacer = provision.NewPacer(0)
 	}
-	zc, err := zoom.New(zoom.Config{
-		AccountID: testenv.DefaultSimAccountID, ClientID: testenv.DefaultSimClientID, ClientSecret: testenv.DefaultSimClientSecret,
-		BaseURL: h.sim.APIURL(), TokenURL: h.sim.TokenURL(), Timeout: 2 * time.Second,
-		Limiter: cfg.Pacer,
-	})
+	zcfg.Limiter = cfg.Pacer
+	zc, err := zoom.New(zcfg)
 	if err != nil {
 		h.t.Fatalf("zoom client: %v", err)
 	}
-	cfg.Logger = zerolog.New(h.log).Level(zerolog.DebugLevel)
 	svc, err := provision.New(js, zc, cfg)
 	if err != nil {
 		h.t.Fatalf("provision.New: %v", err)
@@ -360,41 +368,9 @@ func (h *harness) consumerInfo(action string) *jetstream.ConsumerInfo {
 }
 
 // eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	wait := time.Millisecond
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %s", timeout, why)
-		}
-		time.Sleep(wait) // polling interval, not a wait for the condition
-		if wait < 50*time.Millisecond {
-			wait *= 2
-		}
-	}
-}
+var eventually = testenv.Eventually
 
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects output written from many goroutines.
+type syncBuffer = testenv.SyncBuffer
 
 var _ io.Writer = (*syncBuffer)(nil)

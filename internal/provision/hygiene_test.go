@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -41,50 +39,6 @@ func hygZoomConfig(sim *testenv.Simulator, m *metrics.Metrics, tokenURL string) 
 		BaseURL: sim.APIURL(), TokenURL: sim.TokenURL(), Timeout: 2 * time.Second,
 		HTTPClient: &http.Client{Transport: m.ZoomTransport(http.DefaultTransport.(*http.Transport).Clone(), tokenURL)},
 	}
-}
-
-// startWith runs a service like harness.start, but with its own Zoom
-// client configuration and log writer.
-func (h *harness) startWith(cfg provision.Config, zcfg zoom.Config, logW io.Writer) *serviceRun {
-	h.t.Helper()
-	closed := make(chan struct{})
-	nc, err := nats.Connect(h.ns.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond),
-		nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
-	if err != nil {
-		h.t.Fatalf("connect: %v", err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		h.t.Fatalf("jetstream: %v", err)
-	}
-	if cfg.Pacer == nil {
-		cfg.Pacer = provision.NewPacer(0)
-	}
-	zcfg.Limiter = cfg.Pacer
-	zc, err := zoom.New(zcfg)
-	if err != nil {
-		h.t.Fatalf("zoom client: %v", err)
-	}
-	svc, err := provision.New(js, zc, cfg)
-	if err != nil {
-		h.t.Fatalf("provision.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &serviceRun{svc: svc, nc: nc, closed: closed, zc: zc, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- svc.Run(ctx) }()
-	h.mu.Lock()
-	h.runs = append(h.runs, r)
-	h.mu.Unlock()
-	eventually(h.t, 10*time.Second, func() (bool, string) {
-		select {
-		case err := <-r.done:
-			r.done <- err
-			return true, ""
-		default:
-		}
-		return svc.Status().Bound, "service not bound"
-	})
-	return r
 }
 
 // hygRequest is one request of the scenario and the outcome it must get.
@@ -123,7 +77,7 @@ func TestSecretHygiene(t *testing.T) {
 	cfg.Logger = zerolog.New(&log).Level(zerolog.TraceLevel)
 	cfg.Metrics = m
 	cfg.CredentialsCheck = 100 * time.Millisecond
-	r := h.startWith(cfg, hygZoomConfig(h.sim, m, h.sim.TokenURL()), &log)
+	r := h.startWith(cfg, hygZoomConfig(h.sim, m, h.sim.TokenURL()))
 
 	dailyReset := time.Now().Add(1500 * time.Millisecond).UTC().Format(time.RFC3339Nano)
 	reqs := []hygRequest{
@@ -344,7 +298,7 @@ func TestLogEmailsLogsFullAddresses(t *testing.T) {
 		AccountID: testenv.DefaultSimAccountID, ClientID: testenv.DefaultSimClientID, ClientSecret: testenv.DefaultSimClientSecret,
 		BaseURL: h.sim.APIURL(), TokenURL: h.sim.TokenURL(), Timeout: 2 * time.Second,
 	}
-	h.startWith(cfg, zcfg, &log)
+	h.startWith(cfg, zcfg)
 	h.publish("full-created", "ssoCreate", userBody("ssoCreate", "full.created@hyg.example.com", 1))
 	h.publish("full-invalid", "ssoCreate", userBody("ssoCreate", "full.invalid@hyg", 1))
 	h.waitTerminal(15*time.Second, "full-created", "full-invalid")

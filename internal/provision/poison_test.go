@@ -3,7 +3,6 @@ package provision_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -265,15 +264,6 @@ func errorLines(log string) string {
 		}
 	}
 	return strings.Join(out, "")
-}
-
-// knownBug skips a test that shows a reported, unfixed bug unless
-// RUN_KNOWN_BUGS is set; remove the call together with the fix.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("RUN_KNOWN_BUGS") == "" {
-		t.Skip("known bug (set RUN_KNOWN_BUGS=1 to see it fail): " + what)
-	}
 }
 
 // Ensure a request that the request stream accepts can always be

@@ -89,7 +89,9 @@ func (s *Service) settle(ctx context.Context, log dlog, d *delivery, a attempt, 
 			s.ack(log, d, d.msg.NakWithDelay(dec.Delay))
 			s.logEvent(log.Info(), d, a, string(messages.OutcomeDeferred)).Time("retry_at", retryAt).Msg("quota exhausted; request deferred")
 		case retry.Transient:
-			n := s.failedDeliveries(sctx, d) + 1
+			// Only the last try of a delivery naks for a transient
+			// failure, and handle read the count before deciding.
+			n := d.failed + 1
 			if err := s.recordFailure(sctx, d, n); err != nil {
 				log.Warn().Err(err).Msg("could not record the failure count")
 			}

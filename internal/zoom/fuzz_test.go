@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -326,15 +325,6 @@ func FuzzTokenError(f *testing.F) {
 			t.Fatalf("TokenError.Error() = %q; want the body %q not copied", msg, body)
 		}
 	})
-}
-
-// knownBug skips a test that shows a reported, unfixed bug unless
-// RUN_KNOWN_BUGS is set; remove the call together with the fix.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("RUN_KNOWN_BUGS") == "" {
-		t.Skip("known bug (set RUN_KNOWN_BUGS=1 to see it fail): " + what)
-	}
 }
 
 // Ensure a Retry-After no Zoom limit can mean (a Unix time in
