@@ -8,15 +8,23 @@
 package testenv
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // NATSOptions configures an embedded JetStream server. Zero values mean the
@@ -170,4 +178,77 @@ func (n *NATS) Shutdown() {
 	if n.ownStore {
 		os.RemoveAll(n.opts.StoreDir)
 	}
+}
+
+// StreamFiles returns the bytes of every file a file-storage stream keeps
+// under storeDir (a server's StoreDir, any account), concatenated: what a
+// backup of the store, or someone reading the disk, would see.
+func StreamFiles(storeDir, stream string) ([]byte, error) {
+	var out []byte
+	err := filepath.WalkDir(storeDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if !slices.Contains(strings.Split(filepath.ToSlash(path), "/"), stream) {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		out = append(out, b...)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("testenv: read the files of stream %s: %w", stream, err)
+	}
+	return out, nil
+}
+
+// StreamBytes returns every message a stream holds, as the server returns
+// it (headers, then data), concatenated: for tests that search a stream
+// for what must not be in it.
+func StreamBytes(ctx context.Context, js jetstream.JetStream, stream string) ([]byte, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, fmt.Errorf("testenv: stream %s: %w", stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("testenv: stream %s: %w", stream, err)
+	}
+	var out []byte
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("testenv: stream %s message %d: %w", stream, seq, err)
+		}
+		for k, vs := range m.Header {
+			out = append(out, k+": "+strings.Join(vs, ",")+"\n"...)
+		}
+		out = append(out, m.Data...)
+	}
+	return out, nil
+}
+
+// StartJetStream starts an embedded server for a test, with a store in the
+// test's temporary directory, and returns a JetStream client connected to
+// it (js.Conn() is the connection). Both end with the test.
+func StartJetStream(tb testing.TB) jetstream.JetStream {
+	tb.Helper()
+	ns, err := StartNATS(NATSOptions{StoreDir: tb.TempDir()})
+	if err != nil {
+		tb.Fatalf("start nats: %v", err)
+	}
+	tb.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.URL())
+	if err != nil {
+		tb.Fatalf("connect to nats: %v", err)
+	}
+	tb.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatalf("jetstream: %v", err)
+	}
+	return js
 }

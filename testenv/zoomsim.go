@@ -53,6 +53,11 @@ type SimConfig struct {
 	// DefaultSimTokenTTL.
 	TokenTTL time.Duration
 
+	// TokenExpiresIn is what token answers say in expires_in. The default
+	// is TokenTTL in whole seconds, as Zoom does; the other values mimic
+	// gateways that leave it out. Tokens expire after TokenTTL either way.
+	TokenExpiresIn ExpiresIn
+
 	// RatePerSecond is the "Light" per-second limit shared by all /v2
 	// endpoints, counted in fixed one-second windows of the sim clock. Zero
 	// means unlimited.
@@ -89,7 +94,28 @@ type SimConfig struct {
 	// Now is the sim clock used for token expiry and rate-limit windows.
 	// Nil means time.Now. Delays (Latency, Fault.Delay) always use real time.
 	Now func() time.Time
+
+	// ManagedDomains are the account's managed (associated) email domains,
+	// compared case-insensitively. Zoom refuses to disassociate their users
+	// (400, code 1107); they must be deleted. SetManagedDomain changes the
+	// set later.
+	ManagedDomains []string
+
+	// StatusNoContent makes PUT /v2/users/{userId}/status answer 204, as
+	// older copies of Zoom's reference say, instead of the 200 of the
+	// current one.
+	StatusNoContent bool
 }
+
+// ExpiresIn says what the token endpoint puts in its answers' expires_in.
+type ExpiresIn int
+
+// The expires_in variants.
+const (
+	ExpiresInTTL     ExpiresIn = iota // TokenTTL in whole seconds
+	ExpiresInOmitted                  // no expires_in field
+	ExpiresInZero                     // "expires_in":0
+)
 
 // Fault is a scripted misbehaviour of the simulator. Exactly one of Drop,
 // HTML, EmptyBody or a JSON body (Status set) decides the answer, in that
@@ -110,9 +136,11 @@ type Fault struct {
 	EmptyBody bool
 	// Drop closes the TCP connection without any response.
 	Drop bool
-	// AfterCreate first really performs the request (for POST /v2/users the
-	// user is stored and counted in Creations) and then fails as configured:
-	// "Zoom created the user but the response never arrived".
+	// AfterCreate first really performs the request and then fails as
+	// configured: "Zoom did it but the response never arrived". It applies
+	// to every route: POST /v2/users stores the user and counts it in
+	// Creations, PATCH, PUT status and DELETE change or remove it, and the
+	// call appears in History with AnswerLost set.
 	AfterCreate bool
 	// Delay is extra real time waited before answering, e.g. longer than the
 	// client's timeout. If the client gives up during the delay the request
@@ -126,7 +154,8 @@ type Fault struct {
 // RecordedRequest.Fault.
 type FaultKind string
 
-// Fault kinds. The "-after-create" variants are faults with AfterCreate set.
+// Fault kinds. The "-after-create" variants are faults with AfterCreate set,
+// on any route: performed, then the answer lost.
 const (
 	FaultNone              FaultKind = ""
 	FaultStatus            FaultKind = "status"
@@ -182,26 +211,46 @@ type RandomFaults struct {
 	// DropAfterCreate is the share of POST /v2/users requests that create
 	// the user and then drop the connection.
 	DropAfterCreate float64
+	// LostAnswer is the share of state-changing requests (POST /v2/users,
+	// PATCH, PUT status, DELETE) that are performed and then have their
+	// connection dropped. For POST /v2/users it adds to DropAfterCreate.
+	LostAnswer float64
 	// TokenOutage is the share of token requests answered 503.
 	TokenOutage float64
 }
 
 func (rf RandomFaults) enabled() bool {
-	return rf.ServerError > 0 || rf.Timeout > 0 || rf.DropAfterCreate > 0 || rf.TokenOutage > 0
+	return rf.ServerError > 0 || rf.Timeout > 0 || rf.DropAfterCreate > 0 || rf.LostAnswer > 0 || rf.TokenOutage > 0
 }
 
 // SimUser is a user stored in the simulated account.
 type SimUser struct {
 	ID, Email, FirstName, LastName, DisplayName string
-	Type                                        int
+	// Type is 1 Basic, 2 Licensed or 4 Unassigned; deactivation sets 1.
+	Type int
 	// Status is "pending" for users created with action=create (they have
-	// not accepted the invitation) and "active" otherwise.
+	// not accepted the invitation), "inactive" after deactivation, and
+	// "active" otherwise.
 	Status    string
 	CreatedAt time.Time
 	// Action is the create action used, or "" for users added with AddUser.
 	Action string
 	// ZoomPhone reports whether the user consumed a Zoom Phone licence.
 	ZoomPhone bool
+	// Admin marks an account admin (SetAdmin): Zoom neither disassociates
+	// (1117) nor changes the status (code 200) of one.
+	Admin bool
+
+	// The profile and licence fields PATCH /v2/users/{userId} sets.
+	Dept, JobTitle, Company, Location, CostCenter, Manager string
+	Timezone, Language, Pronouns                           string
+	// PlanUnitedType is "" when the user has no Zoom United plan.
+	PlanUnitedType string
+	// ZoomOneType is 0 when the user has no Zoom Workplace plan.
+	ZoomOneType      int64
+	CustomAttributes []SimCustomAttribute
+	// LastPatch is the body of the last PATCH applied to the user.
+	LastPatch []byte
 }
 
 // SimStats is a snapshot of the simulator's counters.
@@ -219,11 +268,19 @@ type SimStats struct {
 	Faults map[FaultKind]int
 	// MaxConcurrent is the largest number of /v2 requests in flight at once.
 	MaxConcurrent int
+	// MaxPerSecond is the most authenticated /v2 requests admitted in one
+	// second, counted in the fixed one-second windows of the sim clock that
+	// RatePerSecond limits, as Zoom counts.
+	MaxPerSecond int
 	// InFlight is the number of /v2 requests in flight now, including
 	// stalled ones.
 	InFlight int
 	// Creations is the number of users created through the API.
 	Creations int
+	// Overlaps counts the 429s answered because another state-changing
+	// call for the same user was still being served. A consumer that keeps
+	// each user's requests in order never causes one.
+	Overlaps int
 }
 
 // RecordedRequest is one entry of the request log.
@@ -248,6 +305,8 @@ type RecordedRequest struct {
 	TrackingID string
 	// Fault is the injected fault, if any.
 	Fault FaultKind
+
+	held string // the user lock this request holds, released by record
 }
 
 // scriptedFault is a queued fault; left <= 0 means it never runs out.
@@ -270,6 +329,7 @@ type Simulator struct {
 	// Immutable after NewSimulator.
 	accountID, clientID, clientSecret string
 	tokenTTL, dailyWindow             time.Duration
+	expiresIn                         ExpiresIn
 	maxRecorded                       int
 	now                               func() time.Time
 	closed                            chan struct{}
@@ -304,6 +364,13 @@ type Simulator struct {
 	inFlight int
 	stats    SimStats
 	log      []RecordedRequest
+
+	managed   map[string]bool   // lower-cased managed domains
+	statusNo  bool              // StatusNoContent
+	busy      map[string]string // user key -> verb of the call being served
+	seq       int64             // last SimCall.Seq
+	history   map[string][]SimCall
+	deletions map[string][]SimDeletion
 }
 
 // NewSimulator starts a simulator listening on 127.0.0.1. Call Close when
@@ -314,6 +381,7 @@ func NewSimulator(cfg SimConfig) *Simulator {
 		clientID:     orDefault(cfg.ClientID, DefaultSimClientID),
 		clientSecret: orDefault(cfg.ClientSecret, DefaultSimClientSecret),
 		tokenTTL:     cfg.TokenTTL,
+		expiresIn:    cfg.TokenExpiresIn,
 		dailyWindow:  cfg.DailyWindow,
 		maxRecorded:  cfg.MaxRecordedRequests,
 		now:          cfg.Now,
@@ -328,6 +396,11 @@ func NewSimulator(cfg SimConfig) *Simulator {
 		usersByID:    make(map[string]*SimUser),
 		creations:    make(map[string]int),
 		emailFaults:  make(map[string][]scriptedFault),
+		managed:      make(map[string]bool),
+		statusNo:     cfg.StatusNoContent,
+		busy:         make(map[string]string),
+		history:      make(map[string][]SimCall),
+		deletions:    make(map[string][]SimDeletion),
 		stats: SimStats{
 			Requests:    make(map[string]map[int]int),
 			RateLimited: make(map[string]int),
@@ -345,6 +418,9 @@ func NewSimulator(cfg SimConfig) *Simulator {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	for _, d := range cfg.ManagedDomains {
+		s.managed[strings.ToLower(d)] = true
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
@@ -491,10 +567,11 @@ func (s *Simulator) storeLocked(u *SimUser) {
 
 // FailEmail scripts the answers to requests concerning email (compared
 // case-insensitively): the user_info.email of POST /v2/users, the path of
-// GET /v2/users/{email}, or the query of GET /v2/users/email. The fault is
-// used times times, or every time if times <= 0. Several calls queue up and
-// are consumed in order; a fault with times <= 0 shadows those queued after
-// it. FailNext faults take precedence.
+// GET /v2/users/{email}, the user named by id or email in the path of
+// PATCH, PUT status and DELETE, or the query of GET /v2/users/email. The
+// fault is used times times, or every time if times <= 0. Several calls
+// queue up and are consumed in order; a fault with times <= 0 shadows those
+// queued after it. FailNext faults take precedence.
 func (s *Simulator) FailEmail(email string, times int, f Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -574,7 +651,9 @@ func popFault(q []scriptedFault) (Fault, []scriptedFault, bool) {
 
 // Creations reports how many times a user with email (case-insensitively)
 // was created through the API, including creations whose response was lost.
-// A correct consumer never makes this exceed 1.
+// Deleting the user does not lower it. A correct consumer never makes it
+// exceed the number of creation requests for that email that follow a
+// deletion, plus one.
 func (s *Simulator) Creations(email string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -596,7 +675,7 @@ func (s *Simulator) User(email string) (SimUser, bool) {
 	if !ok {
 		return SimUser{}, false
 	}
-	return *u, true
+	return u.clone(), true
 }
 
 // Stats returns a snapshot of the counters.
@@ -635,12 +714,18 @@ func (s *Simulator) Requests() []RecordedRequest {
 	return out
 }
 
-// record logs rec with status and counts it. It runs before the response is
-// written so that a client that has its answer always finds it in the log.
+// record logs rec with status and counts it, and releases the user lock
+// rec holds. It runs before the response is written so that a client that
+// has its answer always finds it in the log, and never finds the user still
+// busy.
 func (s *Simulator) record(rec *RecordedRequest, status int) {
 	rec.Status = status
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if rec.held != "" {
+		delete(s.busy, rec.held)
+		rec.held = ""
+	}
 	m := s.stats.Requests[rec.Route]
 	if m == nil {
 		m = make(map[int]int)

@@ -101,11 +101,17 @@ func matchAPIRoute(r *http.Request) apiRoute {
 	// The literal route must win over {userId}, as in Zoom's router.
 	case r.Method == http.MethodGet && p == "/v2/users/email":
 		return apiRoute{template: RouteUserEmail}
-	case r.Method == http.MethodGet && strings.HasPrefix(p, "/v2/users/"):
+	case strings.HasPrefix(p, "/v2/users/"):
 		seg := strings.TrimPrefix(p, "/v2/users/")
-		if seg != "" && !strings.Contains(seg, "/") {
+		template := map[string]string{
+			http.MethodGet: RouteGetUser, http.MethodPatch: RoutePatchUser, http.MethodDelete: RouteDeleteUser,
+		}[r.Method]
+		if rest, ok := strings.CutSuffix(seg, "/status"); ok && r.Method == http.MethodPut {
+			seg, template = rest, RouteUserStatus
+		}
+		if template != "" && seg != "" && !strings.Contains(seg, "/") {
 			if id, err := url.PathUnescape(seg); err == nil {
-				return apiRoute{template: RouteGetUser, userID: id}
+				return apiRoute{template: template, userID: id}
 			}
 		}
 	}
@@ -120,6 +126,7 @@ type admission struct {
 	latency   time.Duration
 	limit     int // X-RateLimit-Limit for normal answers; 0 omits the headers
 	remaining int
+	held      string // the user lock taken for a state-changing call
 }
 
 func (s *Simulator) serveAPI(w http.ResponseWriter, r *http.Request) {
@@ -136,11 +143,14 @@ func (s *Simulator) serveAPI(w http.ResponseWriter, r *http.Request) {
 	case RouteCreateUser:
 		create = parseCreate(body)
 		email = create.body.UserInfo.Email
-	case RouteGetUser:
+	case RouteGetUser, RoutePatchUser, RouteUserStatus, RouteDeleteUser:
 		email = rt.userID
 	case RouteUserEmail:
 		email = r.URL.Query().Get("email")
 	}
+	call := &simCall{SimCall: SimCall{
+		Method: r.Method, Route: rt.template, Path: rec.Path, Query: rec.Query, Body: body,
+	}}
 
 	s.enter()
 	defer s.leave()
@@ -152,21 +162,24 @@ func (s *Simulator) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	// The clock is read again: a stalled request is judged when released.
 	now = s.now()
-	adm := s.admit(r, now, rt.template, create.body.Action, email)
+	adm := s.admit(r, now, rt, create.body.Action, email, verbOf(r, rt, body))
 	if adm.reject != nil {
 		s.writeReply(w, &rec, *adm.reject, 0, 0)
 		return
 	}
-	handle := func() reply { return s.handleAPI(r, rt, create) }
+	rec.held = adm.held
+	handle := func() reply { return s.handleAPI(r, rt, create, call) }
 	if adm.fault != nil {
 		rec.Fault = adm.fault.Kind()
+		call.Fault = rec.Fault
 	}
-	s.respond(w, r, &rec, adm.fault, adm.latency, adm.limit, adm.remaining, handle)
+	s.respond(w, r, &rec, adm.fault, adm.latency, adm.limit, adm.remaining, handle, func() { s.answerLost(call) })
 }
 
 // respond waits latency, applies f (if any) and otherwise answers with
-// handle's reply.
-func (s *Simulator) respond(w http.ResponseWriter, r *http.Request, rec *RecordedRequest, f *Fault, latency time.Duration, limit, remaining int, handle func() reply) {
+// handle's reply. lost, if not nil, runs when handle performed the request
+// but its reply will not be the answer.
+func (s *Simulator) respond(w http.ResponseWriter, r *http.Request, rec *RecordedRequest, f *Fault, latency time.Duration, limit, remaining int, handle func() reply, lost func()) {
 	ctx := r.Context()
 	if !s.pause(ctx, latency) {
 		s.abandon(w, rec)
@@ -181,16 +194,24 @@ func (s *Simulator) respond(w http.ResponseWriter, r *http.Request, rec *Recorde
 		rep := handle()
 		done = &rep
 	}
+	lose := func() {
+		if done != nil && lost != nil {
+			lost()
+		}
+	}
 	if !s.pause(ctx, f.Delay) {
+		lose()
 		s.abandon(w, rec)
 		return
 	}
 	if f.Drop {
+		lose()
 		s.record(rec, 0)
 		dropConn(w)
 		return
 	}
 	if rep, ok := faultReply(*f); ok {
+		lose()
 		s.writeReply(w, rec, rep, limit, remaining)
 		return
 	}
@@ -292,11 +313,19 @@ func (s *Simulator) writeReply(w http.ResponseWriter, rec *RecordedRequest, rep 
 }
 
 // admit runs, under the lock, the checks Zoom makes before handling a
-// request: authentication, the per-second limit, the daily create quota,
-// then the choice of an injected fault.
-func (s *Simulator) admit(r *http.Request, now time.Time, route, action, email string) admission {
+// request: authentication, the per-second limit, the user lock of a
+// state-changing call, the daily create quota, then the choice of an
+// injected fault. verb names a state-changing call in the 429 that a later
+// call for the same user gets while it is served.
+func (s *Simulator) admit(r *http.Request, now time.Time, rt apiRoute, action, email, verb string) admission {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	route := rt.template
+	if stateChanging(route) && rt.userID != "" {
+		// Faults and locks follow the user, whether the path names them by
+		// id or by email.
+		email = s.userKeyLocked(rt.userID)
+	}
 
 	if rep, ok := s.authLocked(r, now); !ok {
 		return admission{reject: &rep}
@@ -313,9 +342,22 @@ func (s *Simulator) admit(r *http.Request, now time.Time, route, action, email s
 		return admission{reject: &rep}
 	}
 	s.secCount++
+	s.stats.MaxPerSecond = max(s.stats.MaxPerSecond, s.secCount)
 	adm := admission{latency: s.latency}
 	if s.rate > 0 {
 		adm.limit, adm.remaining = s.rate, s.rate-s.secCount
+	}
+
+	// A call naming no user (a create without an email) locks nothing.
+	if key := strings.ToLower(email); stateChanging(route) && key != "" {
+		if held, busy := s.busy[key]; busy {
+			s.stats.Overlaps++
+			rep := errorReply(http.StatusTooManyRequests, http.StatusTooManyRequests,
+				"Too many concurrent requests. A request to "+held+" this user has already been made.")
+			return admission{reject: &rep}
+		}
+		s.busy[key] = verb
+		adm.held = key
 	}
 
 	counted := false
@@ -325,6 +367,7 @@ func (s *Simulator) admit(r *http.Request, now time.Time, route, action, email s
 			s.dayWindow, s.dayCount = dw, 0
 		}
 		if s.dailyLimit > 0 && s.dayCount >= s.dailyLimit {
+			delete(s.busy, adm.held)
 			s.stats.RateLimited[RateLimitDaily]++
 			next := dw.Add(s.dailyWindow)
 			rep := s.rateLimitedLocked(RateLimitDaily, s.dailyLimit, next, fmt.Sprintf(
@@ -424,7 +467,7 @@ func (s *Simulator) pickFaultLocked(route, email string) (Fault, bool) {
 		}
 	case u < rf.ServerError+rf.Timeout:
 		return Fault{Delay: rf.TimeoutDelay}, true
-	case route == RouteCreateUser && u < rf.ServerError+rf.Timeout+rf.DropAfterCreate:
+	case stateChanging(route) && u < rf.ServerError+rf.Timeout+rf.LostAnswer+createShare(route, rf.DropAfterCreate):
 		return Fault{Drop: true, AfterCreate: true}, true
 	}
 	return Fault{}, false
@@ -494,7 +537,7 @@ func (s *Simulator) serveToken(w http.ResponseWriter, r *http.Request) {
 		s.writeReply(w, &rec, handle(), 0, 0)
 		return
 	}
-	s.respond(w, r, &rec, &f, 0, 0, 0, handle)
+	s.respond(w, r, &rec, &f, 0, 0, 0, handle, nil)
 }
 
 // pickTokenFaultLocked chooses the fault for a token request: FailNextToken
@@ -569,11 +612,19 @@ func (s *Simulator) tokenReply(r *http.Request, body []byte) reply {
 	tok := newAccessToken()
 	s.tokens[tok] = &simToken{expires: s.now().Add(s.tokenTTL)}
 	s.stats.TokensIssued++
+	var expiresIn *int64 // nil: the field is left out
+	switch s.expiresIn {
+	case ExpiresInTTL:
+		n := int64(s.tokenTTL / time.Second)
+		expiresIn = &n
+	case ExpiresInZero:
+		expiresIn = new(int64)
+	}
 	return jsonReply(http.StatusOK, struct {
 		AccessToken string `json:"access_token"`
 		TokenType   string `json:"token_type"`
-		ExpiresIn   int64  `json:"expires_in"`
+		ExpiresIn   *int64 `json:"expires_in,omitempty"`
 		Scope       string `json:"scope"`
 		APIURL      string `json:"api_url"`
-	}{tok, "bearer", int64(s.tokenTTL / time.Second), "user:read:admin user:write:admin", s.srv.URL})
+	}{tok, "bearer", expiresIn, "user:read:admin user:write:admin", s.srv.URL})
 }

@@ -1549,3 +1549,25 @@ func ExampleSimulator() {
 	// 409
 	// created 1 time(s)
 }
+
+// Ensure MaxPerSecond counts the busiest of the fixed one-second windows
+// the per-second limit uses: 3 requests at 0.6-0.8 s and 4 at 1.1-1.9 s
+// are 3 and 4, not the 6 a sliding second from 0.6 s would hold.
+func TestStatsMaxPerSecond(t *testing.T) {
+	clk := newTestClock(epoch)
+	s := startSim(t, SimConfig{Now: clk.Now})
+	c := newClient(t, 5*time.Second)
+	tok := getToken(t, c, s)
+	at := func(offset time.Duration) {
+		clk.Set(epoch.Add(offset))
+		if r := mustSend(t, c, "GET", emailURL(s, "x@example.com"), tok, "", nil); r.status != 200 {
+			t.Fatalf("GET = %d %s", r.status, r.body)
+		}
+	}
+	for _, ms := range []int{600, 700, 800, 1100, 1200, 1300, 1900, 2400} {
+		at(time.Duration(ms) * time.Millisecond)
+	}
+	if got := s.Stats().MaxPerSecond; got != 4 {
+		t.Errorf("Stats().MaxPerSecond = %d; want 4 (the window from 1 s)", got)
+	}
+}

@@ -69,10 +69,18 @@ func parseCreate(raw []byte) createRequest {
 	return c
 }
 
-func (s *Simulator) handleAPI(r *http.Request, rt apiRoute, c createRequest) reply {
+// handleAPI performs a /v2 request. A state-changing one that succeeds is
+// appended to the user's History through call.
+func (s *Simulator) handleAPI(r *http.Request, rt apiRoute, c createRequest, call *simCall) reply {
 	switch rt.template {
 	case RouteCreateUser:
-		return s.createUser(r, c)
+		return s.createUser(r, c, call)
+	case RoutePatchUser:
+		return s.patchUser(r, rt.userID, call)
+	case RouteUserStatus:
+		return s.userStatus(r, rt.userID, call)
+	case RouteDeleteUser:
+		return s.deleteUser(r, rt.userID, call)
 	case RouteGetUser:
 		return s.getUser(rt.userID)
 	case RouteUserEmail:
@@ -85,7 +93,7 @@ func validationFailed(errs ...fieldError) reply {
 	return jsonReply(http.StatusBadRequest, zoomError{Code: 300, Message: "Validation Failed.", Errors: errs})
 }
 
-func (s *Simulator) createUser(r *http.Request, c createRequest) reply {
+func (s *Simulator) createUser(r *http.Request, c createRequest, call *simCall) reply {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" || c.notObject {
 		return errorReply(http.StatusBadRequest, 300, "Request Body should be a valid JSON object.")
 	}
@@ -140,6 +148,7 @@ func (s *Simulator) createUser(r *http.Request, c createRequest) reply {
 	s.storeLocked(u)
 	s.creations[key]++
 	s.stats.Creations++
+	s.performedLocked(call, u, http.StatusCreated)
 	return jsonReply(http.StatusCreated, struct {
 		ID        string `json:"id"`
 		FirstName string `json:"first_name"`

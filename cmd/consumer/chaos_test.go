@@ -3,6 +3,8 @@
 package main
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +12,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/internal/topology"
 	"github.com/zoomprov/consumer/testenv"
 )
 
@@ -44,76 +49,149 @@ func TestChaos(t *testing.T) {
 			t.Fatalf("CHAOS_N=%q: want a number of at least 20", v)
 		}
 	}
+	// CHAOS_CLUSTER=3: a three-node JetStream cluster, its leaders killed.
+	clustered := os.Getenv("CHAOS_CLUSTER") != ""
 	start := time.Now()
 
-	// The broker: a separate process on a fixed port and store; the
-	// consumers reach it through a proxy whose connections the test cuts.
-	broker := startNATSChild(t)
-	proxy := startProxy(t, broker.addr)
-	nc, js := connectJS(t, broker.url())
+	var nc *nats.Conn
+	var js jetstream.JetStream
+	urls := make([]string, 2) // each consumer's NATS_URL
+	var faultsList []func()
+	faults := map[string]int{}
+	var kills []time.Time
+	consumers := []*chaosConsumer{{name: "consumer-a"}, {name: "consumer-b"}}
+	simCfg := testenv.SimConfig{RatePerSecond: 150, PhoneLicenses: -1, MaxRecordedRequests: 1}
+	rateLimit := "200"  // above the simulator's 150/s: per-second 429s happen
+	var storeDir string // the servers' stores, searched for passwords at rest
+	if clustered {
+		c, err := testenv.StartCluster(3)
+		if err != nil {
+			t.Fatalf("start cluster: %v", err)
+		}
+		t.Cleanup(c.Shutdown)
+		storeDir = c.Dir()
+		nc, js = connectJS(t, c.URLs())
+		n1, n2, n3 := c.Nodes[0].URL(), c.Nodes[1].URL(), c.Nodes[2].URL()
+		urls[0], urls[1] = n1+","+n2+","+n3, n3+","+n2+","+n1
+		// Zoom allows the account 80 calls a second, and the service is
+		// told so: any excess is a per-second 429.
+		simCfg.RatePerSecond, rateLimit = 80, "80"
+		killLeader := func(what, stream string) func() {
+			return func() {
+				leader := c.MetaLeader()
+				if stream != "" {
+					leader = c.StreamLeader(stream)
+				}
+				node := c.Node(leader)
+				if node == nil {
+					t.Logf("no %s to kill", what)
+					return
+				}
+				node.Kill()
+				kills = append(kills, time.Now())
+				faults["nats SIGKILL "+what]++
+				pause(3 * time.Second) // down a while, as a crashed pod
+				if err := node.Start(); err != nil {
+					t.Fatalf("restart %s: %v", leader, err)
+				}
+				if err := c.WaitHealthy(60 * time.Second); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		faultsList = []func(){
+			killLeader("leader of ZOOM_USERS", "ZOOM_USERS"),
+			func() {
+				consumers[0].kill(t)
+				kills = append(kills, time.Now())
+				faults["consumer SIGKILL"]++
+				consumers[0].start(t)
+			},
+			killLeader("meta leader", ""),
+			killLeader("leader of ZOOM_USERS_RESULTS", "ZOOM_USERS_RESULTS"),
+		}
+	} else {
+		// The broker: a separate process on a fixed port and store; the
+		// consumers reach it through a proxy whose connections the test
+		// cuts.
+		broker := startNATSChild(t)
+		storeDir = broker.dir
+		proxy := startProxy(t, broker.addr)
+		nc, js = connectJS(t, broker.url())
+		urls[0], urls[1] = proxy.url(), proxy.url()
+		faultsList = []func(){
+			func() { consumers[0].kill(t); faults["consumer SIGKILL"]++; consumers[0].start(t) },
+			func() { proxy.cut(); faults["connection cut"]++ },
+			func() { broker.restart(t, syscall.SIGTERM); faults["nats stop/start"]++ },
+			func() { consumers[1].kill(t); faults["consumer SIGKILL"]++; consumers[1].start(t) },
+			func() { broker.restart(t, syscall.SIGKILL); faults["nats SIGKILL/start"]++ },
+			func() { consumers[0].term(t); faults["consumer SIGTERM"]++; consumers[0].start(t) },
+		}
+	}
 	provisionStreams(t, js, 5*time.Second)
 
-	sim := startSim(t, testenv.SimConfig{RatePerSecond: 150, PhoneLicenses: -1, MaxRecordedRequests: 1})
+	sim := startSim(t, simCfg)
 	sim.SetRandomFaults(testenv.RandomFaults{
 		Seed:            42,
 		ServerError:     0.03,  // 500, 502 (HTML), 503
 		Timeout:         0.005, // longer than ZOOM_TIMEOUT
 		TimeoutDelay:    2500 * time.Millisecond,
 		DropAfterCreate: 0.02, // created, answer lost
+		LostAnswer:      0.02, // any state-changing call performed, answer lost
 		TokenOutage:     0.05,
 	})
+	faultsList = append(faultsList, func() { sim.ExpireTokens(); faults["tokens expired"]++ })
 
 	plan := planChaos(sim, n)
+	topo := topology.Default()
 	for i, r := range plan {
-		m := nats.NewMsg("zoom.users.create." + r.subjectAction)
+		m := nats.NewMsg(topo.RequestSubject(r.subjectAction))
 		m.Data = []byte(r.body)
 		if _, err := js.PublishMsg(context.Background(), m, jetstream.WithMsgID(r.id)); err != nil {
 			t.Fatalf("publish %d: %v", i, err)
 		}
 	}
+	n = len(plan)
 
-	env := map[string]string{
-		"NATS_URL":           proxy.url(),
-		"ZOOM_ACCOUNT_ID":    testenv.DefaultSimAccountID,
-		"ZOOM_CLIENT_ID":     testenv.DefaultSimClientID,
-		"ZOOM_CLIENT_SECRET": testenv.DefaultSimClientSecret,
-		"ZOOM_API_URL":       sim.APIURL(),
-		"ZOOM_TOKEN_URL":     sim.TokenURL(),
-		"ZOOM_TIMEOUT":       "2s",
-		"ZOOM_RATE_LIMIT":    "200", // above the simulator's 150/s: per-second 429s happen
-		"MAX_ATTEMPTS":       "10",
-		"ACK_WAIT":           "5s",
-		"SHUTDOWN_TIMEOUT":   "2s",
-		"HTTP_ADDR":          "off",
-		"LOG_LEVEL":          "warn",
+	sealKey := filepath.Join(t.TempDir(), "seal.key")
+	if err := os.WriteFile(sealKey, []byte(strings.Repeat("5a", 32)), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	consumers := []*chaosConsumer{{name: "consumer-a", env: env}, {name: "consumer-b", env: env}}
-	for _, c := range consumers {
+	for i, c := range consumers {
+		c.env = map[string]string{
+			"NATS_URL":           urls[i],
+			"ZOOM_ACCOUNT_ID":    testenv.DefaultSimAccountID,
+			"ZOOM_CLIENT_ID":     testenv.DefaultSimClientID,
+			"ZOOM_CLIENT_SECRET": testenv.DefaultSimClientSecret,
+			"ZOOM_API_URL":       sim.APIURL(),
+			"ZOOM_TOKEN_URL":     sim.TokenURL(),
+			"ZOOM_TIMEOUT":       "2s",
+			"ZOOM_RATE_LIMIT":    rateLimit,
+			"MAX_ATTEMPTS":       "10",
+			"ACK_WAIT":           "5s",
+			"SHUTDOWN_TIMEOUT":   "2s",
+			"HTTP_ADDR":          "off",
+			"LOG_LEVEL":          cmp.Or(os.Getenv("CHAOS_LOG_LEVEL"), "warn"),
+			"DLQ_SEAL_KEY_FILE":  sealKey,
+		}
 		c.start(t)
 	}
 
-	// Inject faults in rotation until every request has a terminal result.
-	faults := map[string]int{}
+	// Inject faults in rotation until every request has a terminal result;
+	// in a cluster, every kill once.
 	watch := &chaosResults{js: js}
-	schedule := []func(){
-		func() { consumers[0].kill(t); faults["consumer SIGKILL"]++; consumers[0].start(t) },
-		func() { proxy.cut(); faults["connection cut"]++ },
-		func() { broker.restart(t, syscall.SIGTERM); faults["nats stop/start"]++ },
-		func() { consumers[1].kill(t); faults["consumer SIGKILL"]++; consumers[1].start(t) },
-		func() { sim.ExpireTokens(); faults["tokens expired"]++ },
-		func() { broker.restart(t, syscall.SIGKILL); faults["nats SIGKILL/start"]++ },
-		func() { consumers[0].term(t); faults["consumer SIGTERM"]++; consumers[0].start(t) },
-	}
 	deadline := time.Now().Add(5*time.Minute + time.Duration(n/20)*time.Millisecond*100)
 	next := 0
-	for watch.terminalCount(t, nc) < n {
+	for done := watch.terminalCount(t, nc); done < n; done = watch.terminalCount(t, nc) {
 		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %d of %d requests have a terminal result", time.Since(start).Round(time.Second), watch.terminalCount(t, nc), n)
+			t.Fatalf("after %v: %d of %d requests have a terminal result", time.Since(start).Round(time.Second), done, n)
 		}
 		// One fault every ~1.5 s while work remains; none in the last
-		// stretch so the run can finish.
-		if watch.terminalCount(t, nc) < n*95/100 {
-			schedule[next%len(schedule)]()
+		// stretch so the run can finish. In a cluster every kill once,
+		// starting once results flow: a pause measured from a kill before
+		// the first result would be the consumers' start-up.
+		if (clustered && next < len(faultsList) && done >= n/50) || (!clustered && done < n*95/100) {
+			faultsList[next%len(faultsList)]()
 			next++
 		}
 		pause(1500 * time.Millisecond)
@@ -166,13 +244,47 @@ func TestChaos(t *testing.T) {
 			t.Errorf("%s (%s): %d dead letters; want %d", r.id, r.kind, dlq[r.id], want)
 		}
 	}
+	// No dead letter holds a password in clear: not as the server returns
+	// it, not in the stream's files.
+	checkNoPasswordAtRest(t, js, storeDir, []string{"Zx9!kq2Lm", "password1"})
+
+	// Each lifecycle user's calls reached Zoom in stream order (a call
+	// repeated after a lost answer counts once).
+	outOfOrder := 0
+	for email, steps := range lifeSteps(plan) {
+		if got := stepOrder(sim.History(email), steps); !slices.Equal(got, seqTo(len(steps))) {
+			outOfOrder++
+			t.Errorf("%s: Zoom performed the steps in the order %v; want %v; calls:\n%s", email, got, seqTo(len(steps)), formatCalls(sim.History(email)))
+		}
+	}
 	st := sim.Stats()
 	for k, v := range st.Faults {
 		faults["zoom "+string(k)] += v
 	}
 	faults["zoom 429 per-second"] = st.RateLimited[testenv.RateLimitQPS]
-	summary := fmt.Sprintf("chaos: %d requests in %v; faults: %s; outcomes: %s; lost %d, duplicated %d, wrong outcome %d",
-		n, elapsed.Round(time.Second), formatCounts(faults), formatCounts(outcomes), lost, duplicated, wrong)
+	extra := ""
+	if clustered {
+		var gaps []string
+		for i, k := range kills {
+			end := time.Now()
+			if i+1 < len(kills) {
+				end = kills[i+1]
+			}
+			gap, before, after := watch.longestGap(k, end)
+			gaps = append(gaps, gap.Round(10*time.Millisecond).String())
+			if gap > 10*time.Second {
+				t.Errorf("results paused for %v after kill %d (%s): the last result before the pause %s, the first after %s",
+					gap, i+1, k.Format("15:04:05.000"), before, after)
+			}
+		}
+		extra = fmt.Sprintf("; longest pause in results after each kill: %s; Zoom's busiest second %d calls (limit 80)",
+			strings.Join(gaps, ", "), st.MaxPerSecond)
+		if st.MaxPerSecond > 80 || st.RateLimited[testenv.RateLimitQPS] > 0 {
+			t.Errorf("Zoom saw %d calls in one second (%d answered 429); want at most 80", st.MaxPerSecond, st.RateLimited[testenv.RateLimitQPS])
+		}
+	}
+	summary := fmt.Sprintf("chaos: %d requests in %v; faults: %s; outcomes: %s; lost %d, duplicated %d, wrong outcome %d, users out of order %d%s",
+		n, elapsed.Round(time.Second), formatCounts(faults), formatCounts(outcomes), lost, duplicated, wrong, outOfOrder, extra)
 	fmt.Println(summary)
 	t.Log(summary)
 	for _, c := range consumers {
@@ -183,8 +295,14 @@ func TestChaos(t *testing.T) {
 // chaosRequest is one planned request and the outcomes it may end in.
 type chaosRequest struct {
 	id, subjectAction, body, email string
-	kind                           string // new, exists, invalid, rejected, not_found
-	deadLetter                     bool
+	// kind is new, exists, invalid, rejected, not_found, or a lifecycle
+	// outcome (updated, deactivated, activated, deleted).
+	kind       string
+	deadLetter bool
+	// life is the e-mail of a lifecycle user, whose requests must reach
+	// Zoom in order; step matches this request's call.
+	life string
+	step func(c testenv.SimCall) bool
 }
 
 func (r chaosRequest) accepts(res messages.Result) bool {
@@ -201,7 +319,75 @@ func (r chaosRequest) accepts(res messages.Result) bool {
 	case "not_found":
 		return res.Outcome == messages.OutcomeFailed && res.Reason == messages.ReasonNotFound
 	}
-	return false
+	return string(res.Outcome) == r.kind
+}
+
+// lifeSteps returns each lifecycle user's call matchers, in stream order.
+func lifeSteps(plan []chaosRequest) map[string][]func(testenv.SimCall) bool {
+	out := map[string][]func(testenv.SimCall) bool{}
+	for _, r := range plan {
+		if r.life != "" {
+			out[r.life] = append(out[r.life], r.step)
+		}
+	}
+	return out
+}
+
+// stepOrder maps performed calls to steps, a repeated step counted once.
+func stepOrder(calls []testenv.SimCall, steps []func(testenv.SimCall) bool) []int {
+	var got []int
+	for _, c := range calls {
+		step := -1
+		for i, m := range steps {
+			if m(c) {
+				step = i
+			}
+		}
+		if len(got) == 0 || got[len(got)-1] != step {
+			got = append(got, step)
+		}
+	}
+	return got
+}
+
+// checkNoPasswordAtRest searches the dead-letter stream's messages and
+// files for the passwords, and checks every dead letter that had one says
+// it is sealed.
+func checkNoPasswordAtRest(t *testing.T, js jetstream.JetStream, storeDir string, passwords []string) {
+	t.Helper()
+	stored, err := testenv.StreamBytes(context.Background(), js, "ZOOM_USERS_DLQ")
+	if err != nil {
+		t.Error(err)
+	}
+	files, err := testenv.StreamFiles(storeDir, "ZOOM_USERS_DLQ")
+	if err != nil {
+		t.Error(err)
+	}
+	for _, pw := range passwords {
+		if bytes.Contains(stored, []byte(pw)) || bytes.Contains(files, []byte(pw)) {
+			t.Errorf("the dead-letter stream holds the password %q in clear", pw)
+		}
+	}
+	if !bytes.Contains(stored, []byte(messages.HeaderPassword+": "+messages.PasswordSealed)) {
+		t.Errorf("no dead letter has a sealed password; want the autoCreate ones sealed")
+	}
+}
+
+// formatCalls lists a user's calls as Zoom performed them, one per line.
+func formatCalls(calls []testenv.SimCall) string {
+	var b strings.Builder
+	for _, c := range calls {
+		fmt.Fprintf(&b, "\t%d %s %s %s %s fault=%q answer_lost=%v\n", c.Seq, c.Time.Format("15:04:05.000"), c.Method, c.Path, c.Body, c.Fault, c.AnswerLost)
+	}
+	return b.String()
+}
+
+func seqTo(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
 }
 
 // planChaos makes n requests: mostly new users over all four actions, and
@@ -236,10 +422,49 @@ func planChaos(sim *testenv.Simulator, n int) []chaosRequest {
 			sim.FailEmail(email, 0, testenv.Fault{Status: 404, Code: 4130, Message: "Group does not exist: chaos."})
 			r.email = ""
 		}
+		if i%25 == 5 || i%25 == 6 {
+			// An SSO user: an invitation (create) stays pending, and Zoom
+			// refuses a status change of a pending user.
+			action, r.subjectAction = "ssoCreate", "ssoCreate"
+			info = fmt.Sprintf(`{"email":%q,"type":1}`, email)
+		}
 		r.body = fmt.Sprintf(`{"action":%q,"user_info":%s}`, action, info)
+		if i%25 == 5 || i%25 == 6 {
+			// A lifecycle user: created, renamed, leaves, rehired, and
+			// (every other one) deleted, published back to back.
+			r.life = email
+			r.step = func(c testenv.SimCall) bool { return c.Method == "POST" }
+			plan = append(plan, r)
+			plan = append(plan, lifecycle(id, email, i%25 == 6)...)
+			continue
+		}
 		plan = append(plan, r)
 	}
 	return plan
+}
+
+// lifecycle is a created user's later requests.
+func lifecycle(id, email string, del bool) []chaosRequest {
+	patch := func(s string) func(c testenv.SimCall) bool {
+		return func(c testenv.SimCall) bool { return c.Method == "PATCH" && strings.Contains(string(c.Body), s) }
+	}
+	status := func(s string) func(c testenv.SimCall) bool {
+		return func(c testenv.SimCall) bool { return c.Method == "PUT" && strings.Contains(string(c.Body), `"`+s+`"`) }
+	}
+	steps := []chaosRequest{
+		{subjectAction: "update", kind: "updated", body: fmt.Sprintf(`{"email":%q,"user":{"first_name":"Renamed"}}`, email), step: patch("Renamed")},
+		{subjectAction: "deactivate", kind: "deactivated", body: fmt.Sprintf(`{"email":%q}`, email), step: status("deactivate")},
+		{subjectAction: "activate", kind: "activated", body: fmt.Sprintf(`{"email":%q}`, email), step: status("activate")},
+	}
+	if del {
+		steps = append(steps, chaosRequest{subjectAction: "delete", kind: "deleted", body: fmt.Sprintf(`{"email":%q,"action":"delete"}`, email),
+			step: func(c testenv.SimCall) bool { return c.Method == "DELETE" }})
+	}
+	for i := range steps {
+		steps[i].id = fmt.Sprintf("%s-op%d", id, i+1)
+		steps[i].life = email
+	}
+	return steps
 }
 
 // chaosConsumer is a consumer process that the test kills and restarts.
@@ -406,6 +631,42 @@ type chaosResults struct {
 	lastSeq  uint64
 	terminal map[string]int
 	all      map[string][]messages.Event
+	stored   []storedResult
+}
+
+// storedResult is when the result stream stored a result, and which.
+type storedResult struct {
+	at   time.Time
+	what string
+}
+
+func (r storedResult) String() string {
+	if r.at.IsZero() {
+		return "(none)"
+	}
+	return r.at.Format("15:04:05.000") + " " + r.what
+}
+
+// longestGap is the longest time without a newly stored result from from
+// on, until the first one after to, and the results on either side of it.
+func (w *chaosResults) longestGap(from, to time.Time) (time.Duration, storedResult, storedResult) {
+	times := slices.Clone(w.stored)
+	slices.SortFunc(times, func(a, b storedResult) int { return a.at.Compare(b.at) })
+	prev, longest := storedResult{at: from, what: "(the kill)"}, time.Duration(0)
+	var before, after storedResult
+	for _, r := range times {
+		if !r.at.After(from) {
+			continue
+		}
+		if gap := r.at.Sub(prev.at); gap > longest {
+			longest, before, after = gap, prev, r
+		}
+		prev = r
+		if r.at.After(to) {
+			break
+		}
+	}
+	return longest, before, after
 }
 
 func (w *chaosResults) poll(t *testing.T) {
@@ -438,6 +699,7 @@ func (w *chaosResults) poll(t *testing.T) {
 			t.Errorf("result %d is not a valid event: %v", seq, err)
 			continue
 		}
+		w.stored = append(w.stored, storedResult{at: m.Time, what: fmt.Sprintf("%s %s (attempt %d)", ev.Data.RequestID, ev.Data.Outcome, ev.Data.Attempt)})
 		w.all[ev.Data.RequestID] = append(w.all[ev.Data.RequestID], ev)
 		if ev.Data.Outcome.Terminal() {
 			w.terminal[ev.Data.RequestID]++

@@ -10,53 +10,9 @@ import (
 	"time"
 
 	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/internal/seal"
+	"github.com/zoomprov/consumer/internal/topology"
 )
-
-// Config is the whole configuration of `consumer run`. Every field comes
-// from an environment variable and a flag of the same meaning (the flag
-// wins); secrets come only from the environment or from files.
-type Config struct {
-	NATSURL      string
-	NATSCreds    string
-	NATSNKey     string
-	NATSUser     string
-	NATSPassword string
-	NATSToken    string
-	NATSTLSCA    string
-	NATSTLSCert  string
-	NATSTLSKey   string
-
-	ZoomAccountID    string
-	ZoomClientID     string
-	ZoomClientSecret string
-	ZoomAPIURL       string
-	ZoomTokenURL     string
-	ZoomRateLimit    float64
-	ZoomTimeout      time.Duration
-
-	MaxInFlight     int
-	MaxAttempts     int
-	MaxAckPending   int
-	AckWait         time.Duration
-	ShutdownTimeout time.Duration
-	Actions         []messages.Action
-	Provision       bool
-
-	RequestStream, RequestPrefix       string
-	ResultStream, ResultPrefix         string
-	DeadLetterStream, DeadLetterPrefix string
-	ConsumerPrefix                     string
-	ResultMaxAge                       time.Duration
-
-	HTTPAddr  string
-	LogLevel  string
-	LogFormat string
-	LogEmails bool
-
-	// OTLPEndpoint is the OTLP/HTTP collector base URL; empty exports no
-	// spans.
-	OTLPEndpoint string
-}
 
 // setting is one configuration value: its environment variable, its flag,
 // its default and how to store it.
@@ -106,26 +62,48 @@ func settings() []setting {
 		{env: "MAX_ACK_PENDING", flag: "max-ack-pending", def: "1000", usage: "unacknowledged messages allowed per action consumer", set: intSetter(func(c *Config) *int { return &c.MaxAckPending }, 1, 1000000)},
 		{env: "ACK_WAIT", flag: "ack-wait", def: "30s", usage: "consumer ack wait (progress heartbeats every third)", set: durationSetter(func(c *Config) *time.Duration { return &c.AckWait }, time.Second)},
 		{env: "SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: "20s", usage: "how long in-flight requests may finish on shutdown", set: durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, time.Millisecond)},
-		{env: "ACTIONS", flag: "actions", def: "create,autoCreate,custCreate,ssoCreate", usage: "actions this instance serves, comma separated", set: func(c *Config, v string) error {
+		{env: "ACTIONS", flag: "actions", def: strings.Join(topology.Actions(), ","), usage: "creation actions and lifecycle operations this instance serves, comma separated", set: func(c *Config, v string) error {
 			c.Actions = nil
 			for _, a := range strings.Split(v, ",") {
-				act := messages.Action(strings.TrimSpace(a))
-				if !act.Valid() {
-					return fmt.Errorf("unknown action %q (want create, autoCreate, custCreate, ssoCreate)", act)
+				act := strings.TrimSpace(a)
+				if !messages.Action(act).Valid() && !messages.Operation(act).Valid() {
+					return fmt.Errorf("unknown action %q (want %s)", act, strings.Join(topology.Actions(), ", "))
 				}
 				c.Actions = append(c.Actions, act)
 			}
 			return nil
 		}},
+		{env: "STREAM_REPLICAS", flag: "stream-replicas", def: "auto", usage: "replicas of the streams and buckets the service creates or raises: auto (as many as the cluster has servers, at most 3) or a number; existing ones are never lowered", set: func(c *Config, v string) error {
+			if v == "auto" {
+				c.StreamReplicas = topology.AutoReplicas
+				return nil
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 5 {
+				return fmt.Errorf("want auto or a number from 1 to 5, got %q", v)
+			}
+			c.StreamReplicas = n
+			return nil
+		}},
 		{env: "PROVISION_STREAMS", flag: "provision-streams", def: "true", usage: "create or update streams and consumers at start-up", set: boolSetter(func(c *Config) *bool { return &c.Provision })},
 
 		{env: "REQUEST_STREAM", flag: "request-stream", def: "ZOOM_USERS", usage: "request stream", set: nameSetter(func(c *Config) *string { return &c.RequestStream })},
+		{env: "OPERATION_SUBJECT_PREFIX", flag: "operation-subject-prefix", def: "zoom.users", usage: "prefix of the lifecycle subjects (<prefix>.update, .deactivate, .activate, .delete)", set: subjectSetter(func(c *Config) *string { return &c.OperationPrefix })},
 		{env: "REQUEST_SUBJECT_PREFIX", flag: "request-subject-prefix", def: "zoom.users.create", usage: "request subject prefix (requests on <prefix>.<action>)", set: subjectSetter(func(c *Config) *string { return &c.RequestPrefix })},
 		{env: "RESULT_STREAM", flag: "result-stream", def: "ZOOM_USERS_RESULTS", usage: "result stream", set: nameSetter(func(c *Config) *string { return &c.ResultStream })},
 		{env: "RESULT_SUBJECT_PREFIX", flag: "result-subject-prefix", def: "zoom.users.result", usage: "result subject prefix (results on <prefix>.<outcome>)", set: subjectSetter(func(c *Config) *string { return &c.ResultPrefix })},
 		{env: "RESULT_MAX_AGE", flag: "result-max-age", def: "720h", usage: "how long the result stream keeps events (0 = forever)", set: durationSetter(func(c *Config) *time.Duration { return &c.ResultMaxAge }, 0)},
 		{env: "DLQ_STREAM", flag: "dlq-stream", def: "ZOOM_USERS_DLQ", usage: "dead-letter stream", set: nameSetter(func(c *Config) *string { return &c.DeadLetterStream })},
 		{env: "DLQ_SUBJECT_PREFIX", flag: "dlq-subject-prefix", def: "zoom.users.dlq", usage: "dead-letter subject prefix (dead letters on <prefix>.<action>)", set: subjectSetter(func(c *Config) *string { return &c.DeadLetterPrefix })},
+		{env: sealKeySetting, flag: "dlq-seal-key-file", usage: "file(s) of 32 random bytes that seal passwords in dead letters, comma separated: the first seals, any opens (empty = passwords are redacted)", set: func(c *Config, v string) error {
+			c.DeadLetterKeys = nil
+			if v == "" {
+				return nil
+			}
+			k, err := seal.Load(strings.Split(v, ",")...)
+			c.DeadLetterKeys = k
+			return err
+		}},
 		{env: "CONSUMER_PREFIX", flag: "consumer-prefix", def: "zoom-provisioner", usage: "durable consumer name prefix (<prefix>-<action>)", set: nameSetter(func(c *Config) *string { return &c.ConsumerPrefix })},
 
 		{env: "HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "address of the health and metrics endpoint (off = none)", set: func(c *Config, v string) error {
@@ -166,14 +144,6 @@ func settings() []setting {
 	}
 }
 
-// errSetting is a configuration error: one line naming the setting.
-type errSetting struct {
-	name string
-	err  error
-}
-
-func (e *errSetting) Error() string { return fmt.Sprintf("configuration: %s: %v", e.name, e.err) }
-
 // parseConfig reads the configuration from getenv and args. It returns the
 // remaining positional arguments.
 func parseConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, error) {
@@ -181,10 +151,23 @@ func parseConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (C
 }
 
 // natsSettings are the settings of commands that only talk to NATS.
+// sealKeySetting names the seal keys, a setting of run and dlq replay only.
+const sealKeySetting = "DLQ_SEAL_KEY_FILE"
+
+// settingNamed returns the setting of environment variable env.
+func settingNamed(env string) setting {
+	for _, s := range settings() {
+		if s.env == env {
+			return s
+		}
+	}
+	panic("no setting " + env)
+}
+
 func natsSettings() []setting {
 	var out []setting
 	for _, s := range settings() {
-		if strings.HasPrefix(s.env, "NATS_") || strings.HasPrefix(s.env, "REQUEST_") || strings.HasPrefix(s.env, "RESULT_") || strings.HasPrefix(s.env, "DLQ_") || s.env == "CONSUMER_PREFIX" {
+		if strings.HasPrefix(s.env, "NATS_") || strings.HasPrefix(s.env, "REQUEST_") || s.env == "OPERATION_SUBJECT_PREFIX" || strings.HasPrefix(s.env, "RESULT_") || (strings.HasPrefix(s.env, "DLQ_") && s.env != sealKeySetting) || s.env == "CONSUMER_PREFIX" {
 			out = append(out, s)
 		}
 	}
@@ -223,16 +206,16 @@ func parseSettings(fs *flag.FlagSet, args []string, getenv func(string) string, 
 	for _, s := range all {
 		v, name, err := s.value(getenv, flagVals, fileVals, given)
 		if err != nil {
-			return c, &errSetting{name, err}
+			return c, &errSetting{Name: name, Err: err}
 		}
 		if err := s.set(&c, v); err != nil {
-			return c, &errSetting{name, err}
+			return c, &errSetting{Name: name, Err: err}
 		}
 	}
 	if noProvision != nil && *noProvision {
 		c.Provision = false
 	}
-	if err := c.checkPrefixes(); err != nil {
+	if err := checkPrefixes(c); err != nil {
 		return c, err
 	}
 	return c, nil
@@ -241,7 +224,7 @@ func parseSettings(fs *flag.FlagSet, args []string, getenv func(string) string, 
 // checkPrefixes refuses subject prefixes that overlap: streams cannot share
 // subjects, and the server's refusal at start-up would not say which
 // setting is wrong.
-func (c Config) checkPrefixes() error {
+func checkPrefixes(c Config) error {
 	prefixes := []struct{ name, v string }{
 		{"REQUEST_SUBJECT_PREFIX", c.RequestPrefix},
 		{"RESULT_SUBJECT_PREFIX", c.ResultPrefix},
@@ -253,7 +236,16 @@ func (c Config) checkPrefixes() error {
 				continue
 			}
 			if a.v == b.v || strings.HasPrefix(a.v, b.v+".") || strings.HasPrefix(b.v, a.v+".") {
-				return &errSetting{b.name, fmt.Errorf("%q overlaps %s %q; the streams need distinct subjects", b.v, a.name, a.v)}
+				return &errSetting{Name: b.name, Err: fmt.Errorf("%q overlaps %s %q; the streams need distinct subjects", b.v, a.name, a.v)}
+			}
+		}
+	}
+	// The lifecycle subjects are exact: they must not fall under another
+	// prefix's wildcard (<prefix>.>).
+	if c.OperationPrefix != "" {
+		for _, a := range prefixes {
+			if a.v != "" && (c.OperationPrefix == a.v || strings.HasPrefix(c.OperationPrefix, a.v+".")) {
+				return &errSetting{Name: "OPERATION_SUBJECT_PREFIX", Err: fmt.Errorf("%q puts the lifecycle subjects under %s %q; the streams need distinct subjects", c.OperationPrefix, a.name, a.v)}
 			}
 		}
 	}
@@ -375,18 +367,18 @@ func subjectSetter(f func(*Config) *string) func(*Config, string) error {
 }
 
 // requireZoom checks the settings `run` cannot start without.
-func (c Config) requireZoom() error {
+func requireZoom(c Config) error {
 	for _, r := range []struct{ name, v string }{
 		{"ZOOM_ACCOUNT_ID", c.ZoomAccountID},
 		{"ZOOM_CLIENT_ID", c.ZoomClientID},
 		{"ZOOM_CLIENT_SECRET", c.ZoomClientSecret},
 	} {
 		if r.v == "" {
-			return &errSetting{r.name, errors.New("required (set it, or " + r.name + "_FILE)")}
+			return &errSetting{Name: r.name, Err: errors.New("required (set it, or " + r.name + "_FILE)")}
 		}
 	}
 	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
-		return &errSetting{"NATS_TLS_CERT", errors.New("NATS_TLS_CERT and NATS_TLS_KEY must be set together")}
+		return &errSetting{Name: "NATS_TLS_CERT", Err: errors.New("NATS_TLS_CERT and NATS_TLS_KEY must be set together")}
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/internal/topology"
 )
 
 // parse runs parseConfig the way `consumer run` does.
@@ -51,8 +51,10 @@ func TestParseConfigDefaults(t *testing.T) {
 		{"MAX_ACK_PENDING", cfg.MaxAckPending, 1000},
 		{"ACK_WAIT", cfg.AckWait, 30 * time.Second},
 		{"SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout, 20 * time.Second},
-		{"ACTIONS", cfg.Actions, []messages.Action{messages.ActionCreate, messages.ActionAutoCreate, messages.ActionCustCreate, messages.ActionSSOCreate}},
+		{"ACTIONS", cfg.Actions, []string{"create", "autoCreate", "custCreate", "ssoCreate", "update", "deactivate", "activate", "delete"}},
+		{"OPERATION_SUBJECT_PREFIX", cfg.OperationPrefix, "zoom.users"},
 		{"PROVISION_STREAMS", cfg.Provision, true},
+		{"STREAM_REPLICAS", cfg.StreamReplicas, topology.AutoReplicas},
 		{"REQUEST_STREAM", cfg.RequestStream, "ZOOM_USERS"},
 		{"REQUEST_SUBJECT_PREFIX", cfg.RequestPrefix, "zoom.users.create"},
 		{"RESULT_STREAM", cfg.ResultStream, "ZOOM_USERS_RESULTS"},
@@ -112,7 +114,7 @@ func TestParseConfigValues(t *testing.T) {
 		{"ACK_WAIT from env", map[string]string{"ACK_WAIT": "1s"}, nil,
 			func(c Config) any { return c.AckWait }, time.Second},
 		{"ACTIONS trimmed", map[string]string{"ACTIONS": "create, ssoCreate"}, nil,
-			func(c Config) any { return c.Actions }, []messages.Action{messages.ActionCreate, messages.ActionSSOCreate}},
+			func(c Config) any { return c.Actions }, []string{"create", "ssoCreate"}},
 		{"RESULT_MAX_AGE 0 keeps forever", map[string]string{"RESULT_MAX_AGE": "0s"}, nil,
 			func(c Config) any { return c.ResultMaxAge }, time.Duration(0)},
 		{"REQUEST_STREAM from env", map[string]string{"REQUEST_STREAM": "REQS"}, nil,
@@ -137,6 +139,16 @@ func TestParseConfigValues(t *testing.T) {
 			func(c Config) any { return c.Provision }, false},
 		{"--provision-streams=false", nil, []string{"--provision-streams=false"},
 			func(c Config) any { return c.Provision }, false},
+		{"ACTIONS with operations", map[string]string{"ACTIONS": "ssoCreate,update,delete"}, nil,
+			func(c Config) any { return c.Actions }, []string{"ssoCreate", "update", "delete"}},
+		{"STREAM_REPLICAS=3", map[string]string{"STREAM_REPLICAS": "3"}, nil,
+			func(c Config) any { return c.StreamReplicas }, 3},
+		{"--stream-replicas=1 beats STREAM_REPLICAS=3", map[string]string{"STREAM_REPLICAS": "3"}, []string{"--stream-replicas=1"},
+			func(c Config) any { return c.StreamReplicas }, 1},
+		{"STREAM_REPLICAS=auto", map[string]string{"STREAM_REPLICAS": "auto"}, nil,
+			func(c Config) any { return c.StreamReplicas }, topology.AutoReplicas},
+		{"no DLQ_SEAL_KEY_FILE: passwords are redacted", nil, nil,
+			func(c Config) any { return c.DeadLetterKeys == nil }, true},
 
 		{"flag beats env: --nats-url", map[string]string{"NATS_URL": "nats://env:4222"}, []string{"--nats-url", "nats://flag:4222"},
 			func(c Config) any { return c.NATSURL }, "nats://flag:4222"},
@@ -149,7 +161,7 @@ func TestParseConfigValues(t *testing.T) {
 		{"flag beats env: --zoom-account-id", map[string]string{"ZOOM_ACCOUNT_ID": "env"}, []string{"--zoom-account-id", "flag"},
 			func(c Config) any { return c.ZoomAccountID }, "flag"},
 		{"flag beats env: --actions", map[string]string{"ACTIONS": "create"}, []string{"--actions", "autoCreate"},
-			func(c Config) any { return c.Actions }, []messages.Action{messages.ActionAutoCreate}},
+			func(c Config) any { return c.Actions }, []string{"autoCreate"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -285,6 +297,8 @@ func TestParseConfigNoSecretFlags(t *testing.T) {
 // Ensure every malformed setting is rejected with one line naming it,
 // whether it came from the environment or a flag.
 func TestParseConfigRejectsMalformed(t *testing.T) {
+	shortKeyFile := writeFile(t, "short.key", "0123456789abcdef")
+	goodKeyFile := writeFile(t, "good.key", strings.Repeat("ab", 32))
 	tests := []struct {
 		env      map[string]string
 		args     []string
@@ -315,6 +329,16 @@ func TestParseConfigRejectsMalformed(t *testing.T) {
 		{env: map[string]string{"ACTIONS": "create,bogus"}, wantName: "ACTIONS"},
 		{env: map[string]string{"ACTIONS": ","}, wantName: "ACTIONS"},
 		{env: map[string]string{"PROVISION_STREAMS": "maybe"}, wantName: "PROVISION_STREAMS"},
+		{env: map[string]string{"ACTIONS": "update,renew"}, wantName: "ACTIONS"},
+		{env: map[string]string{"OPERATION_SUBJECT_PREFIX": "zoom.users.create"}, wantName: "OPERATION_SUBJECT_PREFIX"},
+		{env: map[string]string{"OPERATION_SUBJECT_PREFIX": "zoom.users.result.x"}, wantName: "OPERATION_SUBJECT_PREFIX"},
+		{env: map[string]string{"OPERATION_SUBJECT_PREFIX": "a.>"}, wantName: "OPERATION_SUBJECT_PREFIX"},
+		{env: map[string]string{"STREAM_REPLICAS": "0"}, wantName: "STREAM_REPLICAS"},
+		{env: map[string]string{"DLQ_SEAL_KEY_FILE": "/nonexistent/seal.key"}, wantName: "DLQ_SEAL_KEY_FILE"},
+		{env: map[string]string{"DLQ_SEAL_KEY_FILE": shortKeyFile}, wantName: "DLQ_SEAL_KEY_FILE"},
+		{env: map[string]string{"DLQ_SEAL_KEY_FILE": goodKeyFile + ","}, wantName: "DLQ_SEAL_KEY_FILE"},
+		{env: map[string]string{"STREAM_REPLICAS": "three"}, wantName: "STREAM_REPLICAS"},
+		{env: map[string]string{"STREAM_REPLICAS": "7"}, wantName: "STREAM_REPLICAS"},
 		{env: map[string]string{"REQUEST_STREAM": "a.b"}, wantName: "REQUEST_STREAM"},
 		{env: map[string]string{"REQUEST_STREAM": "a\nb"}, wantName: "REQUEST_STREAM"},
 		{env: map[string]string{"RESULT_STREAM": "a b"}, wantName: "RESULT_STREAM"},
@@ -406,7 +430,7 @@ func TestRequireZoom(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parseConfig(%v) = %v; want nil", tc.env, err)
 			}
-			err = cfg.requireZoom()
+			err = requireZoom(cfg)
 			if tc.wantName == "" {
 				if err != nil {
 					t.Errorf("requireZoom(%v) = %v; want nil", tc.env, err)
@@ -420,7 +444,7 @@ func TestRequireZoom(t *testing.T) {
 				t.Errorf("requireZoom(%v) = %q; want it to name %s", tc.env, err, tc.wantName)
 			}
 			var es *errSetting
-			if !errors.As(err, &es) || es.name != tc.wantName {
+			if !errors.As(err, &es) || es.Name != tc.wantName {
 				t.Errorf("requireZoom(%v) = %#v; want *errSetting for %s", tc.env, err, tc.wantName)
 			}
 		})

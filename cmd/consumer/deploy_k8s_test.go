@@ -22,9 +22,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"gopkg.in/yaml.v3"
 
-	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/metrics"
-	"github.com/zoomprov/consumer/internal/provision"
+	"github.com/zoomprov/consumer/internal/topology"
 	"github.com/zoomprov/consumer/testenv"
 )
 
@@ -254,6 +253,7 @@ func TestK8sManifests(t *testing.T) {
 			fileSettings[s.env+"_FILE"] = true
 		}
 	}
+	fileSettings[sealKeySetting] = true
 	env := map[string]string{}
 	for k, v := range cm.Data {
 		if !known[k] && !sdkEnv[k] {
@@ -371,9 +371,11 @@ func TestK8sManifests(t *testing.T) {
 		if !fileSettings[k] {
 			continue
 		}
-		secret, ok := mounts[filepath.Dir(path)]
-		if !ok || !slices.Contains(secretKeys[secret], filepath.Base(path)) {
-			t.Errorf("%s=%s is not a key of a mounted Secret (mounts %v, keys %v)", k, path, mounts, secretKeys)
+		for _, path := range strings.Split(path, ",") {
+			secret, ok := mounts[filepath.Dir(path)]
+			if !ok || !slices.Contains(secretKeys[secret], filepath.Base(path)) {
+				t.Errorf("%s=%s is not a key of a mounted Secret (mounts %v, keys %v)", k, path, mounts, secretKeys)
+			}
 		}
 	}
 	for _, k := range []string{"ZOOM_ACCOUNT_ID", "ZOOM_CLIENT_ID", "ZOOM_CLIENT_SECRET"} {
@@ -492,7 +494,7 @@ func checkAlerts(t *testing.T, m manifest) {
 // checkNACK compares the NACK resources with the service's topology.
 func checkNACK(t *testing.T, ms []manifest, cfg Config) {
 	t.Helper()
-	topo := provision.DefaultTopology()
+	topo := topology.Default()
 	dur := func(file, field, v string) time.Duration {
 		if v == "" {
 			return 0
@@ -535,7 +537,7 @@ func checkNACK(t *testing.T, ms []manifest, cfg Config) {
 		got := fmt.Sprintf("subjects %v retention %s storage %s discard %s duplicates %v max age %v max msg size %d replicas %d",
 			s.Spec.Subjects, s.Spec.Retention, s.Spec.Storage, s.Spec.Discard, dur(m.file, "duplicateWindow", s.Spec.DuplicateWindow), dur(m.file, "maxAge", s.Spec.MaxAge), s.Spec.MaxMsgSize, s.Spec.Replicas)
 		wantStr := fmt.Sprintf("subjects %v retention %s storage %s discard %s duplicates %v max age %v max msg size %d replicas %d",
-			want.Subjects, retention[want.Retention], "file", discard[want.Discard], want.Duplicates, want.MaxAge, want.MaxMsgSize, want.Replicas)
+			want.Subjects, retention[want.Retention], "file", discard[want.Discard], want.Duplicates, want.MaxAge, want.MaxMsgSize, topology.MaxAutoReplicas)
 		if got != wantStr {
 			t.Errorf("NACK Stream %s:\n got  %s\n want %s", s.Spec.Name, got, wantStr)
 		}
@@ -569,8 +571,8 @@ func checkNACK(t *testing.T, ms []manifest, cfg Config) {
 			}
 			continue
 		}
-		var action messages.Action
-		for _, a := range messages.Actions {
+		var action string
+		for _, a := range topology.Actions() {
 			if topo.ConsumerName(a) == c.Spec.DurableName {
 				action = a
 			}
@@ -592,7 +594,7 @@ func checkNACK(t *testing.T, ms []manifest, cfg Config) {
 			t.Errorf("NACK Consumer %s sets pauseUntil; the service pauses and resumes it at run time", c.Spec.DurableName)
 		}
 	}
-	for _, a := range messages.Actions {
+	for _, a := range topology.Actions() {
 		if !consumers[topo.ConsumerName(a)] {
 			t.Errorf("no NACK Consumer %s", topo.ConsumerName(a))
 		}
@@ -622,7 +624,7 @@ func checkNACK(t *testing.T, ms []manifest, cfg Config) {
 		}
 		buckets[kv.Spec.Bucket] = true
 		got := fmt.Sprintf("history %d ttl %v storage %s replicas %d", kv.Spec.History, dur(m.file, "ttl", kv.Spec.TTL), kv.Spec.Storage, kv.Spec.Replicas)
-		wantStr := fmt.Sprintf("history %d ttl %v storage %s replicas %d", want.History, want.TTL, "file", want.Replicas)
+		wantStr := fmt.Sprintf("history %d ttl %v storage %s replicas %d", want.History, want.TTL, "file", topology.MaxAutoReplicas)
 		if got != wantStr {
 			t.Errorf("NACK KeyValue %s:\n got  %s\n want %s", kv.Spec.Bucket, got, wantStr)
 		}
@@ -657,7 +659,7 @@ func checkKEDA(t *testing.T, m manifest, deployment string) {
 	if so.Spec.MinReplicaCount < 1 {
 		t.Errorf("ScaledObject minReplicaCount = %d; want at least 1 (a replica keeps the leases and gates current)", so.Spec.MinReplicaCount)
 	}
-	topo := provision.DefaultTopology()
+	topo := topology.Default()
 	seen := map[string]bool{}
 	for _, tr := range so.Spec.Triggers {
 		if tr.Type != "nats-jetstream" || tr.Metadata["stream"] != topo.RequestStream || tr.Metadata["natsServerMonitoringEndpoint"] == "" {
@@ -665,7 +667,7 @@ func checkKEDA(t *testing.T, m manifest, deployment string) {
 		}
 		seen[tr.Metadata["consumer"]] = true
 	}
-	for _, a := range messages.Actions {
+	for _, a := range topology.Actions() {
 		if !seen[topo.ConsumerName(a)] {
 			t.Errorf("ScaledObject has no trigger for consumer %s", topo.ConsumerName(a))
 		}

@@ -20,9 +20,11 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/zoomprov/consumer/internal/app"
 	"github.com/zoomprov/consumer/internal/dlq"
 	"github.com/zoomprov/consumer/internal/messages"
-	"github.com/zoomprov/consumer/internal/provision"
+	"github.com/zoomprov/consumer/internal/seal"
+	"github.com/zoomprov/consumer/internal/topology"
 )
 
 const dlqUsage = `usage: consumer dlq <command> [flags]
@@ -95,7 +97,7 @@ func addFilterFlags(fs *flag.FlagSet) *filterFlags {
 	fs.Var(&f.reasons, "reason", "dead-letter reason: invalid_request, zoom_rejected, not_found, retries_exhausted (repeatable or comma separated)")
 	fs.Var(&f.statuses, "status", "Zoom's HTTP status, e.g. 404; 0 = Zoom was not called (repeatable or comma separated)")
 	fs.Var(&f.codes, "code", "Zoom's error code, e.g. 4130 (repeatable or comma separated)")
-	fs.Var(&f.actions, "action", "action: create, autoCreate, custCreate, ssoCreate (repeatable or comma separated)")
+	fs.Var(&f.actions, "action", "action or operation: create, autoCreate, custCreate, ssoCreate, update, deactivate, activate, delete (repeatable or comma separated)")
 	fs.StringVar(&f.since, "since", "", "dead-lettered at or after: an RFC 3339 time, or how long ago (24h, 90m, 7d)")
 	fs.StringVar(&f.until, "until", "", "dead-lettered before: an RFC 3339 time, or how long ago (24h, 90m, 7d)")
 	fs.StringVar(&f.email, "email", "", "the request's e-mail: an address, or a domain (@example.com or example.com)")
@@ -188,94 +190,140 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	return now.Add(-d).UTC(), nil
 }
 
-// openDLQ connects to NATS for a dlq command.
-func openDLQ(cfg Config) (func(), jetstream.JetStream, provision.Topology, error) {
-	nc, err := connectNATS(cfg, nopLogger())
-	if err != nil {
-		return nil, nil, provision.Topology{}, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, provision.Topology{}, err
-	}
-	return nc.Close, js, topologyOf(cfg), nil
+// dlqCmd is what the dlq subcommands share: their flag set, the filter
+// flags of ls, replay and purge, and, once started, the connection.
+type dlqCmd struct {
+	name string
+	fs   *flag.FlagSet
+	ff   *filterFlags // nil: the command takes no filters
+	// extra are settings the command takes besides NATS and names.
+	extra []setting
+	keys  *seal.Keyring
+
+	filter dlq.Filter
+	js     jetstream.JetStream
+	topo   topology.Topology
+	close  func()
 }
 
-// dlqError words errors from the dlq package for the command line.
-func dlqError(cmd string, topo provision.Topology, err error) error {
+func newDLQCmd(name string, filters bool) *dlqCmd {
+	c := &dlqCmd{name: name, fs: newFlagSet(name)}
+	if filters {
+		c.ff = addFilterFlags(c.fs)
+	}
+	return c
+}
+
+// start parses args, runs checks in order, and connects to NATS; on success
+// the caller defers c.close. The checks are the command's own validation
+// and c.readFilter: their order decides which mistake is reported first.
+func (c *dlqCmd) start(args []string, getenv func(string) string, stderr io.Writer, checks ...func() error) error {
+	cfg, err := parseSettings(c.fs, args, getenv, append(natsSettings(), c.extra...))
+	if err != nil {
+		return flagError(c.fs, stderr, err)
+	}
+	c.keys = cfg.DeadLetterKeys
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	nc, js, err := app.Connect(cfg, nopLogger())
+	if err != nil {
+		return err
+	}
+	c.js, c.topo, c.close = js, cfg.Topology(), nc.Close
+	return nil
+}
+
+// readFilter turns the filter flags into c.filter.
+func (c *dlqCmd) readFilter() error {
+	var err error
+	c.filter, err = c.ff.filter(c.name, time.Now())
+	return err
+}
+
+// fail words errors from the dlq package for the command line.
+func (c *dlqCmd) fail(err error) error {
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("%s: stream %s does not exist on this server (is the service provisioned here? DLQ_STREAM names it)", cmd, topo.DeadLetterStream)
+		return fmt.Errorf("%s: stream %s does not exist on this server (is the service provisioned here? DLQ_STREAM names it)", c.name, c.topo.DeadLetterStream)
 	}
 	if errors.Is(err, context.Canceled) {
-		return &exitError{code: 1, msg: cmd + ": interrupted"}
+		return &exitError{code: 1, msg: c.name + ": interrupted"}
 	}
-	return fmt.Errorf("%s: %s", cmd, strings.TrimPrefix(err.Error(), "dlq: "))
+	return fmt.Errorf("%s: %s", c.name, strings.TrimPrefix(err.Error(), "dlq: "))
 }
 
-// noMatch is the error of replay and purge when nothing matches.
-func noMatch(ctx context.Context, cmd string, js jetstream.JetStream, topo provision.Topology, f dlq.Filter) error {
-	n, err := dlq.Count(ctx, js, topo)
+// list returns the dead letters that match the filter.
+func (c *dlqCmd) list(ctx context.Context) ([]dlq.Entry, error) {
+	entries, err := dlq.List(ctx, c.js, c.topo, c.filter)
+	if err != nil {
+		return nil, c.fail(err)
+	}
+	return entries, nil
+}
+
+// listSome is list for replay and purge, where no match is an error.
+func (c *dlqCmd) listSome(ctx context.Context) ([]dlq.Entry, error) {
+	entries, err := c.list(ctx)
+	if err == nil && len(entries) == 0 {
+		err = c.noMatch(ctx)
+	}
+	return entries, err
+}
+
+// noMatch says why nothing matched: an empty stream, or the filters.
+func (c *dlqCmd) noMatch(ctx context.Context) error {
+	n, err := dlq.Count(ctx, c.js, c.topo)
 	switch {
 	case err != nil:
-		return dlqError(cmd, topo, err)
+		return c.fail(err)
 	case n == 0:
-		return &exitError{code: 1, msg: fmt.Sprintf("%s: no dead letters: %s is empty", cmd, topo.DeadLetterStream)}
-	case f.IsZero():
-		return &exitError{code: 1, msg: fmt.Sprintf("%s: no dead letters match", cmd)}
+		return &exitError{code: 1, msg: fmt.Sprintf("%s: no dead letters: %s is empty", c.name, c.topo.DeadLetterStream)}
+	case c.filter.IsZero():
+		return &exitError{code: 1, msg: fmt.Sprintf("%s: no dead letters match", c.name)}
 	default:
-		return &exitError{code: 1, msg: fmt.Sprintf("%s: no dead letters match the filters (%s holds %d)", cmd, topo.DeadLetterStream, n)}
+		return &exitError{code: 1, msg: fmt.Sprintf("%s: no dead letters match the filters (%s holds %d)", c.name, c.topo.DeadLetterStream, n)}
 	}
 }
 
 // dlqList prints the dead letters that match the filters.
 func dlqList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	const cmd = "dlq ls"
-	fs := newFlagSet(cmd)
-	ff := addFilterFlags(fs)
-	asJSON := fs.Bool("json", false, "print a JSON array, one object per dead letter (e-mails masked)")
-	cfg, err := parseSettings(fs, args, getenv, natsSettings())
-	if err != nil {
-		return flagError(fs, stderr, err)
-	}
-	f, err := ff.filter(cmd, time.Now())
-	if err != nil {
+	c := newDLQCmd("dlq ls", true)
+	asJSON := c.fs.Bool("json", false, "print a JSON array, one object per dead letter (e-mails masked)")
+	if err := c.start(args, getenv, stderr, c.readFilter); err != nil {
 		return err
 	}
-	closeNATS, js, topo, err := openDLQ(cfg)
+	defer c.close()
+	entries, err := c.list(ctx)
 	if err != nil {
 		return err
-	}
-	defer closeNATS()
-	entries, err := dlq.List(ctx, js, topo, f)
-	if err != nil {
-		return dlqError(cmd, topo, err)
 	}
 	if *asJSON {
 		out := make([]entryJSON, 0, len(entries))
 		for _, e := range entries {
-			out = append(out, newEntryJSON(topo, e, true))
+			out = append(out, newEntryJSON(c.topo, e, true))
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	total, err := dlq.Count(ctx, js, topo)
+	total, err := dlq.Count(ctx, c.js, c.topo)
 	if err != nil {
-		return dlqError(cmd, topo, err)
+		return c.fail(err)
 	}
 	switch {
 	case total == 0:
-		fmt.Fprintf(stdout, "no dead letters: %s is empty\n", topo.DeadLetterStream)
+		fmt.Fprintf(stdout, "no dead letters: %s is empty\n", c.topo.DeadLetterStream)
 		return nil
 	case len(entries) == 0:
-		fmt.Fprintf(stdout, "no dead letters match (%s holds %d)\n", topo.DeadLetterStream, total)
+		fmt.Fprintf(stdout, "no dead letters match (%s holds %d)\n", c.topo.DeadLetterStream, total)
 		return nil
 	}
-	if err := printEntries(stdout, topo, entries); err != nil {
+	if err := printEntries(stdout, c.topo, entries); err != nil {
 		return err
 	}
-	if f.IsZero() {
+	if c.filter.IsZero() {
 		fmt.Fprintln(stdout, plural(len(entries), "dead letter"))
 	} else {
 		fmt.Fprintf(stdout, "%d of %s match\n", len(entries), plural(int(total), "dead letter"))
@@ -284,7 +332,7 @@ func dlqList(ctx context.Context, args []string, getenv func(string) string, std
 }
 
 // printEntries prints the dead-letter table.
-func printEntries(w io.Writer, topo provision.Topology, entries []dlq.Entry) error {
+func printEntries(w io.Writer, topo topology.Topology, entries []dlq.Entry) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tDEAD-LETTERED AT\tACTION\tREASON\tHTTP\tCODE\tMESSAGE\tREQUEST ID\tEMAIL")
 	for _, e := range entries {
@@ -354,7 +402,7 @@ type entryJSON struct {
 	NotReplayable string `json:"not_replayable,omitempty"`
 }
 
-func newEntryJSON(topo provision.Topology, e dlq.Entry, maskEmail bool) entryJSON {
+func newEntryJSON(topo topology.Topology, e dlq.Entry, maskEmail bool) entryJSON {
 	d := e.DeadLetter
 	email := e.Email
 	if maskEmail {
@@ -378,9 +426,8 @@ func newEntryJSON(topo provision.Topology, e dlq.Entry, maskEmail bool) entryJSO
 // dlqShow prints one dead letter: its headers and its body, indented,
 // with the password masked.
 func dlqShow(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	const cmd = "dlq show"
-	fs := newFlagSet(cmd)
-	asJSON := fs.Bool("json", false, "print JSON")
+	c := newDLQCmd("dlq show", false)
+	asJSON := c.fs.Bool("json", false, "print JSON")
 	// The sequence may come before or after the flags.
 	var seqArg string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -388,28 +435,27 @@ func dlqShow(ctx context.Context, args []string, getenv func(string) string, std
 	} else if n := len(args); n > 0 && !strings.HasPrefix(args[n-1], "-") && (n == 1 || !flagTakesValue(args[n-2])) {
 		seqArg, args = args[n-1], args[:n-1]
 	}
-	cfg, err := parseSettings(fs, args, getenv, natsSettings())
-	if err != nil {
-		return flagError(fs, stderr, err)
+	var seq uint64
+	readSeq := func() error {
+		if seqArg == "" {
+			return usageError("%s: give the sequence of a dead letter, e.g. consumer dlq show 42 (consumer dlq ls lists them)", c.name)
+		}
+		var err error
+		if seq, err = strconv.ParseUint(seqArg, 10, 64); err != nil || seq == 0 {
+			return usageError("%s: want the sequence of a dead letter such as 42, got %q", c.name, seqArg)
+		}
+		return nil
 	}
-	if seqArg == "" {
-		return usageError("%s: give the sequence of a dead letter, e.g. consumer dlq show 42 (consumer dlq ls lists them)", cmd)
-	}
-	seq, err := strconv.ParseUint(seqArg, 10, 64)
-	if err != nil || seq == 0 {
-		return usageError("%s: want the sequence of a dead letter such as 42, got %q", cmd, seqArg)
-	}
-	closeNATS, js, topo, err := openDLQ(cfg)
-	if err != nil {
+	if err := c.start(args, getenv, stderr, readSeq); err != nil {
 		return err
 	}
-	defer closeNATS()
-	e, err := dlq.Get(ctx, js, topo, seq)
+	defer c.close()
+	e, err := dlq.Get(ctx, c.js, c.topo, seq)
 	if errors.Is(err, dlq.ErrNotFound) {
-		return &exitError{code: 1, msg: fmt.Sprintf("%s: no dead letter with sequence %d in %s (consumer dlq ls lists them)", cmd, seq, topo.DeadLetterStream)}
+		return &exitError{code: 1, msg: fmt.Sprintf("%s: no dead letter with sequence %d in %s (consumer dlq ls lists them)", c.name, seq, c.topo.DeadLetterStream)}
 	}
 	if err != nil {
-		return dlqError(cmd, topo, err)
+		return c.fail(err)
 	}
 	body, bodyOK := dlq.RedactBody(e.Body)
 	if *asJSON {
@@ -418,7 +464,7 @@ func dlqShow(ctx context.Context, args []string, getenv func(string) string, std
 			Stored  string              `json:"stored"`
 			Headers map[string][]string `json:"headers"`
 			Body    any                 `json:"body"`
-		}{entryJSON: newEntryJSON(topo, e, false), Stored: e.Stored.Format(time.RFC3339Nano), Headers: e.Headers, Body: body}
+		}{entryJSON: newEntryJSON(c.topo, e, false), Stored: e.Stored.Format(time.RFC3339Nano), Headers: e.Headers, Body: body}
 		if bodyOK {
 			out.Body = json.RawMessage(body)
 		}
@@ -426,7 +472,7 @@ func dlqShow(ctx context.Context, args []string, getenv func(string) string, std
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	fmt.Fprintf(stdout, "dead letter %d of %s, subject %s, stored %s\n\nheaders:\n", e.Seq, topo.DeadLetterStream, e.Subject, e.Stored.Format(time.RFC3339))
+	fmt.Fprintf(stdout, "dead letter %d of %s, subject %s, stored %s\n\nheaders:\n", e.Seq, c.topo.DeadLetterStream, e.Subject, e.Stored.Format(time.RFC3339))
 	tw := tabwriter.NewWriter(stdout, 0, 0, 1, ' ', 0)
 	for _, k := range headerOrder(e.Headers) {
 		for _, v := range e.Headers[k] {
@@ -486,49 +532,39 @@ func headerOrder(h map[string][]string) []string {
 
 // dlqReplay republishes dead letters and deletes them once stored.
 func dlqReplay(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	const cmd = "dlq replay"
-	fs := newFlagSet(cmd)
-	ff := addFilterFlags(fs)
-	dryRun := fs.Bool("dry-run", false, "print what would be replayed and how much of the daily create quota it needs; change nothing")
-	perSecond := fs.Float64("rate", 20, "requests republished per second at most (0 = no pacing)")
-	yes := fs.Bool("yes", false, fmt.Sprintf("replay more than %d dead letters without asking", confirmAbove))
-	force := fs.Bool("force", false, "replay even while a quota gate holds the requests' action (they then wait in the queue until the reset)")
-	cfg, err := parseSettings(fs, args, getenv, natsSettings())
-	if err != nil {
-		return flagError(fs, stderr, err)
+	c := newDLQCmd("dlq replay", true)
+	c.extra = []setting{settingNamed(sealKeySetting)}
+	dryRun := c.fs.Bool("dry-run", false, "print what would be replayed and how much of the daily create quota it needs; change nothing")
+	perSecond := c.fs.Float64("rate", 20, "requests republished per second at most (0 = no pacing)")
+	yes := c.fs.Bool("yes", false, fmt.Sprintf("replay more than %d dead letters without asking", confirmAbove))
+	force := c.fs.Bool("force", false, "replay even while a quota gate holds the requests' action (they then wait in the queue until the reset)")
+	checkRate := func() error {
+		if *perSecond < 0 || math.IsNaN(*perSecond) || math.IsInf(*perSecond, 0) {
+			return usageError("%s: --rate: want a number of requests per second, 0 for no pacing, got %v", c.name, *perSecond)
+		}
+		return nil
 	}
-	if *perSecond < 0 || math.IsNaN(*perSecond) || math.IsInf(*perSecond, 0) {
-		return usageError("%s: --rate: want a number of requests per second, 0 for no pacing, got %v", cmd, *perSecond)
-	}
-	f, err := ff.filter(cmd, time.Now())
-	if err != nil {
+	if err := c.start(args, getenv, stderr, checkRate, c.readFilter); err != nil {
 		return err
 	}
-	closeNATS, js, topo, err := openDLQ(cfg)
+	defer c.close()
+	entries, err := c.listSome(ctx)
 	if err != nil {
 		return err
-	}
-	defer closeNATS()
-	entries, err := dlq.List(ctx, js, topo, f)
-	if err != nil {
-		return dlqError(cmd, topo, err)
-	}
-	if len(entries) == 0 {
-		return noMatch(ctx, cmd, js, topo, f)
 	}
 
 	// A dry run first: what would be replayed, and whether a gate holds it.
-	plan, err := dlq.Replay(ctx, js, topo, entries, dlq.Options{DryRun: true})
+	plan, err := dlq.Replay(ctx, c.js, c.topo, entries, dlq.Options{DryRun: true, Keys: c.keys})
 	if err != nil {
-		return dlqError(cmd, topo, err)
+		return c.fail(err)
 	}
 	if *dryRun {
-		printPlan(stdout, topo, entries, plan, *perSecond)
+		printPlan(stdout, c.topo, entries, plan, *perSecond)
 		return nil
 	}
 	if plan.Gate != nil && !*force {
 		g := plan.Gate
-		msg := fmt.Sprintf("%s: the %s quota gate is closed until %s", cmd, g.Scope, g.Until.UTC().Format(time.RFC3339))
+		msg := fmt.Sprintf("%s: the %s quota gate is closed until %s", c.name, g.Scope, g.Until.UTC().Format(time.RFC3339))
 		if g.Reason != "" {
 			msg += " (" + g.Reason + ")"
 		}
@@ -536,33 +572,38 @@ func dlqReplay(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	if plan.Replayed > confirmAbove && !*yes {
 		if !isTerminal(stdin) {
-			return usageError("%s: %s to replay; pass --yes to replay more than %d without a prompt", cmd, plural(plan.Replayed, "dead letter"), confirmAbove)
+			return usageError("%s: %s to replay; pass --yes to replay more than %d without a prompt", c.name, plural(plan.Replayed, "dead letter"), confirmAbove)
 		}
 		fmt.Fprintf(stderr, "replay %s? [y/N] ", plural(plan.Replayed, "dead letter"))
 		answer, _ := bufio.NewReader(stdin).ReadString('\n')
 		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
-			return &exitError{code: 1, msg: cmd + ": not confirmed; nothing replayed"}
+			return &exitError{code: 1, msg: c.name + ": not confirmed; nothing replayed"}
 		}
 	}
 
 	prog := newProgress(stdout, "replaying")
-	sum, err := dlq.Replay(ctx, js, topo, entries, dlq.Options{Rate: *perSecond, Force: *force, OnProgress: prog.update})
+	sum, err := dlq.Replay(ctx, c.js, c.topo, entries, dlq.Options{Rate: *perSecond, Force: *force, OnProgress: prog.update, Keys: c.keys})
 	prog.finish()
 	for _, s := range sum.Skipped {
 		fmt.Fprintf(stdout, "skipped %d (request %s): still invalid: %s\n", s.Seq, s.RequestID, plainMessage(s.Err.Error()))
 	}
+	for _, s := range sum.Refused {
+		fmt.Fprintf(stdout, "refused %d (request %s): %s\n", s.Seq, s.RequestID, plainMessage(s.Err.Error()))
+	}
 	fmt.Fprintln(stdout, summaryLine(sum))
 	var gateErr *dlq.GateClosedError
 	switch {
+	case err == nil && len(sum.Refused) > 0:
+		return &exitError{code: 1, msg: fmt.Sprintf("%s: %s refused: their passwords cannot be opened; they stay dead-lettered", c.name, plural(len(sum.Refused), "dead letter"))}
 	case err == nil:
 		return nil
 	case errors.As(err, &gateErr):
 		return &exitError{code: 1, msg: fmt.Sprintf("%s: stopped: the %s quota gate closed until %s; the other %d stay dead-lettered: replay them after the reset",
-			cmd, gateErr.Gate.Scope, gateErr.Gate.Until.UTC().Format(time.RFC3339), gateErr.Pending)}
+			c.name, gateErr.Gate.Scope, gateErr.Gate.Until.UTC().Format(time.RFC3339), gateErr.Pending)}
 	case ctx.Err() != nil:
-		return &exitError{code: 1, msg: cmd + ": interrupted; run the same command again to finish (what was already republished is not published twice)"}
+		return &exitError{code: 1, msg: c.name + ": interrupted; run the same command again to finish (what was already republished is not published twice)"}
 	default:
-		return dlqError(cmd, topo, err)
+		return c.fail(err)
 	}
 }
 
@@ -570,6 +611,9 @@ func dlqReplay(ctx context.Context, args []string, getenv func(string) string, s
 func summaryLine(s dlq.Summary) string {
 	line := fmt.Sprintf("replayed %d, duplicates %d, skipped %d (invalid), deleted %d, failed %d",
 		s.Replayed, s.Duplicates, len(s.Skipped), s.Deleted, s.Failed)
+	if len(s.Refused) > 0 {
+		line += fmt.Sprintf(", refused %d (password cannot be opened)", len(s.Refused))
+	}
 	if s.Gone > 0 {
 		line += fmt.Sprintf(", gone %d (deleted by someone else first)", s.Gone)
 	}
@@ -577,9 +621,9 @@ func summaryLine(s dlq.Summary) string {
 }
 
 // printPlan prints what a replay would do.
-func printPlan(w io.Writer, topo provision.Topology, entries []dlq.Entry, plan dlq.Summary, perSecond float64) {
+func printPlan(w io.Writer, topo topology.Topology, entries []dlq.Entry, plan dlq.Summary, perSecond float64) {
 	skipped := map[uint64]bool{}
-	for _, s := range plan.Skipped {
+	for _, s := range append(plan.Skipped, plan.Refused...) {
 		skipped[s.Seq] = true
 	}
 	var replay []dlq.Entry
@@ -604,6 +648,12 @@ func printPlan(w io.Writer, topo provision.Topology, entries []dlq.Entry, plan d
 			fmt.Fprintf(w, "  %d (request %s): %s\n", s.Seq, s.RequestID, plainMessage(s.Err.Error()))
 		}
 	}
+	if len(plan.Refused) > 0 {
+		fmt.Fprintf(w, "would refuse %d, password cannot be opened:\n", len(plan.Refused))
+		for _, s := range plan.Refused {
+			fmt.Fprintf(w, "  %d (request %s): %s\n", s.Seq, s.RequestID, plainMessage(s.Err.Error()))
+		}
+	}
 	fmt.Fprintf(w, "daily create quota: needs %s (action create; Zoom allows 1,500 a day on Pro, 10,000 on Business and up)\n", plural(plan.Creates, "invitation"))
 	if g := plan.Gate; g != nil {
 		fmt.Fprintf(w, "quota gate: %s closed until %s (%s): replay would refuse to start without --force\n", g.Scope, g.Until.UTC().Format(time.RFC3339), g.Reason)
@@ -613,35 +663,24 @@ func printPlan(w io.Writer, topo provision.Topology, entries []dlq.Entry, plan d
 
 // dlqPurge deletes the dead letters that match the filters.
 func dlqPurge(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	const cmd = "dlq purge"
-	fs := newFlagSet(cmd)
-	ff := addFilterFlags(fs)
-	yes := fs.Bool("yes", false, "really delete (required)")
-	cfg, err := parseSettings(fs, args, getenv, natsSettings())
-	if err != nil {
-		return flagError(fs, stderr, err)
+	c := newDLQCmd("dlq purge", true)
+	yes := c.fs.Bool("yes", false, "really delete (required)")
+	needYes := func() error {
+		if !*yes {
+			return usageError("%s: deleting dead letters cannot be undone: pass --yes (consumer dlq ls with the same filters shows what would go)", c.name)
+		}
+		return nil
 	}
-	f, err := ff.filter(cmd, time.Now())
-	if err != nil {
+	if err := c.start(args, getenv, stderr, c.readFilter, needYes); err != nil {
 		return err
 	}
-	if !*yes {
-		return usageError("%s: deleting dead letters cannot be undone: pass --yes (consumer dlq ls with the same filters shows what would go)", cmd)
-	}
-	closeNATS, js, topo, err := openDLQ(cfg)
+	defer c.close()
+	entries, err := c.listSome(ctx)
 	if err != nil {
 		return err
-	}
-	defer closeNATS()
-	entries, err := dlq.List(ctx, js, topo, f)
-	if err != nil {
-		return dlqError(cmd, topo, err)
-	}
-	if len(entries) == 0 {
-		return noMatch(ctx, cmd, js, topo, f)
 	}
 	prog := newProgress(stdout, "deleting")
-	sum, err := dlq.Purge(ctx, js, topo, entries, prog.update)
+	sum, err := dlq.Purge(ctx, c.js, c.topo, entries, prog.update)
 	prog.finish()
 	line := "deleted " + plural(sum.Deleted, "dead letter")
 	if sum.Gone > 0 {
@@ -649,7 +688,7 @@ func dlqPurge(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	fmt.Fprintln(stdout, line)
 	if err != nil {
-		return dlqError(cmd, topo, err)
+		return c.fail(err)
 	}
 	return nil
 }
@@ -693,17 +732,4 @@ func isTerminal(f any) bool {
 	}
 	fi, err := file.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-// dlqTry is the sandbox's hint at the dlq commands. live says whether the
-// sandbox keeps serving; with --exit-when-idle its server stops at once.
-func dlqTry(natsURL string, live bool) string {
-	s := fmt.Sprintf(`Look at the dead letters, and at what replaying them would do:
-  go run ./cmd/consumer dlq ls --nats-url %[1]s
-  go run ./cmd/consumer dlq replay --nats-url %[1]s --dry-run
-`, natsURL)
-	if !live {
-		s += "(the sandbox's NATS server stops as it exits: run it without --exit-when-idle to try them)\n"
-	}
-	return s
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zoomprov/consumer/internal/messages"
-	"github.com/zoomprov/consumer/internal/provision"
+	"github.com/zoomprov/consumer/internal/quota"
 	"github.com/zoomprov/consumer/testenv"
 )
 
@@ -303,8 +305,8 @@ func TestDLQReplayDryRunAndGuards(t *testing.T) {
 		t.Fatalf("quota bucket: %v", err)
 	}
 	until := time.Now().Add(3 * time.Hour).UTC().Truncate(time.Second)
-	gate, _ := json.Marshal(provision.Gate{Scope: "create", Until: until, Reason: "Daily user invite limit reached", ClosedAt: time.Now(), ClosedBy: "replica-1"})
-	if _, err := kv.Put(context.Background(), provision.GateKey("create"), gate); err != nil {
+	gate, _ := json.Marshal(quota.Gate{Scope: "create", Until: until, Reason: "Daily user invite limit reached", ClosedAt: time.Now(), ClosedBy: "replica-1"})
+	if _, err := kv.Put(context.Background(), quota.GateKey("create"), gate); err != nil {
 		t.Fatalf("close the create gate: %v", err)
 	}
 	res = runCLI(t, 10*time.Second, env, "", "dlq", "replay", "--action", "create")
@@ -384,5 +386,86 @@ func TestDLQReplayAndPurge(t *testing.T) {
 	}
 	if n := streamMsgCount(t, js, "ZOOM_USERS_DLQ"); n != 0 {
 		t.Errorf("dead letters after the purge = %d; want 0", n)
+	}
+}
+
+// Ensure a dead letter's password is sealed with DLQ_SEAL_KEY_FILE, never
+// shown by `dlq show`, and opened by `dlq replay` only with the key: without
+// it, or with another, replay refuses that dead letter with one line and
+// exits non-zero, and replays the others.
+func TestDLQReplaySealed(t *testing.T) {
+	ns := startNATS(t)
+	sim := startSim(t, testenv.SimConfig{})
+	_, js := connectJS(t, ns.URL())
+	provisionStreams(t, js, 30*time.Second)
+	key := writeFile(t, "seal.key", strings.Repeat("ab", 32)+"\n")
+	other := writeFile(t, "other.key", strings.Repeat("cd", 32)+"\n")
+	svcEnv := serviceEnv(ns, sim)
+	svcEnv["DLQ_SEAL_KEY_FILE"] = key
+	startRun(t, svcEnv)
+
+	const password = "Zx9!sealed-pw"
+	for _, email := range []string{"pat@example.com", "sam@example.com"} {
+		sim.FailEmail(email, 1, testenv.Fault{Status: 404, Code: 4130, Message: "Group does not exist: x."})
+	}
+	publishRequest(t, js, "seal-1", "autoCreate", `{"action":"autoCreate","user_info":{"email":"pat@example.com","type":1,"password":"`+password+`"}}`, nil)
+	publishRequest(t, js, "seal-2", "ssoCreate", `{"action":"ssoCreate","user_info":{"email":"sam@example.com","type":1}}`, nil)
+	eventually(t, 20*time.Second, func() (bool, string) {
+		n := streamMsgCount(t, js, "ZOOM_USERS_DLQ")
+		return n == 2, fmt.Sprintf("%d dead letters", n)
+	})
+	env := map[string]string{"NATS_URL": ns.URL()}
+
+	seq := ""
+	s, err := js.Stream(context.Background(), "ZOOM_USERS_DLQ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 2; i++ {
+		if m, err := s.GetMsg(context.Background(), i); err == nil && m.Header.Get(messages.HeaderRequestID) == "seal-1" {
+			seq = strconv.FormatUint(i, 10)
+		}
+	}
+	show := runCLI(t, 10*time.Second, env, "", "dlq", "show", seq)
+	if show.code != 0 || strings.Contains(show.stdout, password) || strings.Contains(show.stdout, "sealed:v1:") || !strings.Contains(show.stdout, "Zoom-Password:") {
+		t.Errorf("dlq show %s = %d, %q; want the headers (Zoom-Password among them) and no password, sealed or not", seq, show.code, show.stdout)
+	}
+
+	for name, extra := range map[string]map[string]string{"no key": nil, "another key": {"DLQ_SEAL_KEY_FILE": other}} {
+		e := maps.Clone(env)
+		maps.Copy(e, extra)
+		res := runCLI(t, 20*time.Second, e, "", "dlq", "replay", "--yes", "--rate", "0", "--email", "pat@example.com")
+		if res.code == 0 || !strings.Contains(res.stdout, "refused "+seq+" (request seal-1): the password is sealed with key ") {
+			t.Errorf("%s: dlq replay = %d, stdout %q; want a non-zero exit and one line refusing seal-1", name, res.code, res.stdout)
+		}
+		wantOneLine(t, res, "refused")
+	}
+	if n := sim.Creations("pat@example.com"); n != 0 {
+		t.Fatalf("Creations(pat) = %d after refused replays; want 0", n)
+	}
+
+	bad := runCLI(t, 10*time.Second, map[string]string{"NATS_URL": ns.URL(), "DLQ_SEAL_KEY_FILE": "/nonexistent/seal.key"}, "", "dlq", "replay", "--yes")
+	if bad.code == 0 {
+		t.Errorf("dlq replay with a missing key file exit code 0; want non-zero")
+	}
+	wantOneLine(t, bad, "DLQ_SEAL_KEY_FILE", "/nonexistent/seal.key")
+
+	e := maps.Clone(env)
+	e["DLQ_SEAL_KEY_FILE"] = other + "," + key // a rotation: the old key still opens
+	res := runCLI(t, 20*time.Second, e, "", "dlq", "replay", "--yes", "--rate", "0")
+	if res.code != 0 || !strings.HasSuffix(res.stdout, "replayed 2, duplicates 0, skipped 0 (invalid), deleted 2, failed 0\n") {
+		t.Fatalf("dlq replay with the keys = %d, stdout %q, stderr %q; want both replayed", res.code, res.stdout, res.stderr)
+	}
+	eventually(t, 20*time.Second, func() (bool, string) {
+		return sim.Creations("pat@example.com") == 1 && sim.Creations("sam@example.com") == 1, "replayed users not created"
+	})
+	sent := false
+	for _, r := range sim.Requests() {
+		if r.Route == testenv.RouteCreateUser && r.Status == 201 && strings.Contains(string(r.Body), "pat@example.com") {
+			sent = strings.Contains(string(r.Body), `"password":"`+password+`"`)
+		}
+	}
+	if !sent {
+		t.Errorf("Zoom's creation of pat@example.com did not carry the original password")
 	}
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zoomprov/consumer/internal/messages"
-	"github.com/zoomprov/consumer/internal/provision"
+	"github.com/zoomprov/consumer/internal/topology"
 	"github.com/zoomprov/consumer/testenv"
 )
 
@@ -33,7 +33,7 @@ func TestSandboxExitWhenIdle(t *testing.T) {
 	if err != nil {
 		t.Errorf("run(%q) = %v; want nil", args, err)
 	}
-	if want := "10 samples, 10 as expected"; !strings.Contains(stdout.String(), want) {
+	if want := "17 samples, 17 as expected"; !strings.Contains(stdout.String(), want) {
 		t.Errorf("run(%q) stdout does not contain %q", args, want)
 	}
 	if t.Failed() {
@@ -268,10 +268,10 @@ func waitResults(t testing.TB, w *resultWatch, n int, c *child, limit time.Durat
 // back: after a kill, what the dead process held.
 func ackPending(t testing.TB, js jetstream.JetStream) int {
 	t.Helper()
-	topo := provision.DefaultTopology()
+	topo := topology.Default()
 	n := 0
 	for _, a := range messages.Actions {
-		c, err := js.Consumer(context.Background(), topo.RequestStream, topo.ConsumerName(a))
+		c, err := js.Consumer(context.Background(), topo.RequestStream, topo.ConsumerName(string(a)))
 		if err != nil {
 			t.Fatalf("consumer %s: %v", a, err)
 		}

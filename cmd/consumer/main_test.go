@@ -21,7 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/zoomprov/consumer/internal/messages"
-	"github.com/zoomprov/consumer/internal/provision"
+	"github.com/zoomprov/consumer/internal/topology"
 	"github.com/zoomprov/consumer/testenv"
 )
 
@@ -137,7 +137,7 @@ func connectJS(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
 // changes nothing).
 func provisionStreams(t testing.TB, js jetstream.JetStream, ackWait time.Duration) {
 	t.Helper()
-	if err := provision.Provision(context.Background(), js, provision.DefaultTopology(), messages.Actions, ackWait, 1000); err != nil {
+	if err := reconcileTopology(js, ackWait); err != nil {
 		t.Fatalf("provision: %v", err)
 	}
 }
@@ -318,4 +318,15 @@ func getReady(addr string) (int, readiness, string) {
 		return code, r, fmt.Sprintf("GET /readyz body %q: %v", body, err)
 	}
 	return code, r, fmt.Sprintf("GET /readyz = %d %s", code, strings.TrimSpace(string(body)))
+}
+
+// reconcileTopology creates the contract's streams, buckets and consumers
+// as the service would, with the given ack wait.
+func reconcileTopology(js jetstream.JetStream, ackWait time.Duration) error {
+	var actions []string
+	for _, a := range messages.Actions {
+		actions = append(actions, string(a))
+	}
+	_, err := topology.Reconcile(context.Background(), js, topology.Default(), topology.Options{Actions: actions, AckWait: ackWait, MaxAckPending: 1000})
+	return err
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/zoomprov/consumer/internal/app"
 	"github.com/zoomprov/consumer/internal/messages"
 )
 
@@ -23,8 +25,10 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	fs := newFlagSet("publish")
 	file := fs.String("file", "", "JSON request body to publish ('-' for stdin)")
 	action := fs.String("action", "", "action (create, autoCreate, custCreate, ssoCreate); default: the body's")
+	op := fs.String("op", "", "publish a lifecycle request instead: update, deactivate, activate or delete")
+	deleteAction := fs.String("delete-action", "", "with --op delete --email: disassociate (Zoom's default) or delete")
 	email := fs.String("email", "", "build the body from flags: the user's e-mail")
-	userType := fs.Int("type", 1, "with --email: user type (1 Basic, 2 Licensed, 4 Unassigned, 99 None)")
+	userType := fs.Int("type", 1, "with --email: user type (1 Basic, 2 Licensed, 4 Unassigned, 99 None); with --op update, set only when given")
 	first := fs.String("first-name", "", "with --email: first name")
 	last := fs.String("last-name", "", "with --email: last name")
 	display := fs.String("display-name", "", "with --email: display name")
@@ -36,6 +40,14 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 		return flagError(fs, stderr, err)
 	}
 
+	if *op != "" && !messages.Operation(*op).Valid() {
+		return usageError("publish: --op: want update, deactivate, activate or delete, got %q", *op)
+	}
+	if *op != "" && *action != "" {
+		return usageError("publish: give either --action or --op, not both")
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var body []byte
 	switch {
 	case *file != "" && *email != "":
@@ -48,9 +60,13 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 		if body, err = os.ReadFile(*file); err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
+	case *email != "" && *op != "":
+		if body, err = operationBody(messages.Operation(*op), *email, given, *userType, *first, *last, *display, *deleteAction); err != nil {
+			return err
+		}
 	case *email != "":
 		if *action == "" {
-			return usageError("publish: --email needs --action")
+			return usageError("publish: --email needs --action or --op")
 		}
 		req := messages.Request{Action: messages.Action(*action), UserInfo: messages.UserInfo{
 			Email: *email, Type: *userType, FirstName: *first, LastName: *last, DisplayName: *display,
@@ -59,16 +75,22 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 			return fmt.Errorf("publish: encode: %w", err)
 		}
 	default:
-		return usageError("publish: give --file FILE, --file - (stdin) or --email with --action")
+		return usageError("publish: give --file FILE, --file - (stdin) or --email with --action or --op")
 	}
 
-	req, verr := messages.Decode(body)
+	var verr error
 	subjectAction := *action
-	if subjectAction == "" {
-		subjectAction = string(req.Action)
+	if *op != "" {
+		subjectAction, verr = *op, messages.CheckOperation(messages.Operation(*op), body)
+	} else {
+		var req messages.Request
+		req, verr = messages.Decode(body)
+		if subjectAction == "" {
+			subjectAction = string(req.Action)
+		}
 	}
 	if subjectAction == "" {
-		return usageError("publish: the body has no valid action; give --action")
+		return usageError("publish: the body has no valid action; give --action (or --op for a lifecycle request)")
 	}
 	if verr != nil && !*force {
 		return &exitError{code: 1, msg: "publish: " + verr.Error() + " (use --force to publish it anyway)"}
@@ -77,15 +99,11 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 		*msgID = "publish-" + randomID()
 	}
 
-	nc, err := connectNATS(cfg, nopLogger())
+	nc, js, err := app.Connect(cfg, nopLogger())
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 
 	var results jetstream.ConsumeContext
 	events := make(chan messages.Event, 16)
@@ -109,7 +127,7 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 		defer results.Stop()
 	}
 
-	subject := cfg.RequestPrefix + "." + subjectAction
+	subject := cfg.Topology().RequestSubject(subjectAction)
 	m := nats.NewMsg(subject)
 	m.Data = body
 	ack, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(*msgID))
@@ -141,10 +159,41 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	}
 }
 
+// operationBody builds a lifecycle request from flags. An update sets only
+// the profile fields given.
+func operationBody(op messages.Operation, email string, given map[string]bool, userType int, first, last, display, deleteAction string) ([]byte, error) {
+	if given["delete-action"] && op != messages.OpDelete {
+		return nil, usageError("publish: --delete-action is for --op delete")
+	}
+	switch op {
+	case messages.OpUpdate:
+		user := map[string]any{}
+		for flagName, field := range map[string]string{"first-name": "first_name", "last-name": "last_name", "display-name": "display_name"} {
+			if given[flagName] {
+				user[field] = map[string]string{"first-name": first, "last-name": last, "display-name": display}[flagName]
+			}
+		}
+		if given["type"] {
+			user["type"] = userType
+		}
+		if len(user) == 0 {
+			return nil, usageError("publish: --op update --email needs a field to change: --first-name, --last-name, --display-name or --type")
+		}
+		return json.Marshal(map[string]any{"email": email, "user": user})
+	case messages.OpDelete:
+		req := map[string]string{"email": email}
+		if deleteAction != "" {
+			req["action"] = deleteAction
+		}
+		return json.Marshal(req)
+	}
+	return json.Marshal(map[string]string{"email": email})
+}
+
 // formatEvent renders a result event as one line for people.
 func formatEvent(ev messages.Event) string {
 	r := ev.Data
-	s := fmt.Sprintf("%-8s %-22s %-24s", r.Outcome, r.RequestID, r.Email)
+	s := fmt.Sprintf("%-11s %-22s %-24s", r.Outcome, r.RequestID, r.Email)
 	switch r.Outcome {
 	case messages.OutcomeCreated, messages.OutcomeExists:
 		s += " zoom_user_id=" + r.ZoomUserID

@@ -40,6 +40,8 @@ func TestPublish(t *testing.T) {
 	stdinBody := "{\"action\":\"custCreate\",\n \"user_info\":{\"email\":\"stdin@example.com\",\"type\":2}}\n"
 	invalidBody := `{"action":"custCreate","user_info":{"email":"not-an-email","type":2}}`
 	invalidFile := writeFile(t, "invalid.json", invalidBody)
+	updateBody := `{"email":"file-update@example.com","user":{"job_title":"Lead"}}`
+	updateFile := writeFile(t, "update.json", updateBody)
 
 	tests := []struct {
 		name    string
@@ -78,6 +80,16 @@ func TestPublish(t *testing.T) {
 			}},
 		{name: "invalid body with --force", args: []string{"--file", invalidFile, "--force", "--msg-id", "pub-forced"},
 			subject: "zoom.users.create.custCreate", msgID: "pub-forced", body: invalidBody},
+		{name: "update from flags", args: []string{"--op", "update", "--email", "u@example.com", "--last-name", "Renamed", "--type", "2", "--msg-id", "pub-update"},
+			subject: "zoom.users.update", msgID: "pub-update", body: `{"email":"u@example.com","user":{"last_name":"Renamed","type":2}}`},
+		{name: "update from --file", args: []string{"--op", "update", "--file", updateFile, "--msg-id", "pub-update-file"},
+			subject: "zoom.users.update", msgID: "pub-update-file", body: updateBody},
+		{name: "deactivate", args: []string{"--op", "deactivate", "--email", "leaver@example.com", "--msg-id", "pub-deactivate"},
+			subject: "zoom.users.deactivate", msgID: "pub-deactivate", body: `{"email":"leaver@example.com"}`},
+		{name: "activate", args: []string{"--op", "activate", "--email", "back@example.com", "--msg-id", "pub-activate"},
+			subject: "zoom.users.activate", msgID: "pub-activate", body: `{"email":"back@example.com"}`},
+		{name: "delete", args: []string{"--op", "delete", "--email", "gone@example.com", "--delete-action", "delete", "--msg-id", "pub-delete"},
+			subject: "zoom.users.delete", msgID: "pub-delete", body: `{"action":"delete","email":"gone@example.com"}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -142,6 +154,39 @@ func TestPublish(t *testing.T) {
 			t.Errorf("stored request = %#v, %v; want the first one (dup@example.com)", req, err)
 		}
 	})
+}
+
+// Ensure a lifecycle request is checked as the consumer will check it, and
+// flag mistakes get one line and a non-zero exit.
+func TestPublishOperationMistakes(t *testing.T) {
+	ns := startNATS(t)
+	_, js := connectJS(t, ns.URL())
+	provisionStreams(t, js, 30*time.Second)
+	env := map[string]string{"NATS_URL": ns.URL()}
+	tests := []struct {
+		name string
+		args []string
+		want string // in stderr
+	}{
+		{name: "unknown op", args: []string{"--op", "suspend", "--email", "a@example.com"}, want: `--op: want update, deactivate, activate or delete, got "suspend"`},
+		{name: "op and action", args: []string{"--op", "update", "--action", "create", "--email", "a@example.com"}, want: "either --action or --op"},
+		{name: "update without fields", args: []string{"--op", "update", "--email", "a@example.com"}, want: "needs a field to change"},
+		{name: "delete-action on deactivate", args: []string{"--op", "deactivate", "--email", "a@example.com", "--delete-action", "delete"}, want: "--delete-action is for --op delete"},
+		{name: "invalid delete action", args: []string{"--op", "delete", "--email", "a@example.com", "--delete-action", "erase"}, want: "action"},
+		{name: "invalid email", args: []string{"--op", "deactivate", "--email", "not-an-email"}, want: "email"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := streamMsgCount(t, js, "ZOOM_USERS")
+			res := runCLI(t, 10*time.Second, env, "", append([]string{"publish"}, tc.args...)...)
+			if res.code == 0 || !strings.Contains(res.stderr, tc.want) || strings.Count(strings.TrimSpace(res.stderr), "\n") > 0 {
+				t.Errorf("consumer publish %q = exit %d, stderr %q; want non-zero and one line saying %q", tc.args, res.code, res.stderr, tc.want)
+			}
+			if got := streamMsgCount(t, js, "ZOOM_USERS"); got != before {
+				t.Errorf("ZOOM_USERS holds %d messages; want %d (nothing published)", got, before)
+			}
+		})
+	}
 }
 
 // Ensure `publish --wait` against the real service, started through run()

@@ -8,10 +8,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/zoomprov/consumer/internal/messages"
-	"github.com/zoomprov/consumer/internal/provision"
+	"github.com/zoomprov/consumer/internal/app"
+	"github.com/zoomprov/consumer/internal/quota"
 )
 
 // quotaCommand prints the shared quota state: the gates, each live
@@ -23,18 +21,14 @@ func quotaCommand(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return flagError(fs, stderr, err)
 	}
-	nc, err := connectNATS(cfg, nopLogger())
+	nc, js, err := app.Connect(cfg, nopLogger())
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	topo := topologyOf(cfg)
+	topo := cfg.Topology()
 	now := time.Now()
-	st, err := provision.ReadQuota(ctx, js, topo, messages.Actions, now)
+	st, err := quota.Read(ctx, js, topo, cfg.Actions, now)
 	if err != nil {
 		return fmt.Errorf("quota: %w (is the service provisioned on this server?)", err)
 	}
@@ -73,15 +67,4 @@ func quotaCommand(ctx context.Context, args []string, getenv func(string) string
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t\n", b.Action, b.Pending, b.AckPending, state)
 	}
 	return tw.Flush()
-}
-
-// topologyOf maps the configured names onto the service's topology.
-func topologyOf(cfg Config) provision.Topology {
-	topo := provision.DefaultTopology()
-	topo.RequestStream, topo.RequestPrefix = cfg.RequestStream, cfg.RequestPrefix
-	topo.ResultStream, topo.ResultPrefix = cfg.ResultStream, cfg.ResultPrefix
-	topo.DeadLetterStream, topo.DeadLetterPrefix = cfg.DeadLetterStream, cfg.DeadLetterPrefix
-	topo.ConsumerPrefix = cfg.ConsumerPrefix
-	topo.ResultMaxAge = cfg.ResultMaxAge
-	return topo
 }

@@ -1,3 +1,5 @@
+//go:build !nosandbox
+
 package main
 
 import (
@@ -11,8 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
+	"github.com/zoomprov/consumer/internal/app"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/testenv"
 )
@@ -26,6 +28,9 @@ type sample struct {
 	what    string
 	outcome messages.Outcome
 	reason  messages.Reason
+	// after, if set, is the sample whose terminal result must come first
+	// (per-user order).
+	after string
 }
 
 func sandboxSamples() []sample {
@@ -60,6 +65,30 @@ func sandboxSamples() []sample {
 		{id: "sandbox-quota-3", action: "create", what: "invitation beyond the quota: deferred until it resets",
 			body:    `{"action":"create","user_info":{"email":"heidi@example.com","type":1}}`,
 			outcome: messages.OutcomeCreated},
+		// One user's whole life, published back to back: applied in order.
+		{id: "sandbox-life-1-rename", action: "update", what: "alice renamed (waits for her creation above)",
+			body:    `{"email":"alice@example.com","user":{"first_name":"Alicia","job_title":"Engineer"}}`,
+			outcome: messages.OutcomeUpdated, after: "sandbox-created"},
+		{id: "sandbox-life-2-leaves", action: "deactivate", what: "alice leaves: deactivated (her licence goes)",
+			body:    `{"email":"alice@example.com"}`,
+			outcome: messages.OutcomeDeactivated, after: "sandbox-life-1-rename"},
+		{id: "sandbox-life-3-rehired", action: "activate", what: "alice rehired: activated",
+			body:    `{"email":"alice@example.com"}`,
+			outcome: messages.OutcomeActivated, after: "sandbox-life-2-leaves"},
+		{id: "sandbox-life-4-licence", action: "update", what: "alice's licence back (type 2)",
+			body:    `{"email":"alice@example.com","user":{"type":2}}`,
+			outcome: messages.OutcomeUpdated, after: "sandbox-life-3-rehired"},
+		{id: "sandbox-life-5-deleted", action: "delete", what: "alice deleted, her meetings and recordings to bob",
+			body:    `{"email":"alice@example.com","action":"delete","transfer_email":"bob@example.com","transfer_meeting":true,"transfer_recording":true}`,
+			outcome: messages.OutcomeDeleted, after: "sandbox-life-4-licence"},
+		// An update behind a creation the daily quota holds waits for it;
+		// another user's update does not.
+		{id: "sandbox-waits-for-quota", action: "update", what: "frank's update: waits until his invitation is through",
+			body:    `{"email":"frank@example.com","user":{"dept":"Sales"}}`,
+			outcome: messages.OutcomeUpdated, after: "sandbox-quota-2"},
+		{id: "sandbox-goes-through", action: "update", what: "bob's update meanwhile: goes through",
+			body:    `{"email":"bob@example.com","user":{"dept":"Sales"}}`,
+			outcome: messages.OutcomeUpdated},
 	}
 }
 
@@ -115,11 +144,11 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 
 	svcCtx, stopSvc := context.WithCancel(ctx)
 	defer stopSvc()
-	ready := make(chan struct{})
+	svc := app.New(cfg, log, version)
 	svcErr := make(chan error, 1)
-	go func() { svcErr <- serve(svcCtx, cfg, log, func() { close(ready) }) }()
+	go func() { svcErr <- svc.Run(svcCtx) }()
 	select {
-	case <-ready:
+	case <-svc.Ready():
 	case err := <-svcErr:
 		return fmt.Errorf("sandbox: service did not start: %w", err)
 	case <-ctx.Done():
@@ -159,7 +188,7 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 
 	fmt.Fprintln(stdout, "Publishing sample requests:")
 	for _, s := range samples {
-		m := nats.NewMsg(cfg.RequestPrefix + "." + s.action)
+		m := nats.NewMsg(cfg.Topology().RequestSubject(s.action))
 		m.Data = []byte(s.body)
 		if _, err := jsc.PublishMsg(ctx, m, jetstream.WithMsgID(s.id)); err != nil {
 			return fmt.Errorf("sandbox: publish %s: %w", s.id, err)
@@ -226,11 +255,13 @@ type sampleTracker struct {
 	samples  map[string]sample
 	terminal map[string]messages.Result
 	deferred map[string]int
-	done     chan struct{}
+	// arrived numbers the terminal results in the order they came.
+	arrived map[string]int
+	done    chan struct{}
 }
 
 func newSampleTracker(samples []sample) *sampleTracker {
-	t := &sampleTracker{samples: map[string]sample{}, terminal: map[string]messages.Result{}, deferred: map[string]int{}, done: make(chan struct{})}
+	t := &sampleTracker{samples: map[string]sample{}, terminal: map[string]messages.Result{}, deferred: map[string]int{}, arrived: map[string]int{}, done: make(chan struct{})}
 	for _, s := range samples {
 		t.samples[s.id] = s
 	}
@@ -252,6 +283,7 @@ func (t *sampleTracker) record(ev messages.Event) {
 		return
 	}
 	t.terminal[r.RequestID] = r
+	t.arrived[r.RequestID] = len(t.arrived) + 1
 	if len(t.terminal) == len(t.samples) {
 		close(t.done)
 	}
@@ -284,6 +316,10 @@ func (t *sampleTracker) summary(w io.Writer) bool {
 				got += " (" + string(r.Reason) + ")"
 			}
 			ok = r.Outcome == s.outcome && r.Reason == s.reason
+			if s.after != "" && t.arrived[s.after] > t.arrived[id] {
+				got += ", before " + s.after
+				ok = false
+			}
 		}
 		deferrals += t.deferred[id]
 		allOK = allOK && ok
@@ -301,11 +337,22 @@ func (t *sampleTracker) summary(w io.Writer) bool {
 func countOK(t *sampleTracker) int {
 	n := 0
 	for id, s := range t.samples {
-		if r, ok := t.terminal[id]; ok && r.Outcome == s.outcome && r.Reason == s.reason {
+		if r, ok := t.terminal[id]; ok && r.Outcome == s.outcome && r.Reason == s.reason && (s.after == "" || t.arrived[s.after] < t.arrived[id]) {
 			n++
 		}
 	}
 	return n
 }
 
-func nopLogger() zerolog.Logger { return zerolog.Nop() }
+// dlqTry is the sandbox's hint at the dlq commands. live says whether the
+// sandbox keeps serving; with --exit-when-idle its server stops at once.
+func dlqTry(natsURL string, live bool) string {
+	s := fmt.Sprintf(`Look at the dead letters, and at what replaying them would do:
+  go run ./cmd/consumer dlq ls --nats-url %[1]s
+  go run ./cmd/consumer dlq replay --nats-url %[1]s --dry-run
+`, natsURL)
+	if !live {
+		s += "(the sandbox's NATS server stops as it exits: run it without --exit-when-idle to try them)\n"
+	}
+	return s
+}

@@ -21,9 +21,10 @@ streams=(
 	"ZOOM_USERS_RESULTS:stream-zoom-users-results.json"
 	"ZOOM_USERS_DLQ:stream-zoom-users-dlq.json"
 )
-# One durable consumer per action: a quota-paused or quota-deferred action
-# must not stop the others or hold their ack-pending slots.
-actions=(create autoCreate custCreate ssoCreate)
+# One durable consumer per action and lifecycle operation: a quota-paused or
+# quota-deferred action must not stop the others or hold their ack-pending
+# slots.
+actions=(create autoCreate custCreate ssoCreate update deactivate activate delete)
 consumer_prefix=zoom-provisioner
 
 if ! command -v "$nats_cli" >/dev/null 2>&1; then
@@ -53,18 +54,18 @@ kv_exists() { nats kv info "$1" >/dev/null 2>&1; }
 
 if kv_exists zoom_attempts; then
 	echo "== key-value bucket zoom_attempts exists; updating"
-	nats kv edit zoom_attempts --history=1 --ttl=168h --replicas=1 --description="Zoom provisioner: transient failures per request" >/dev/null
+	nats kv edit zoom_attempts --history=1 --ttl=168h --replicas=3 --description="Zoom provisioner: transient failures per request" >/dev/null
 else
 	echo "== key-value bucket zoom_attempts: creating"
-	nats kv add zoom_attempts --history=1 --ttl=168h --storage=file --replicas=1 --description="Zoom provisioner: transient failures per request" >/dev/null
+	nats kv add zoom_attempts --history=1 --ttl=168h --storage=file --replicas=3 --description="Zoom provisioner: transient failures per request" >/dev/null
 fi
 
 if kv_exists zoom_quota; then
 	echo "== key-value bucket zoom_quota exists; updating"
-	nats kv edit zoom_quota --history=1 --ttl=0s --replicas=1 --description="Zoom provisioner: quota gates and replica leases" >/dev/null
+	nats kv edit zoom_quota --history=1 --ttl=0s --replicas=3 --description="Zoom provisioner: quota gates and replica leases" >/dev/null
 else
 	echo "== key-value bucket zoom_quota: creating"
-	nats kv add zoom_quota --history=1 --ttl=0s --storage=file --replicas=1 --description="Zoom provisioner: quota gates and replica leases" >/dev/null
+	nats kv add zoom_quota --history=1 --ttl=0s --storage=file --replicas=3 --description="Zoom provisioner: quota gates and replica leases" >/dev/null
 fi
 
 for action in "${actions[@]}"; do

@@ -13,7 +13,7 @@
 // (24 h by default), so the request is neither lost nor doubled.
 //
 // The package prints nothing and reads no configuration: the caller passes
-// a jetstream.JetStream and the service's provision.Topology.
+// a jetstream.JetStream and the service's topology.Topology.
 package dlq
 
 import (
@@ -30,7 +30,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zoomprov/consumer/internal/messages"
-	"github.com/zoomprov/consumer/internal/provision"
+	"github.com/zoomprov/consumer/internal/seal"
+	"github.com/zoomprov/consumer/internal/topology"
 )
 
 // ErrNotFound is returned by Get when the dead-letter stream holds no
@@ -73,7 +74,7 @@ type Entry struct {
 // RequestID is the ID of the request that was dead-lettered: the Request-Id
 // header, else the Nats-Msg-Id of the dead letter without its "dlq-"
 // prefix, else "<dead-letter stream>-<sequence>".
-func (e Entry) RequestID(topo provision.Topology) string {
+func (e Entry) RequestID(topo topology.Topology) string {
 	if e.DeadLetter.RequestID != "" {
 		return e.DeadLetter.RequestID
 	}
@@ -84,12 +85,19 @@ func (e Entry) RequestID(topo provision.Topology) string {
 }
 
 // Replayable reports why e cannot be replayed, or nil if it can: its
-// headers must be a dead letter's, and its body must pass messages.Decode
-// and name the same action as its subject, the rules the consumer applies.
-// An entry that fails would only be dead-lettered again.
+// headers must be a dead letter's, its password not redacted, and its body
+// must pass messages.Decode and name the same action as its subject (or,
+// for a lifecycle operation, pass messages.CheckOperation), the rules the
+// consumer applies. An entry that fails would only be dead-lettered again.
 func (e Entry) Replayable() error {
 	if e.HeaderErr != nil {
 		return fmt.Errorf("not a dead letter written by the service: %w", e.HeaderErr)
+	}
+	if e.DeadLetter.Password == messages.PasswordRedacted {
+		return ErrRedacted
+	}
+	if op := messages.Operation(e.Action); op.Valid() {
+		return messages.CheckOperation(op, e.Body)
 	}
 	req, err := messages.Decode(e.Body)
 	if err != nil {
@@ -104,8 +112,55 @@ func (e Entry) Replayable() error {
 	return nil
 }
 
+// Errors of Entry.Open.
+var (
+	// ErrRedacted: the consumer had no seal key when it dead-lettered the
+	// request, so the password is gone.
+	ErrRedacted = errors.New("the password was redacted when the request was dead-lettered (the consumer had no DLQ_SEAL_KEY_FILE): publish the request again with its password")
+	// ErrNoKey: the password is sealed and no key was given.
+	ErrNoKey = errors.New("no seal key given (DLQ_SEAL_KEY_FILE or --dlq-seal-key-file)")
+)
+
+// Open returns e with the passwords the consumer sealed opened with keys,
+// ready to be replayed; a dead letter without sealed passwords is returned
+// as it is. It fails, and the entry must not be replayed, when a password
+// was redacted or does not open.
+func (e Entry) Open(keys *seal.Keyring) (Entry, error) {
+	if e.DeadLetter.Password == messages.PasswordRedacted {
+		return e, ErrRedacted
+	}
+	var openErr error
+	body, n, err := messages.RestorePasswords(e.Body, func(v string) ([]byte, bool, error) {
+		if !strings.HasPrefix(v, seal.Prefix) || openErr != nil {
+			return nil, false, nil
+		}
+		id, _ := seal.TokenKeyID(v)
+		raw, err := keys.Open(v)
+		switch {
+		case keys == nil:
+			openErr = fmt.Errorf("the password is sealed with key %s: %w", id, ErrNoKey)
+		case errors.Is(err, seal.ErrUnknownKey):
+			openErr = fmt.Errorf("the password is sealed with key %s, which is not among the keys given (%w)", id, seal.ErrUnknownKey)
+		case err != nil:
+			openErr = fmt.Errorf("the password sealed with key %s does not open: it was altered or damaged (%w)", id, err)
+		}
+		return raw, openErr == nil, nil
+	})
+	if openErr != nil {
+		return e, openErr
+	}
+	if err != nil {
+		return e, err
+	}
+	if n == 0 && e.DeadLetter.Password == messages.PasswordSealed {
+		return e, errors.New("the dead letter says its password is sealed, but its body holds no sealed password")
+	}
+	e.Body = body
+	return e, nil
+}
+
 // newEntry reads a stored dead letter.
-func newEntry(topo provision.Topology, m *jetstream.RawStreamMsg) Entry {
+func newEntry(topo topology.Topology, m *jetstream.RawStreamMsg) Entry {
 	e := Entry{
 		Seq:     m.Sequence,
 		Subject: m.Subject,
@@ -134,6 +189,9 @@ func newEntry(topo provision.Topology, m *jetstream.RawStreamMsg) Entry {
 	// whose request an invalid one was.
 	req, _ := messages.Decode(m.Data)
 	e.Email = req.UserInfo.Email
+	if messages.Operation(e.Action).Valid() {
+		e.Email = messages.BestEffortEmail(m.Data)
+	}
 	return e
 }
 
@@ -283,7 +341,7 @@ func matchEmail(want, email string) bool {
 }
 
 // stream returns the dead-letter stream, with an error that names it.
-func stream(ctx context.Context, js jetstream.JetStream, topo provision.Topology) (jetstream.Stream, error) {
+func stream(ctx context.Context, js jetstream.JetStream, topo topology.Topology) (jetstream.Stream, error) {
 	s, err := js.Stream(ctx, topo.DeadLetterStream)
 	if err != nil {
 		return nil, fmt.Errorf("dlq: stream %s: %w", topo.DeadLetterStream, err)
@@ -295,7 +353,7 @@ func stream(ctx context.Context, js jetstream.JetStream, topo provision.Topology
 // dead-letter stream message by message (only the sequences f can select),
 // so it needs no consumer and changes nothing. If the stream does not
 // exist the error matches jetstream.ErrStreamNotFound.
-func List(ctx context.Context, js jetstream.JetStream, topo provision.Topology, f Filter) ([]Entry, error) {
+func List(ctx context.Context, js jetstream.JetStream, topo topology.Topology, f Filter) ([]Entry, error) {
 	s, err := stream(ctx, js, topo)
 	if err != nil {
 		return nil, err
@@ -336,7 +394,7 @@ func List(ctx context.Context, js jetstream.JetStream, topo provision.Topology, 
 }
 
 // Count returns how many dead letters the stream holds.
-func Count(ctx context.Context, js jetstream.JetStream, topo provision.Topology) (uint64, error) {
+func Count(ctx context.Context, js jetstream.JetStream, topo topology.Topology) (uint64, error) {
 	s, err := stream(ctx, js, topo)
 	if err != nil {
 		return 0, err
@@ -350,7 +408,7 @@ func Count(ctx context.Context, js jetstream.JetStream, topo provision.Topology)
 
 // Get returns the dead letter with sequence seq; ErrNotFound if there is
 // none.
-func Get(ctx context.Context, js jetstream.JetStream, topo provision.Topology, seq uint64) (Entry, error) {
+func Get(ctx context.Context, js jetstream.JetStream, topo topology.Topology, seq uint64) (Entry, error) {
 	s, err := stream(ctx, js, topo)
 	if err != nil {
 		return Entry{}, err

@@ -1,13 +1,17 @@
 package dlq_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,7 +24,10 @@ import (
 	"github.com/zoomprov/consumer/internal/dlq"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/provision"
+	"github.com/zoomprov/consumer/internal/quota"
 	"github.com/zoomprov/consumer/internal/retry"
+	"github.com/zoomprov/consumer/internal/seal"
+	"github.com/zoomprov/consumer/internal/topology"
 	"github.com/zoomprov/consumer/internal/zoom"
 	"github.com/zoomprov/consumer/testenv"
 )
@@ -36,15 +43,51 @@ type env struct {
 	ns   *testenv.NATS
 	sim  *testenv.Simulator
 	js   jetstream.JetStream
-	topo provision.Topology
+	topo topology.Topology
 	// offset shifts the service's clock, so that dead letters can be dated
 	// in the past.
 	offset atomic.Int64
+	// keys seal the passwords of the service's dead letters (nil: none, so
+	// they are redacted) and open them on replay.
+	keys     *seal.Keyring
+	storeDir string
+	// passwords are those of every request published, never to be found
+	// in the dead-letter stream.
+	mu        sync.Mutex
+	passwords []string
 }
+
+// newKeyring is a keyring with one fresh random key.
+func newKeyring(t testing.TB) *seal.Keyring {
+	t.Helper()
+	k := make([]byte, seal.KeySize)
+	rand.Read(k)
+	keys, err := seal.New(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testKeysMu.Lock()
+	testKeys[keys.ID()] = k
+	testKeysMu.Unlock()
+	return keys
+}
+
+// testKeys are the keys newKeyring made, by id, for rotation tests.
+var (
+	testKeysMu sync.Mutex
+	testKeys   = map[string][]byte{}
+)
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	ns, err := testenv.StartNATS(testenv.NATSOptions{StoreDir: t.TempDir()})
+	return newEnvWith(t, newKeyring(t))
+}
+
+// newEnvWith is newEnv with the service sealing with keys (nil: none).
+func newEnvWith(t testing.TB, keys *seal.Keyring) *env {
+	t.Helper()
+	storeDir := t.TempDir()
+	ns, err := testenv.StartNATS(testenv.NATSOptions{StoreDir: storeDir})
 	if err != nil {
 		t.Fatalf("start nats: %v", err)
 	}
@@ -60,10 +103,11 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatalf("jetstream: %v", err)
 	}
-	e := &env{t: t, ns: ns, sim: sim, js: js, topo: provision.DefaultTopology()}
-	if err := provision.Provision(context.Background(), js, e.topo, messages.Actions, 2*time.Second, 1000); err != nil {
+	e := &env{t: t, ns: ns, sim: sim, js: js, topo: topology.Default(), keys: keys, storeDir: storeDir}
+	if err := topologyReconcile(js, e.topo); err != nil {
 		t.Fatalf("provision: %v", err)
 	}
+	t.Cleanup(e.checkNoPasswordAtRest)
 	e.startService()
 	return e
 }
@@ -83,7 +127,7 @@ func (e *env) startService() {
 	if err != nil {
 		t.Fatalf("jetstream: %v", err)
 	}
-	pacer := provision.NewPacer(0)
+	pacer := quota.NewPacer(0, quota.NewGates(e.now))
 	zc, err := zoom.New(zoom.Config{
 		AccountID: testenv.DefaultSimAccountID, ClientID: testenv.DefaultSimClientID, ClientSecret: testenv.DefaultSimClientSecret,
 		BaseURL: e.sim.APIURL(), TokenURL: e.sim.TokenURL(), Timeout: 2 * time.Second, Limiter: pacer,
@@ -99,7 +143,7 @@ func (e *env) startService() {
 	p.RateLimitFallback = 50 * time.Millisecond
 	svc, err := provision.New(js, zc, provision.Config{
 		MaxAttempts: maxAttempts, Policy: p, AckWait: 2 * time.Second, ShutdownTimeout: 2 * time.Second,
-		Provision: true, Pacer: pacer, Logger: zerolog.Nop(), Now: e.now,
+		Provision: true, Pacer: pacer, Logger: zerolog.Nop(), Now: e.now, Seal: e.keys,
 	})
 	if err != nil {
 		t.Fatalf("provision.New: %v", err)
@@ -133,6 +177,11 @@ func (e *env) publish(id, action, body string) {
 	e.t.Helper()
 	m := nats.NewMsg(e.topo.RequestSubject(action))
 	m.Data = []byte(body)
+	e.mu.Lock()
+	for _, pw := range passwordPattern.FindAllStringSubmatch(body, -1) {
+		e.passwords = append(e.passwords, pw[1])
+	}
+	e.mu.Unlock()
 	if _, err := e.js.PublishMsg(context.Background(), m, jetstream.WithMsgID(id)); err != nil {
 		e.t.Fatalf("publish %s: %v", id, err)
 	}
@@ -247,6 +296,31 @@ func seqsOf(entries []dlq.Entry) []uint64 {
 		out = append(out, en.Seq)
 	}
 	return out
+}
+
+// passwordPattern finds a password in a body, also inside a string.
+var passwordPattern = regexp.MustCompile(`\\?"password\\?"\s*:\s*\\?"([^"\\]+)`)
+
+// checkNoPasswordAtRest searches the dead-letter stream, its messages as
+// the server returns them and its files on disk, for the password of any
+// request the test published.
+func (e *env) checkNoPasswordAtRest() {
+	t := e.t
+	stored, err := testenv.StreamBytes(context.Background(), e.js, e.topo.DeadLetterStream)
+	if err != nil {
+		t.Error(err)
+	}
+	files, err := testenv.StreamFiles(e.storeDir, e.topo.DeadLetterStream)
+	if err != nil {
+		t.Error(err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, pw := range e.passwords {
+		if bytes.Contains(stored, []byte(pw)) || bytes.Contains(files, []byte(pw)) {
+			t.Errorf("the dead-letter stream holds the password %q in plain text", pw)
+		}
+	}
 }
 
 // seeded requests: the "a-" ones are dead-lettered two days ago (by the
@@ -410,7 +484,7 @@ func TestDLQListFilters(t *testing.T) {
 	t.Run("dry run", func(t *testing.T) {
 		reqBefore := e.streamState(e.topo.RequestStream)
 		creationsBefore := e.sim.TotalCreations()
-		sum, err := dlq.Replay(context.Background(), e.js, e.topo, all, dlq.Options{DryRun: true})
+		sum, err := dlq.Replay(context.Background(), e.js, e.topo, all, dlq.Options{Keys: e.keys, DryRun: true})
 		if err != nil {
 			t.Fatalf("Replay(dry run) = %v", err)
 		}
@@ -495,7 +569,7 @@ func TestDLQReplayFilteredSubset(t *testing.T) {
 	subset := e.list(dlq.Filter{Reasons: []messages.Reason{messages.ReasonNotFound, messages.ReasonInvalidRequest}})
 	subset = append(subset, junkEntry)
 	var progress []dlq.Progress
-	sum, err := dlq.Replay(context.Background(), e.js, e.topo, subset, dlq.Options{Rate: 1000, OnProgress: func(p dlq.Progress) { progress = append(progress, p) }})
+	sum, err := dlq.Replay(context.Background(), e.js, e.topo, subset, dlq.Options{Keys: e.keys, Rate: 1000, OnProgress: func(p dlq.Progress) { progress = append(progress, p) }})
 	if err != nil {
 		t.Fatalf("Replay = %v", err)
 	}
@@ -577,7 +651,7 @@ func TestDLQReplayInterruptedAndRerun(t *testing.T) {
 	// Interrupted after two.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sum, err := dlq.Replay(ctx, e.js, e.topo, entries, dlq.Options{OnProgress: func(p dlq.Progress) {
+	sum, err := dlq.Replay(ctx, e.js, e.topo, entries, dlq.Options{Keys: e.keys, OnProgress: func(p dlq.Progress) {
 		if p.Done == 2 {
 			cancel()
 		}
@@ -604,7 +678,7 @@ func TestDLQReplayInterruptedAndRerun(t *testing.T) {
 	if len(rest) != n-2 {
 		t.Fatalf("List() after the interruption = %d entries; want %d", len(rest), n-2)
 	}
-	sum, err = dlq.Replay(context.Background(), e.js, e.topo, rest, dlq.Options{Rate: 1000})
+	sum, err = dlq.Replay(context.Background(), e.js, e.topo, rest, dlq.Options{Keys: e.keys, Rate: 1000})
 	if err != nil || sum.Replayed != n-3 || sum.Duplicates != 1 || sum.Deleted != n-2 {
 		t.Errorf("rerun Replay = %+v, %v; want %d replayed, 1 duplicate, %d deleted", sum, err, n-3, n-2)
 	}
@@ -632,7 +706,7 @@ func TestDLQReplayInterruptedAndRerun(t *testing.T) {
 
 	// Replaying the first, stale listing again publishes nothing.
 	reqLast := e.streamState(e.topo.RequestStream).LastSeq
-	sum, err = dlq.Replay(context.Background(), e.js, e.topo, entries, dlq.Options{})
+	sum, err = dlq.Replay(context.Background(), e.js, e.topo, entries, dlq.Options{Keys: e.keys})
 	if err != nil || sum.Gone != n || sum.Replayed+sum.Duplicates+sum.Deleted != 0 {
 		t.Errorf("Replay of a stale listing = %+v, %v; want %d gone and nothing else", sum, err, n)
 	}
@@ -667,8 +741,8 @@ func TestDLQReplayQuotaGate(t *testing.T) {
 	}
 	putGate := func(scope string, until time.Time) {
 		t.Helper()
-		data, _ := json.Marshal(provision.Gate{Scope: scope, Until: until, Reason: "Daily limit reached", ClosedAt: time.Now(), ClosedBy: "test"})
-		if _, err := kv.Put(ctx, provision.GateKey(scope), data); err != nil {
+		data, _ := json.Marshal(quota.Gate{Scope: scope, Until: until, Reason: "Daily limit reached", ClosedAt: time.Now(), ClosedBy: "test"})
+		if _, err := kv.Put(ctx, quota.GateKey(scope), data); err != nil {
 			t.Fatalf("put gate %s: %v", scope, err)
 		}
 	}
@@ -688,7 +762,7 @@ func TestDLQReplayQuotaGate(t *testing.T) {
 
 	// An expired gate holds nothing; a dry run shows none.
 	putGate("create", time.Now().Add(-time.Minute))
-	if sum, err := dlq.Replay(ctx, e.js, e.topo, e.list(dlq.Filter{}), dlq.Options{DryRun: true}); err != nil || sum.Gate != nil {
+	if sum, err := dlq.Replay(ctx, e.js, e.topo, e.list(dlq.Filter{}), dlq.Options{Keys: e.keys, DryRun: true}); err != nil || sum.Gate != nil {
 		t.Errorf("dry run with an expired gate = %+v, %v; want no gate", sum, err)
 	}
 
@@ -696,7 +770,7 @@ func TestDLQReplayQuotaGate(t *testing.T) {
 	putGate("create", until)
 	reqLast := e.streamState(e.topo.RequestStream).LastSeq
 	all := e.list(dlq.Filter{})
-	sum, err := dlq.Replay(ctx, e.js, e.topo, all, dlq.Options{})
+	sum, err := dlq.Replay(ctx, e.js, e.topo, all, dlq.Options{Keys: e.keys})
 	var gateErr *dlq.GateClosedError
 	if !errors.As(err, &gateErr) || gateErr.Gate.Scope != "create" || !gateErr.Gate.Until.Equal(until) || gateErr.Pending != 1 {
 		t.Fatalf("Replay with the create gate closed = %+v, %v; want a GateClosedError for create until %v, 1 pending", sum, err, until)
@@ -707,13 +781,13 @@ func TestDLQReplayQuotaGate(t *testing.T) {
 	if sum.Replayed+sum.Deleted != 0 || e.streamState(e.topo.RequestStream).LastSeq != reqLast || !sameEntries(e.list(dlq.Filter{}), all) {
 		t.Errorf("Replay refused by the gate changed something: %+v", sum)
 	}
-	if sum, err := dlq.Replay(ctx, e.js, e.topo, all, dlq.Options{DryRun: true}); err != nil || sum.Gate == nil || sum.Gate.Scope != "create" || sum.Creates != 1 {
+	if sum, err := dlq.Replay(ctx, e.js, e.topo, all, dlq.Options{Keys: e.keys, DryRun: true}); err != nil || sum.Gate == nil || sum.Gate.Scope != "create" || sum.Creates != 1 {
 		t.Errorf("dry run with the create gate closed = %+v, %v; want the gate reported, 1 create", sum, err)
 	}
 
 	// The create gate does not hold ssoCreate.
 	sso1 := byID("g-sso-1")
-	if sum, err := dlq.Replay(ctx, e.js, e.topo, sso1, dlq.Options{}); err != nil || sum.Replayed != 1 {
+	if sum, err := dlq.Replay(ctx, e.js, e.topo, sso1, dlq.Options{Keys: e.keys}); err != nil || sum.Replayed != 1 {
 		t.Errorf("Replay(ssoCreate) with the create gate closed = %+v, %v; want replayed", sum, err)
 	}
 	replayID := dlq.ReplayID("g-sso-1", sso1[0].Seq)
@@ -721,12 +795,12 @@ func TestDLQReplayQuotaGate(t *testing.T) {
 		t.Errorf("terminal results of %s = %+v; want created", replayID, got)
 	}
 	// The account-wide gate does.
-	putGate(provision.GateScopeAll, until)
-	if _, err := dlq.Replay(ctx, e.js, e.topo, byID("g-sso-2"), dlq.Options{}); !errors.As(err, &gateErr) || gateErr.Gate.Scope != provision.GateScopeAll {
-		t.Errorf("Replay(ssoCreate) with the account-wide gate closed = %v; want a GateClosedError for %s", err, provision.GateScopeAll)
+	putGate(quota.ScopeAll, until)
+	if _, err := dlq.Replay(ctx, e.js, e.topo, byID("g-sso-2"), dlq.Options{Keys: e.keys}); !errors.As(err, &gateErr) || gateErr.Gate.Scope != quota.ScopeAll {
+		t.Errorf("Replay(ssoCreate) with the account-wide gate closed = %v; want a GateClosedError for %s", err, quota.ScopeAll)
 	}
 	// Forced, it goes (and the consumer defers it until the reset).
-	if sum, err := dlq.Replay(ctx, e.js, e.topo, byID("g-create"), dlq.Options{Force: true}); err != nil || sum.Replayed != 1 || sum.Deleted != 1 {
+	if sum, err := dlq.Replay(ctx, e.js, e.topo, byID("g-create"), dlq.Options{Keys: e.keys, Force: true}); err != nil || sum.Replayed != 1 || sum.Deleted != 1 {
 		t.Errorf("forced Replay(create) = %+v, %v; want replayed and deleted", sum, err)
 	}
 	if got, want := seqsOf(e.list(dlq.Filter{})), seqsOf(byID("g-sso-2")); !slices.Equal(got, want) {
@@ -781,3 +855,14 @@ func TestDLQFilterMatchEmail(t *testing.T) {
 
 // eventually polls cond until it holds or the deadline passes.
 var eventually = testenv.Eventually
+
+// topologyReconcile creates topo's streams, buckets and consumers as the
+// service would.
+func topologyReconcile(js jetstream.JetStream, topo topology.Topology) error {
+	var actions []string
+	for _, a := range messages.Actions {
+		actions = append(actions, string(a))
+	}
+	_, err := topology.Reconcile(context.Background(), js, topo, topology.Options{Actions: actions, AckWait: 2 * time.Second, MaxAckPending: 1000})
+	return err
+}

@@ -13,7 +13,9 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/zoomprov/consumer/internal/messages"
-	"github.com/zoomprov/consumer/internal/provision"
+	"github.com/zoomprov/consumer/internal/quota"
+	"github.com/zoomprov/consumer/internal/seal"
+	"github.com/zoomprov/consumer/internal/topology"
 )
 
 // Status is what became of one entry in Replay or Purge.
@@ -31,6 +33,9 @@ const (
 	// StatusSkipped: the entry is still invalid (see Entry.Replayable); it
 	// was not replayed and stays in the dead-letter stream.
 	StatusSkipped Status = "skipped"
+	// StatusRefused: the entry's password cannot be opened (see
+	// Entry.Open); it was not replayed and stays in the dead-letter stream.
+	StatusRefused Status = "refused"
 	// StatusGone: the dead letter was deleted by someone else before its
 	// turn; nothing was published.
 	StatusGone Status = "gone"
@@ -70,6 +75,8 @@ type Summary struct {
 	Duplicates int
 	// Skipped are the entries that are still invalid.
 	Skipped []Skip
+	// Refused are the entries whose password cannot be opened.
+	Refused []Skip
 	// Gone counts dead letters someone else deleted first.
 	Gone int
 	// Deleted counts dead letters deleted (after their replay, or by
@@ -82,7 +89,7 @@ type Summary struct {
 	Creates int
 	// Gate is the closed quota gate that holds some of the replayable
 	// entries' actions, if any (see BlockingGate).
-	Gate *provision.Gate
+	Gate *quota.Gate
 }
 
 // Options tunes Replay.
@@ -102,12 +109,15 @@ type Options struct {
 	OnProgress func(Progress)
 	// Now is the clock for the quota gates; nil means time.Now.
 	Now func() time.Time
+	// Keys open the passwords the consumer sealed; an entry with a
+	// password they cannot open is refused.
+	Keys *seal.Keyring
 }
 
 // GateClosedError is returned by Replay when a closed quota gate holds
 // the action of entries to replay and Options.Force is not set.
 type GateClosedError struct {
-	Gate provision.Gate
+	Gate quota.Gate
 	// Pending is how many replayable entries the gate holds.
 	Pending int
 }
@@ -142,7 +152,7 @@ func ReplayID(requestID string, seq uint64) string {
 // dead-lettered request's ID, which the consumer reports as replay_of in
 // the result event. The dead-letter headers and other Nats-* headers are
 // not copied.
-func ReplayMessage(topo provision.Topology, e Entry) *nats.Msg {
+func ReplayMessage(topo topology.Topology, e Entry) *nats.Msg {
 	m := nats.NewMsg(topo.RequestSubject(e.Action))
 	m.Data = e.Body
 	for k, vs := range e.Headers {
@@ -164,6 +174,8 @@ var deadLetterHeaders = func() map[string]bool {
 	for k := range (messages.DeadLetter{}).Headers() {
 		out[strings.ToLower(k)] = true
 	}
+	out[strings.ToLower(messages.HeaderPassword)] = true
+	out[strings.ToLower(messages.HeaderSealKey)] = true
 	out[strings.ToLower(messages.HeaderReplayedFrom)] = true
 	out[strings.ToLower(messages.HeaderOriginalRequestID)] = true
 	return out
@@ -173,31 +185,25 @@ func dropOnReplay(header string) bool {
 	return deadLetterHeaders[strings.ToLower(header)] || strings.HasPrefix(strings.ToLower(header), "nats-")
 }
 
-// gatedBy reports whether a closed gate of scope holds action: the
-// "create" gate holds create requests, the account-wide gate holds all.
-func gatedBy(scope, action string) bool {
-	return scope == provision.GateScopeAll || scope == action
-}
-
 // BlockingGate returns the closed quota gate, if any, that holds one of
 // actions at now (the one closed longest when several are). It reads the
 // shared quota bucket; a missing bucket means no gate was ever closed.
-func BlockingGate(ctx context.Context, js jetstream.JetStream, topo provision.Topology, actions []string, now time.Time) (provision.Gate, bool, error) {
-	st, err := provision.ReadQuota(ctx, js, topo, nil, now)
+func BlockingGate(ctx context.Context, js jetstream.JetStream, topo topology.Topology, actions []string, now time.Time) (quota.Gate, bool, error) {
+	st, err := quota.Read(ctx, js, topo, nil, now)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return provision.Gate{}, false, nil
+		return quota.Gate{}, false, nil
 	}
 	if err != nil {
-		return provision.Gate{}, false, fmt.Errorf("dlq: read the quota gates: %w", err)
+		return quota.Gate{}, false, fmt.Errorf("dlq: read the quota gates: %w", err)
 	}
-	var best provision.Gate
+	var best quota.Gate
 	found := false
 	for _, g := range st.Gates {
 		if !now.Before(g.Until) {
 			continue
 		}
 		for _, a := range actions {
-			if gatedBy(g.Scope, a) && (!found || g.Until.After(best.Until)) {
+			if g.Holds(a) && (!found || g.Until.After(best.Until)) {
 				best, found = g, true
 			}
 		}
@@ -221,17 +227,23 @@ func BlockingGate(ctx context.Context, js jetstream.JetStream, topo provision.To
 // Replay stops at the first publish or delete that fails, and when ctx is
 // done, returning the Summary so far with the error. Running it again with
 // the same entries is always safe.
-func Replay(ctx context.Context, js jetstream.JetStream, topo provision.Topology, entries []Entry, opts Options) (Summary, error) {
+func Replay(ctx context.Context, js jetstream.JetStream, topo topology.Topology, entries []Entry, opts Options) (Summary, error) {
 	now := opts.Now
 	if now == nil {
 		now = time.Now
 	}
 	sum := Summary{DryRun: opts.DryRun, Total: len(entries)}
 	invalid := make([]error, len(entries))
+	refused := make([]error, len(entries))
 	var actions []string
 	seen := map[string]bool{}
 	for i, e := range entries {
-		if invalid[i] = e.Replayable(); invalid[i] != nil {
+		opened, err := e.Open(opts.Keys)
+		if err != nil {
+			refused[i] = err
+			continue
+		}
+		if invalid[i] = opened.Replayable(); invalid[i] != nil {
 			continue
 		}
 		if e.Action == string(messages.ActionCreate) {
@@ -242,10 +254,10 @@ func Replay(ctx context.Context, js jetstream.JetStream, topo provision.Topology
 			actions = append(actions, e.Action)
 		}
 	}
-	pending := func(from int, g provision.Gate) int {
+	pending := func(from int, g quota.Gate) int {
 		n := 0
 		for i := from; i < len(entries); i++ {
-			if invalid[i] == nil && gatedBy(g.Scope, entries[i].Action) {
+			if invalid[i] == nil && refused[i] == nil && g.Holds(entries[i].Action) {
 				n++
 			}
 		}
@@ -266,9 +278,12 @@ func Replay(ctx context.Context, js jetstream.JetStream, topo provision.Topology
 	}
 	if opts.DryRun {
 		for i, e := range entries {
-			if invalid[i] != nil {
+			switch {
+			case refused[i] != nil:
+				sum.Refused = append(sum.Refused, Skip{Seq: e.Seq, RequestID: e.RequestID(topo), Err: refused[i]})
+			case invalid[i] != nil:
 				sum.Skipped = append(sum.Skipped, Skip{Seq: e.Seq, RequestID: e.RequestID(topo), Err: invalid[i]})
-			} else {
+			default:
 				sum.Replayed++
 			}
 		}
@@ -296,6 +311,11 @@ func Replay(ctx context.Context, js jetstream.JetStream, topo provision.Topology
 	for i, e := range entries {
 		if err := ctx.Err(); err != nil {
 			return sum, err
+		}
+		if refused[i] != nil {
+			sum.Refused = append(sum.Refused, Skip{Seq: e.Seq, RequestID: e.RequestID(topo), Err: refused[i]})
+			report(e, StatusRefused, refused[i])
+			continue
 		}
 		if invalid[i] != nil {
 			sum.Skipped = append(sum.Skipped, Skip{Seq: e.Seq, RequestID: e.RequestID(topo), Err: invalid[i]})
@@ -334,6 +354,12 @@ func Replay(ctx context.Context, js jetstream.JetStream, topo provision.Topology
 			continue
 		}
 
+		if cur, err = cur.Open(opts.Keys); err != nil {
+			// It was rewritten since it was listed, with another key.
+			sum.Refused = append(sum.Refused, Skip{Seq: e.Seq, RequestID: e.RequestID(topo), Err: err})
+			report(e, StatusRefused, err)
+			continue
+		}
 		if err := limiter.Wait(ctx); err != nil {
 			return sum, ctxErr(ctx, err)
 		}
@@ -406,7 +432,7 @@ func deleteMsg(ctx context.Context, s jetstream.Stream, seq uint64) (gone bool, 
 // if not nil, after each. A dead letter that is already gone counts as
 // Gone, not as an error. Purge stops at the first delete that fails and
 // when ctx is done.
-func Purge(ctx context.Context, js jetstream.JetStream, topo provision.Topology, entries []Entry, onProgress func(Progress)) (Summary, error) {
+func Purge(ctx context.Context, js jetstream.JetStream, topo topology.Topology, entries []Entry, onProgress func(Progress)) (Summary, error) {
 	sum := Summary{Total: len(entries)}
 	s, err := stream(ctx, js, topo)
 	if err != nil {

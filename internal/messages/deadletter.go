@@ -38,7 +38,16 @@ const (
 	// HeaderOriginalRequestID holds, on a replayed request, the ID of the
 	// request that was dead-lettered.
 	HeaderOriginalRequestID = "Original-Request-Id"
+	// HeaderPassword says what became of the password in a dead letter's
+	// body: PasswordSealed or PasswordRedacted. It is absent when the body
+	// held none.
+	HeaderPassword = "Zoom-Password"
+	// HeaderSealKey names the key that sealed the password.
+	HeaderSealKey = "Zoom-Seal-Key"
 )
+
+// PasswordSealed is HeaderPassword's value when the password was sealed.
+const PasswordSealed = "sealed"
 
 // maxHeaderMessageBytes bounds HeaderErrorMessage. Zoom's messages are short;
 // the bound keeps an unexpected HTML error page out of the headers.
@@ -61,6 +70,9 @@ type DeadLetter struct {
 	RequestID        string
 	Deliveries       int
 	DeadLetteredAt   time.Time
+	// Password is PasswordSealed or PasswordRedacted when the body held a
+	// password, and SealKey the id of the key that sealed it.
+	Password, SealKey string
 }
 
 // Headers returns the nine dead-letter headers, all of them even when a
@@ -69,9 +81,10 @@ type DeadLetter struct {
 // ZoomMessage is made safe for a header: control characters (CR and LF would
 // break the NATS header block) become spaces, invalid UTF-8 is replaced and
 // the result is cut to 512 bytes on a character boundary. The other strings
-// get the same treatment except for the cut.
+// get the same treatment except for the cut. HeaderPassword and
+// HeaderSealKey are added only when set.
 func (d DeadLetter) Headers() map[string]string {
-	return map[string]string{
+	h := map[string]string{
 		HeaderReason:           headerValue(string(d.Reason)),
 		HeaderHTTPStatus:       strconv.Itoa(d.HTTPStatus),
 		HeaderErrorCode:        strconv.Itoa(d.ZoomCode),
@@ -82,6 +95,13 @@ func (d DeadLetter) Headers() map[string]string {
 		HeaderDeliveries:       strconv.Itoa(d.Deliveries),
 		HeaderDeadLetteredAt:   d.DeadLetteredAt.UTC().Format(time.RFC3339),
 	}
+	if d.Password != "" {
+		h[HeaderPassword] = headerValue(d.Password)
+	}
+	if d.SealKey != "" {
+		h[HeaderSealKey] = headerValue(d.SealKey)
+	}
+	return h
 }
 
 // headerValue replaces what a header value cannot carry and trims the
@@ -124,6 +144,8 @@ func ParseDeadLetter(h map[string][]string) (DeadLetter, error) {
 	d.ZoomMessage, _ = header(h, HeaderErrorMessage)
 	d.OriginalSubject, _ = header(h, HeaderOriginalSubject)
 	d.RequestID, _ = header(h, HeaderRequestID)
+	d.Password, _ = header(h, HeaderPassword)
+	d.SealKey, _ = header(h, HeaderSealKey)
 
 	var err error
 	d.HTTPStatus, err = intHeader(h, HeaderHTTPStatus)

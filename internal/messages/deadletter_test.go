@@ -93,6 +93,16 @@ func TestParseDeadLetterRoundTrip(t *testing.T) {
 			OriginalSubject: "zoom.users.create.create", OriginalSequence: 1, RequestID: "r-2", Deliveries: 1,
 			DeadLetteredAt: time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC),
 		},
+		{
+			Reason: ReasonZoomRejected, HTTPStatus: 400, ZoomCode: 300, OriginalSubject: "zoom.users.create.autoCreate", OriginalSequence: 9,
+			RequestID: "r-3", Deliveries: 1, DeadLetteredAt: time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC),
+			Password: PasswordSealed, SealKey: "a1b2c3d4",
+		},
+		{
+			Reason: ReasonZoomRejected, HTTPStatus: 400, ZoomCode: 300, OriginalSubject: "zoom.users.create.autoCreate", OriginalSequence: 10,
+			RequestID: "r-4", Deliveries: 1, DeadLetteredAt: time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC),
+			Password: "redacted",
+		},
 	} {
 		h := toNATS(d.Headers())
 		got, err := ParseDeadLetter(h)

@@ -32,27 +32,43 @@ import (
 // decoded, so that callers can put the action and email into a failure
 // event; it must not be sent to Zoom.
 func Decode(data []byte) (Request, error) {
+	var r Request
+	err := decodeStrict(data,
+		func(d *decoder, root *node) { r = d.request(root) },
+		func(v *validator) { v.request(r) })
+	return r, err
+}
+
+// decodeStrict applies the rules every request body shares (size, UTF-8,
+// one JSON object, duplicate keys), then runs decode on the parsed object
+// and check on what decode produced, and returns every problem found as one
+// *ValidationError, or nil.
+//
+// A field that could not be decoded holds its zero value, so check would
+// add a second, misleading complaint (a mistyped "type" would also be "must
+// be one of 1, 2, 4, 99"). Only the decode problem is kept for such a
+// field and the fields below it.
+func decodeStrict(data []byte, decode func(*decoder, *node), check func(*validator)) error {
 	if len(data) > MaxBodyBytes {
-		return Request{}, bodyError(fmt.Sprintf("body is %d bytes; the limit is %d bytes", len(data), MaxBodyBytes))
+		return bodyError(fmt.Sprintf("body is %d bytes; the limit is %d bytes", len(data), MaxBodyBytes))
 	}
 	// encoding/json replaces invalid UTF-8 with U+FFFD instead of failing,
 	// which would silently change an email address.
 	if !utf8.Valid(data) {
-		return Request{}, bodyError("body is not valid UTF-8")
+		return bodyError("body is not valid UTF-8")
 	}
 	d := &decoder{}
 	root, dups, reason := parseObject(data, "body", "")
 	if reason != "" {
-		return Request{}, bodyError(reason)
+		return bodyError(reason)
 	}
 	d.fields = dups
-	r := d.request(root)
-
+	decode(d, root)
+	if check == nil {
+		return d.err()
+	}
 	var v validator
-	v.request(r)
-	// A field that could not be decoded holds its zero value, so Validate
-	// would add a second, misleading complaint (a mistyped "type" would also
-	// be "must be one of 1, 2, 4, 99"). Keep only the decode problem.
+	check(&v)
 	decoded := make(map[string]bool, len(d.fields))
 	for _, f := range d.fields {
 		decoded[f.Field] = true
@@ -62,7 +78,7 @@ func Decode(data []byte) (Request, error) {
 			d.fields = append(d.fields, f)
 		}
 	}
-	return r, d.err()
+	return d.err()
 }
 
 // bodyError reports a problem with the body as a whole.

@@ -1,13 +1,13 @@
 package messages
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // Outcome is what became of a request. It is the suffix of the event type.
@@ -26,13 +26,40 @@ const (
 	// OutcomeDeferred means the request will be tried again at
 	// Result.RetryAt, for example after Zoom's daily quota resets.
 	OutcomeDeferred Outcome = "deferred"
+	// OutcomeUpdated, OutcomeDeactivated, OutcomeActivated and
+	// OutcomeDeleted mean Zoom applied a lifecycle operation (also when
+	// the user already was in the asked state; a delete of a user Zoom
+	// does not have is OutcomeDeleted with ZoomCode 1001).
+	OutcomeUpdated     Outcome = "updated"
+	OutcomeDeactivated Outcome = "deactivated"
+	OutcomeActivated   Outcome = "activated"
+	OutcomeDeleted     Outcome = "deleted"
 )
+
+// Outcomes lists every outcome, for metrics labels and subject filters.
+var Outcomes = []Outcome{OutcomeCreated, OutcomeExists, OutcomeFailed, OutcomeDeferred,
+	OutcomeUpdated, OutcomeDeactivated, OutcomeActivated, OutcomeDeleted}
+
+// SuccessOf is the outcome of a lifecycle operation Zoom applied.
+func SuccessOf(op Operation) Outcome {
+	switch op {
+	case OpUpdate:
+		return OutcomeUpdated
+	case OpDeactivate:
+		return OutcomeDeactivated
+	case OpActivate:
+		return OutcomeActivated
+	case OpDelete:
+		return OutcomeDeleted
+	}
+	return ""
+}
 
 // Terminal reports whether o is final: no later event will follow for the
 // same request. Only OutcomeDeferred is not terminal.
 func (o Outcome) Terminal() bool {
 	switch o {
-	case OutcomeCreated, OutcomeExists, OutcomeFailed:
+	case OutcomeCreated, OutcomeExists, OutcomeFailed, OutcomeUpdated, OutcomeDeactivated, OutcomeActivated, OutcomeDeleted:
 		return true
 	}
 	return false
@@ -145,112 +172,17 @@ func NewEvent(r Result, now time.Time) Event {
 	}
 }
 
-// Marshal encodes e as the body of a structured-mode CloudEvents message.
-// Unlike json.Marshal it leaves "<", ">" and "&" unescaped, so that Zoom's
-// messages read naturally in the event.
-//
-// The bytes are exactly what a json.Encoder with SetEscapeHTML(false)
-// writes for e (without the newline), appended field by field instead of
-// through reflection: every request publishes an event, and reflection was
-// a noticeable part of the cost of one. TestEventMarshalMatchesEncoder and
-// FuzzEventMarshal hold the two to the same output. The error is always
-// nil; it stays for callers written against the encoder.
+// Marshal encodes the event with encoding/json, every Result field present
+// and in the order of the struct, without HTML escaping (a Zoom message
+// such as "a<b" stays readable).
 func (e Event) Marshal() ([]byte, error) {
-	b := make([]byte, 0, 512)
-	b = appendField(b, `{"specversion":`, e.SpecVersion)
-	b = appendField(b, `,"id":`, e.ID)
-	b = appendField(b, `,"source":`, e.Source)
-	b = appendField(b, `,"type":`, e.Type)
-	b = appendField(b, `,"subject":`, e.Subject)
-	b = appendField(b, `,"time":`, e.Time)
-	b = appendField(b, `,"datacontenttype":`, e.DataContentType)
-	if e.TraceParent != "" {
-		b = appendField(b, `,"traceparent":`, e.TraceParent)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(e); err != nil {
+		return nil, err
 	}
-	r := &e.Data
-	b = appendField(b, `,"data":{"request_id":`, r.RequestID)
-	b = appendField(b, `,"action":`, r.Action)
-	b = appendField(b, `,"email":`, r.Email)
-	b = appendField(b, `,"outcome":`, string(r.Outcome))
-	b = appendField(b, `,"zoom_user_id":`, r.ZoomUserID)
-	b = append(b, `,"http_status":`...)
-	b = strconv.AppendInt(b, int64(r.HTTPStatus), 10)
-	b = append(b, `,"zoom_code":`...)
-	b = strconv.AppendInt(b, int64(r.ZoomCode), 10)
-	b = appendField(b, `,"zoom_message":`, r.ZoomMessage)
-	b = appendField(b, `,"reason":`, string(r.Reason))
-	b = appendField(b, `,"retry_at":`, r.RetryAt)
-	b = append(b, `,"attempt":`...)
-	b = strconv.AppendInt(b, int64(r.Attempt), 10)
-	b = append(b, `,"stream_sequence":`...)
-	b = strconv.AppendUint(b, r.StreamSequence, 10)
-	if r.ReplayOf != "" {
-		b = appendField(b, `,"replay_of":`, r.ReplayOf)
-	}
-	return append(b, '}', '}'), nil
-}
-
-// appendField appends prefix (punctuation and a key) and s as a JSON
-// string.
-func appendField(b []byte, prefix, s string) []byte {
-	return appendJSONString(append(b, prefix...), s)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string escaped as encoding/json
-// escapes it with HTML escaping off: quote, backslash and control
-// characters escaped (\b, \f, \n, \r and \t in short form), invalid UTF-8
-// replaced by \ufffd, and U+2028 and U+2029 escaped for JavaScript.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // DecodeEvent parses a structured-mode result event. Unknown attributes are

@@ -256,6 +256,16 @@ func knownKey(b []byte) (string, bool) {
 		return "feature", true
 	case "zoom_phone":
 		return "zoom_phone", true
+	case "user":
+		return "user", true
+	case "job_title":
+		return "job_title", true
+	case "dept":
+		return "dept", true
+	case "timezone":
+		return "timezone", true
+	case "transfer_email":
+		return "transfer_email", true
 	}
 	return "", false
 }

@@ -38,13 +38,20 @@ const (
 	OutcomeHeld       = "held"        // account-level problem, handed back until the hold ends
 	OutcomeHandedBack = "handed_back" // shutdown interrupted the request
 	OutcomeUnsettled  = "unsettled"   // the outcome could not be published; handed back
+	OutcomeWaiting    = "waiting"     // an earlier request about the same user is not finished; handed back
+	OutcomePanicked   = "panicked"    // handling panicked; handed back
+	OutcomeSuperseded = "superseded"  // another delivery finished the request; this one ends without a result
 )
 
-// outcomes is the fixed list of the "outcome" label.
-var outcomes = []string{
-	string(messages.OutcomeCreated), string(messages.OutcomeExists), string(messages.OutcomeFailed), string(messages.OutcomeDeferred),
-	OutcomeRetry, OutcomeHeld, OutcomeHandedBack, OutcomeUnsettled, Other,
-}
+// outcomes is the fixed list of the "outcome" label: every result outcome,
+// then what the service does without a result event.
+var outcomes = func() []string {
+	var out []string
+	for _, o := range messages.Outcomes {
+		out = append(out, string(o))
+	}
+	return append(out, OutcomeRetry, OutcomeHeld, OutcomeHandedBack, OutcomeUnsettled, OutcomeWaiting, OutcomePanicked, OutcomeSuperseded, Other)
+}()
 
 // reasons is the fixed list of the "reason" label of dead letters.
 var reasons = []string{
@@ -56,10 +63,13 @@ var reasons = []string{
 const (
 	EndpointCreateUser = "create_user"
 	EndpointGetUser    = "get_user"
+	EndpointUpdateUser = "update_user"
+	EndpointUserStatus = "user_status"
+	EndpointDeleteUser = "delete_user"
 	EndpointToken      = "token"
 )
 
-var endpoints = []string{EndpointCreateUser, EndpointGetUser, EndpointToken, Other}
+var endpoints = []string{EndpointCreateUser, EndpointGetUser, EndpointUpdateUser, EndpointUserStatus, EndpointDeleteUser, EndpointToken, Other}
 
 // statusClasses are the values of the "status_class" label; "error" is a
 // call that got no HTTP answer (time-out, refused or reset connection).
@@ -111,9 +121,12 @@ type Metrics struct {
 // collectors, are registered on a new Registry.
 func New() *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), state: newStateCollector()}
-	actions := make([]string, 0, len(messages.Actions)+1)
+	actions := make([]string, 0, len(messages.Actions)+len(messages.Operations)+1)
 	for _, a := range messages.Actions {
 		actions = append(actions, string(a))
+	}
+	for _, o := range messages.Operations {
+		actions = append(actions, string(o))
 	}
 	actions = append(actions, Other)
 
@@ -158,8 +171,10 @@ func New() *Metrics {
 	m.deadLetters = curry2(deadLetters, actions, reasons)
 	m.zoomCalls = curry2(zoomCalls, endpoints, statusClasses)
 	m.deliveries = map[string]prometheus.Observer{}
-	for _, o := range []string{string(messages.OutcomeCreated), string(messages.OutcomeExists), string(messages.OutcomeFailed)} {
-		m.deliveries[o] = deliveries.WithLabelValues(o)
+	for _, o := range messages.Outcomes {
+		if o.Terminal() {
+			m.deliveries[string(o)] = deliveries.WithLabelValues(string(o))
+		}
 	}
 	m.zoomLatency = map[string]prometheus.Observer{}
 	for _, e := range endpoints {

@@ -66,6 +66,12 @@ func (t *zoomTransport) endpoint(req *http.Request) string {
 		return EndpointCreateUser
 	case req.Method == http.MethodGet && strings.Contains(path, "/users/"):
 		return EndpointGetUser
+	case req.Method == http.MethodPatch && strings.Contains(path, "/users/"):
+		return EndpointUpdateUser
+	case req.Method == http.MethodPut && strings.HasSuffix(path, "/status"):
+		return EndpointUserStatus
+	case req.Method == http.MethodDelete && strings.Contains(path, "/users/"):
+		return EndpointDeleteUser
 	}
 	return Other
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -37,6 +36,7 @@ func TestClassify(t *testing.T) {
 		name       string
 		ctx        context.Context
 		err        error
+		lifecycle  bool // a lifecycle operation's attempt, not a creation's
 		wantKind   retry.Kind
 		wantReason messages.Reason
 	}{
@@ -84,6 +84,12 @@ func TestClassify(t *testing.T) {
 		{name: "422", err: api(422, 0), wantKind: retry.Rejected, wantReason: messages.ReasonZoomRejected},
 
 		{name: "deadline exceeded", err: context.DeadlineExceeded, wantKind: retry.Transient},
+		// Code 200 is the app's missing privilege on creation, but a
+		// refusal about the user on a status change or delete.
+		{name: "400 code 200 on a status change", err: api(400, 200), lifecycle: true, wantKind: retry.Rejected, wantReason: messages.ReasonZoomRejected},
+		{name: "400 code 4711 on a status change", err: api(400, 4711), lifecycle: true, wantKind: retry.AccountProblem},
+		{name: "404 on an update", err: api(404, 1001), lifecycle: true, wantKind: retry.NotFound, wantReason: messages.ReasonNotFound},
+		{name: "409 other than 1005", err: api(409, 3001), wantKind: retry.Rejected, wantReason: messages.ReasonZoomRejected},
 		{name: "connection refused", err: fmt.Errorf("zoom: create user: %w", refused), wantKind: retry.Transient},
 		{name: "unexpected eof", err: io.ErrUnexpectedEOF, wantKind: retry.Transient},
 		{name: "plain error", err: errors.New("zoom: get user: empty id"), wantKind: retry.Transient},
@@ -94,7 +100,7 @@ func TestClassify(t *testing.T) {
 			ctx = background
 		}
 		t.Run(tc.name, func(t *testing.T) {
-			kind, reason := classify(ctx, tc.err)
+			kind, reason := classify(ctx, tc.err, tc.lifecycle)
 			if kind != tc.wantKind || reason != tc.wantReason {
 				t.Errorf("classify(%v) = %v, %q; want %v, %q", tc.err, kind, reason, tc.wantKind, tc.wantReason)
 			}
@@ -105,7 +111,7 @@ func TestClassify(t *testing.T) {
 		// Wrapping must not change anything: errors.As, never the text.
 		t.Run(tc.name+" wrapped", func(t *testing.T) {
 			err := fmt.Errorf("provision: attempt 2: %w", tc.err)
-			kind, reason := classify(ctx, err)
+			kind, reason := classify(ctx, err, tc.lifecycle)
 			if kind != tc.wantKind || reason != tc.wantReason {
 				t.Errorf("classify(%v) = %v, %q; want %v, %q", err, kind, reason, tc.wantKind, tc.wantReason)
 			}
@@ -122,40 +128,9 @@ func TestClassifyAccountCodes(t *testing.T) {
 	}
 	for _, code := range want {
 		err := &zoom.APIError{StatusCode: 400, Code: code}
-		if kind, _ := classify(context.Background(), err); kind != retry.AccountProblem {
+		if kind, _ := classify(context.Background(), err, false); kind != retry.AccountProblem {
 			t.Errorf("classify(%v) = %v; want %v", err, kind, retry.AccountProblem)
 		}
-	}
-}
-
-func TestBestEffortEmail(t *testing.T) {
-	long := strings.Repeat("a", 309) + "@example.com" // 321 bytes
-	fits := strings.Repeat("a", 308) + "@example.com" // 320 bytes
-	tests := []struct {
-		name string
-		data string
-		want string
-	}{
-		{name: "object", data: `{"action":"create","user_info":{"email":"alice@example.com","type":1}}`, want: "alice@example.com"},
-		{name: "object with invalid other fields", data: `{"action":"bogus","user_info":{"email":"bob@example.com","type":"one"}}`, want: "bob@example.com"},
-		{name: "string-encoded user_info", data: `{"action":"create","user_info":"{\"email\":\"carol@example.com\",\"type\":1}"}`, want: "carol@example.com"},
-		{name: "string-encoded garbage", data: `{"user_info":"not json"}`, want: ""},
-		{name: "no user_info", data: `{"action":"create"}`, want: ""},
-		{name: "null user_info", data: `{"user_info":null}`, want: ""},
-		{name: "user_info array", data: `{"user_info":["dave@example.com"]}`, want: ""},
-		{name: "email not a string", data: `{"user_info":{"email":42}}`, want: ""},
-		{name: "garbage", data: `not json at all`, want: ""},
-		{name: "truncated", data: `{"user_info":{"email":"erin@example.com"`, want: ""},
-		{name: "empty", data: ``, want: ""},
-		{name: "overlong email", data: `{"user_info":{"email":"` + long + `"}}`, want: ""},
-		{name: "longest email", data: `{"user_info":{"email":"` + fits + `"}}`, want: fits},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := bestEffortEmail([]byte(tc.data)); got != tc.want {
-				t.Errorf("bestEffortEmail(%.80q) = %q; want %q", tc.data, got, tc.want)
-			}
-		})
 	}
 }
 

@@ -24,14 +24,6 @@ const (
 	CredentialsUnchecked = "unchecked"
 )
 
-// tokenChecker is the part of *zoom.Client that tells whether the
-// credentials are accepted, fetching a token only when none is cached.
-type tokenChecker interface {
-	TokenValid(ctx context.Context) error
-}
-
-var _ tokenChecker = (*zoom.Client)(nil)
-
 // credentials is what the service knows about its Zoom credentials.
 type credentials struct {
 	mu     sync.Mutex
@@ -61,7 +53,7 @@ const credentialsCheckTimeout = 15 * time.Second
 // requests. Readiness reads the result, so probes never cost a token
 // request: a cached token answers most checks without a call, and checks
 // stop while all is well.
-func (s *Service) watchCredentials(ctx context.Context, tc tokenChecker) {
+func (s *Service) watchCredentials(ctx context.Context, tc Credentials) {
 	sched := retry.Schedule{Initial: min(time.Second, s.cfg.CredentialsCheck), Max: s.cfg.CredentialsCheck, Jitter: 0.1}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -70,9 +62,9 @@ func (s *Service) watchCredentials(ctx context.Context, tc tokenChecker) {
 	for {
 		// Subscribe before checking, so a hold that begins during the
 		// check is not missed.
-		changed := s.hold.subscribe()
+		changed := s.hold.Changed()
 		s.checkCredentials(ctx, tc)
-		if state, _ := s.creds.get(); state != CredentialsAccepted || s.hold.remaining(s.now()) > 0 {
+		if state, _ := s.creds.get(); state != CredentialsAccepted || s.hold.Remaining() > 0 {
 			n++
 			timer.Reset(sched.Delay(n))
 		} else {
@@ -90,7 +82,7 @@ func (s *Service) watchCredentials(ctx context.Context, tc tokenChecker) {
 
 // checkCredentials asks for a token once and records the answer. Accepted
 // credentials lift a hold that refused credentials began.
-func (s *Service) checkCredentials(ctx context.Context, tc tokenChecker) {
+func (s *Service) checkCredentials(ctx context.Context, tc Credentials) {
 	cctx, cancel := context.WithTimeout(ctx, credentialsCheckTimeout)
 	defer cancel()
 	err := tc.TokenValid(cctx)
@@ -117,7 +109,7 @@ func (s *Service) checkCredentials(ctx context.Context, tc tokenChecker) {
 // check or a successful call) and lifts a hold on refused credentials.
 func (s *Service) credentialsAccepted() {
 	s.creds.set(CredentialsAccepted, "")
-	if s.hold.lift(s.now()) {
+	if s.hold.Lift() {
 		s.log.Info().Msg("zoom accepts the credentials again; hold lifted")
 	}
 }

@@ -57,7 +57,9 @@ func checkExactlyOnce(t *testing.T, h *harness, ids []string, emails map[string]
 	if n := h.streamMsgCount("ZOOM_USERS_DLQ"); n != 0 {
 		t.Errorf("dead letters = %d; want 0", n)
 	}
-	eventually(t, 10*time.Second, func() (bool, string) {
+	// A request whose ack was lost (a restart) leaves after a redelivery:
+	// AckWait, then a second handling that finds its result stored.
+	eventually(t, 30*time.Second, func() (bool, string) {
 		n := h.streamMsgCount("ZOOM_USERS")
 		return n == 0, fmt.Sprintf("request stream holds %d messages", n)
 	})
@@ -74,8 +76,8 @@ func TestThousandRequests(t *testing.T) {
 			ids, emails := publishBatch(h, "k", 1000)
 			start := time.Now()
 			cfg := testConfig(5)
-			if b := os.Getenv("PULL_BATCH"); b != "" {
-				cfg.PullBatch, _ = strconv.Atoi(b)
+			if b := os.Getenv("FETCH_BATCH"); b != "" {
+				cfg.FetchBatch, _ = strconv.Atoi(b)
 			}
 			h.start(cfg)
 			evs := h.waitTerminal(2*time.Minute, ids...)

@@ -1,11 +1,13 @@
 package provision_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -19,7 +21,9 @@ import (
 
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/provision"
+	"github.com/zoomprov/consumer/internal/quota"
 	"github.com/zoomprov/consumer/internal/retry"
+	"github.com/zoomprov/consumer/internal/topology"
 	"github.com/zoomprov/consumer/internal/zoom"
 	"github.com/zoomprov/consumer/testenv"
 )
@@ -37,6 +41,23 @@ type harness struct {
 	nc  *nats.Conn
 	js  jetstream.JetStream
 	log *syncBuffer
+
+	// wrapZoom, if set, wraps the Zoom client of services started next
+	// (to inject a fault the simulator cannot produce, such as a panic).
+	wrapZoom func(*zoom.Client) provision.Zoom
+	// wrapLimiter, if set, wraps the pacer as the Zoom client's Limiter
+	// (to act just before a call leaves).
+	wrapLimiter func(zoom.Limiter) zoom.Limiter
+	// nextURL, if set, gives the NATS URL list each service connects to
+	// (seeds in another order for each, as two pods of one Deployment
+	// would have them after DNS).
+	nextURL func() string
+
+	// storeDir is the server's store ("" for a cluster); passwords are
+	// those of every request published, never to be found in the
+	// dead-letter stream.
+	storeDir  string
+	passwords []string
 
 	mu    sync.Mutex
 	runs  []*serviceRun
@@ -68,14 +89,23 @@ func newHarness(t testing.TB, simCfg testenv.SimConfig) *harness {
 	t.Helper()
 	var ns natsServer
 	var err error
+	dir := t.TempDir()
 	if bin := os.Getenv("NATS_SERVER_BIN"); bin != "" {
-		ns, err = testenv.StartNATSProcess(bin, t.TempDir())
+		ns, err = testenv.StartNATSProcess(bin, dir)
 	} else {
-		ns, err = testenv.StartNATS(testenv.NATSOptions{StoreDir: t.TempDir()})
+		ns, err = testenv.StartNATS(testenv.NATSOptions{StoreDir: dir})
 	}
 	if err != nil {
 		t.Fatalf("start nats: %v", err)
 	}
+	h := newHarnessOn(t, ns, simCfg)
+	h.storeDir = dir
+	return h
+}
+
+// newHarnessOn is newHarness on a server (or cluster) of the caller's.
+func newHarnessOn(t testing.TB, ns natsServer, simCfg testenv.SimConfig) *harness {
+	t.Helper()
 	sim := testenv.NewSimulator(simCfg)
 	nc, err := nats.Connect(ns.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
@@ -88,6 +118,7 @@ func newHarness(t testing.TB, simCfg testenv.SimConfig) *harness {
 	h := &harness{t: t, ns: ns, sim: sim, nc: nc, js: js, log: &syncBuffer{}}
 	t.Cleanup(func() {
 		h.stopAll()
+		h.checkNoPasswordAtRest()
 		nc.Close()
 		sim.Close()
 		ns.Shutdown()
@@ -96,10 +127,27 @@ func newHarness(t testing.TB, simCfg testenv.SimConfig) *harness {
 		}
 	})
 	// Provision up front so tests can publish before the service starts.
-	if err := provision.Provision(context.Background(), js, provision.DefaultTopology(), messages.Actions, 2*time.Second, 1000); err != nil {
+	if err := provisionTopology(js); err != nil {
 		t.Fatalf("provision: %v", err)
 	}
 	return h
+}
+
+// allActions are the actions of the contract, as the service names them.
+var allActions = func() []string {
+	var out []string
+	for _, a := range messages.Actions {
+		out = append(out, string(a))
+	}
+	return out
+}()
+
+// provisionTopology creates the contract's streams, buckets and consumers
+// as the service would (ack wait 2 s).
+func provisionTopology(js jetstream.JetStream) error {
+	_, err := topology.Reconcile(context.Background(), js, topology.Default(),
+		topology.Options{Actions: allActions, AckWait: 2 * time.Second, MaxAckPending: 1000})
+	return err
 }
 
 // testConfig is a service configuration with delays cut to milliseconds.
@@ -122,7 +170,7 @@ func testConfig(maxAttempts int) provision.Config {
 // the simulator's default credentials and the harness's debug log.
 func (h *harness) start(cfg provision.Config) *serviceRun {
 	h.t.Helper()
-	cfg.Logger = zerolog.New(h.log).Level(zerolog.DebugLevel)
+	cfg.Logger = zerolog.New(h.log).Level(zerolog.DebugLevel).With().Timestamp().Logger()
 	return h.startWith(cfg, zoom.Config{
 		AccountID: testenv.DefaultSimAccountID, ClientID: testenv.DefaultSimClientID, ClientSecret: testenv.DefaultSimClientSecret,
 		BaseURL: h.sim.APIURL(), TokenURL: h.sim.TokenURL(), Timeout: 2 * time.Second,
@@ -134,7 +182,11 @@ func (h *harness) start(cfg provision.Config) *serviceRun {
 func (h *harness) startWith(cfg provision.Config, zcfg zoom.Config) *serviceRun {
 	h.t.Helper()
 	closed := make(chan struct{})
-	nc, err := nats.Connect(h.ns.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond),
+	url := h.ns.URL()
+	if h.nextURL != nil {
+		url = h.nextURL()
+	}
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.DontRandomize(),
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
 	if err != nil {
 		h.t.Fatalf("connect: %v", err)
@@ -144,14 +196,21 @@ func (h *harness) startWith(cfg provision.Config, zcfg zoom.Config) *serviceRun 
 		h.t.Fatalf("jetstream: %v", err)
 	}
 	if cfg.Pacer == nil {
-		cfg.Pacer = provision.NewPacer(0)
+		cfg.Pacer = quota.NewPacer(0, quota.NewGates(nil))
 	}
 	zcfg.Limiter = cfg.Pacer
+	if h.wrapLimiter != nil {
+		zcfg.Limiter = h.wrapLimiter(cfg.Pacer)
+	}
 	zc, err := zoom.New(zcfg)
 	if err != nil {
 		h.t.Fatalf("zoom client: %v", err)
 	}
-	svc, err := provision.New(js, zc, cfg)
+	var z provision.Zoom = zc
+	if h.wrapZoom != nil {
+		z = h.wrapZoom(zc)
+	}
+	svc, err := provision.New(js, z, cfg)
 	if err != nil {
 		h.t.Fatalf("provision.New: %v", err)
 	}
@@ -226,13 +285,49 @@ func (h *harness) stopAll() {
 // publish publishes a request with a Nats-Msg-Id.
 func (h *harness) publish(id, action, body string) {
 	h.t.Helper()
-	m := nats.NewMsg("zoom.users.create." + action)
+	m := nats.NewMsg(topology.Default().RequestSubject(action))
 	m.Data = []byte(body)
+	h.mu.Lock()
+	for _, pw := range passwordPattern.FindAllStringSubmatch(body, -1) {
+		h.passwords = append(h.passwords, pw[1])
+	}
+	h.mu.Unlock()
 	if id != "" {
 		m.Header.Set(jetstream.MsgIDHeader, id)
 	}
 	if _, err := h.js.PublishMsg(context.Background(), m); err != nil {
 		h.t.Fatalf("publish %s: %v", id, err)
+	}
+}
+
+// passwordPattern finds a password in a body, also inside a string.
+var passwordPattern = regexp.MustCompile(`\\?"password\\?"\s*:\s*\\?"([^"\\]+)`)
+
+// checkNoPasswordAtRest searches the dead-letter stream, its messages as
+// the server returns them and its files, for the password of any request
+// the test published: dead letters keep them only sealed or redacted.
+func (h *harness) checkNoPasswordAtRest() {
+	h.mu.Lock()
+	passwords := h.passwords
+	h.mu.Unlock()
+	if len(passwords) == 0 {
+		return
+	}
+	stored, err := testenv.StreamBytes(context.Background(), h.js, "ZOOM_USERS_DLQ")
+	if err != nil {
+		h.t.Error(err)
+	}
+	if h.storeDir != "" {
+		files, err := testenv.StreamFiles(h.storeDir, "ZOOM_USERS_DLQ")
+		if err != nil {
+			h.t.Error(err)
+		}
+		stored = append(stored, files...)
+	}
+	for _, pw := range passwords {
+		if len(pw) >= 4 && bytes.Contains(stored, []byte(pw)) {
+			h.t.Errorf("the dead-letter stream holds the password %q in plain text", pw)
+		}
 	}
 }
 
@@ -263,6 +358,16 @@ func (h *harness) storedMsgs(stream string) []*jetstream.RawStreamMsg {
 		out = append(out, m)
 	}
 	return out
+}
+
+// stream returns a stream's handle.
+func (h *harness) stream(name string) jetstream.Stream {
+	h.t.Helper()
+	s, err := h.js.Stream(context.Background(), name)
+	if err != nil {
+		h.t.Fatalf("stream %s: %v", name, err)
+	}
+	return s
 }
 
 func (h *harness) streamMsgCount(stream string) uint64 {

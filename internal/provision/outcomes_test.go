@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,6 +48,18 @@ func TestOutcomes(t *testing.T) {
 			body:  `{"action":"ssoCreate","user_info":{"email":"bob@example.com","type":1}}`,
 			setup: func(sim *testenv.Simulator) { sim.AddUser("bob@example.com", 1) },
 			want:  want{outcome: messages.OutcomeExists, httpStatus: 409, zoomCode: 1005, zoomCalls: true},
+		},
+		// Only 409 with code 1005 means "already in the account"; another
+		// 409 is a conflict retrying cannot resolve: a zoom_rejected dead
+		// letter, never "exists".
+		{
+			name: "409 with another code", action: "ssoCreate",
+			body: `{"action":"ssoCreate","user_info":{"email":"conflict@example.com","type":1}}`,
+			setup: func(sim *testenv.Simulator) {
+				// Only the POST: a look-up would find no such user.
+				sim.FailNext(1, testenv.Fault{Status: 409, Code: 3001, Message: "Conflict."})
+			},
+			want: want{outcome: messages.OutcomeFailed, reason: messages.ReasonZoomRejected, httpStatus: 409, zoomCode: 3001, dlq: true, zoomCalls: true},
 		},
 		{
 			name: "invalid before Zoom", action: "custCreate",
@@ -158,8 +171,8 @@ func TestOutcomes(t *testing.T) {
 					t.Fatalf("dead letters = %d; want 1", len(dlq))
 				}
 				m := dlq[0]
-				if string(m.Data) != tc.body {
-					t.Errorf("dead letter body = %q; want the original %q", m.Data, tc.body)
+				if want := strings.Replace(tc.body, `"password1"`, `"`+messages.PasswordRedacted+`"`, 1); string(m.Data) != want {
+					t.Errorf("dead letter body = %q; want the original with the password redacted, %q", m.Data, want)
 				}
 				if want := "zoom.users.dlq." + tc.action; m.Subject != want {
 					t.Errorf("dead letter subject = %s; want %s", m.Subject, want)

@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zoomprov/consumer/internal/messages"
-	"github.com/zoomprov/consumer/internal/provision"
+	"github.com/zoomprov/consumer/internal/topology"
 	"github.com/zoomprov/consumer/testenv"
 )
 
@@ -51,7 +51,7 @@ func poisonCatalogue() []poisonRequest {
 	// Slightly less than the request stream's size limit (larger requests
 	// are refused at publish time; see TestPoisonAtMaxPayload), far above
 	// the 64 KiB body limit.
-	big := user("create", `{`+ok+`,"first_name":"`+strings.Repeat("b", provision.MaxRequestBytes-2048)+`"}`)
+	big := user("create", `{`+ok+`,"first_name":"`+strings.Repeat("b", topology.MaxRequestBytes-2048)+`"}`)
 
 	return []poisonRequest{
 		// Not JSON, or not one JSON object.
@@ -190,8 +190,16 @@ func TestPoisonRequests(t *testing.T) {
 			if m == nil {
 				t.Fatalf("no dead letter")
 			}
-			if string(m.Data) != p.body {
-				t.Errorf("dead letter body (%d bytes) differs from the request (%d bytes); want it byte for byte", len(m.Data), len(p.body))
+			// Byte for byte, but for the passwords, which a service
+			// without a seal key redacts.
+			want := passwordPattern.ReplaceAllStringFunc(p.body, func(m string) string {
+				return m[:strings.LastIndex(m, passwordPattern.FindStringSubmatch(m)[1])] + messages.PasswordRedacted
+			})
+			if string(m.Data) != want {
+				t.Errorf("dead letter body\n%q\nwant the request with only its passwords redacted:\n%q", m.Data, want)
+			}
+			if hasPassword := want != p.body; hasPassword != (m.Header.Get(messages.HeaderPassword) == messages.PasswordRedacted) {
+				t.Errorf("Zoom-Password header %q; want %q exactly when the body had a password", m.Header.Get(messages.HeaderPassword), messages.PasswordRedacted)
 			}
 			if want := "zoom.users.dlq." + p.subject; m.Subject != want {
 				t.Errorf("dead letter subject = %s; want %s", m.Subject, want)
@@ -280,7 +288,7 @@ func TestPoisonAtMaxPayload(t *testing.T) {
 		t.Fatalf("publishing a %d-byte request succeeded; want the request stream to refuse it", len(huge))
 	}
 	// The largest request the stream takes still gets its dead letter.
-	largest := user("create", `{"email":"max@example.com","type":1,"first_name":"`+strings.Repeat("m", provision.MaxRequestBytes-300)+`"}`)
+	largest := user("create", `{"email":"max@example.com","type":1,"first_name":"`+strings.Repeat("m", topology.MaxRequestBytes-300)+`"}`)
 	h.publish("poison-max", "create", largest)
 	h.start(testConfig(3))
 	term := terminal(h.waitTerminal(15*time.Second, "poison-max")["poison-max"])

@@ -1,13 +1,17 @@
 // Package provision is the JetStream loop of the Zoom provisioning
-// consumer: it pulls requests from one durable consumer per action, calls
-// Zoom with bounded concurrency, and turns every request into exactly one
-// outcome (a result event, a dead letter, or a redelivery later). It is the
-// only package that knows NATS, Zoom, the wire messages and the retry
-// policy together.
+// consumer: it fetches requests from one durable consumer per action, as
+// many as it has free workers, calls Zoom, and turns every request into
+// exactly one outcome (a result event, a dead letter, or a redelivery
+// later).
+//
+// One request goes: fetch.go (dispatch) → handle.go (what happened) →
+// retry.Policy.Decide (what to do about it) → settle.go (do it: the only
+// file that acks, naks or terminates).
 package provision
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -16,15 +20,17 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/metrics"
+	"github.com/zoomprov/consumer/internal/order"
+	"github.com/zoomprov/consumer/internal/quota"
 	"github.com/zoomprov/consumer/internal/retry"
+	"github.com/zoomprov/consumer/internal/seal"
+	"github.com/zoomprov/consumer/internal/topology"
 	"github.com/zoomprov/consumer/internal/zoom"
 )
 
@@ -32,23 +38,36 @@ import (
 type Zoom interface {
 	CreateUser(ctx context.Context, req zoom.CreateUserRequest) (zoom.Response, error)
 	GetUser(ctx context.Context, idOrEmail string) (zoom.Response, error)
+	UpdateUser(ctx context.Context, idOrEmail string, user json.RawMessage) (zoom.Response, error)
+	SetUserStatus(ctx context.Context, idOrEmail string, action string) (zoom.Response, error)
+	DeleteUser(ctx context.Context, idOrEmail string, opts zoom.DeleteOptions) (zoom.Response, error)
 }
 
 var _ Zoom = (*zoom.Client)(nil)
 
+// Credentials tells whether Zoom accepts the app's credentials, fetching a
+// token only when none is cached. *zoom.Client has it.
+type Credentials interface {
+	TokenValid(ctx context.Context) error
+}
+
+var _ Credentials = (*zoom.Client)(nil)
+
 // Config configures a Service. Zero values mean the documented defaults.
 type Config struct {
-	// Topology names the streams and consumers; zero means DefaultTopology.
-	Topology Topology
-	// Actions are the actions this instance serves; nil means all four.
-	Actions []messages.Action
+	// Topology names the streams and consumers; zero means
+	// topology.Default().
+	Topology topology.Topology
+	// Actions are the creation actions and lifecycle operations this
+	// instance serves; nil means all (topology.Actions).
+	Actions []string
 	// MaxInFlight is how many requests are handled at once; zero means 64.
 	MaxInFlight int
 	// MaxAttempts is how many deliveries may fail transiently before a
 	// request is dead-lettered; zero means 10.
 	MaxAttempts int
-	// AckWait is the consumers' ack wait; zero means 30s. Long calls send
-	// progress heartbeats every third of it.
+	// AckWait is the consumers' ack wait; zero means 30s. Requests in hand
+	// get progress heartbeats every third of it.
 	AckWait time.Duration
 	// MaxAckPending is each consumer's limit of unacknowledged messages;
 	// zero means 1000.
@@ -60,17 +79,21 @@ type Config struct {
 	// shutdown begins before they are cut off and handed back; zero means
 	// 20s.
 	ShutdownTimeout time.Duration
-	// PullBatch is how many messages each action's iterator buffers; zero
-	// means 1, so no message waits unheartbeated in a client buffer while
-	// Zoom is slow.
-	PullBatch int
-	// Provision creates or updates streams and consumers on Run.
+	// FetchBatch is the most messages one fetch asks for; zero means
+	// MaxInFlight. A fetch never asks for more than there are free
+	// workers, so no message waits in a client buffer unseen.
+	FetchBatch int
+	// Provision creates or reconciles streams, buckets and consumers on
+	// Run; otherwise Run only checks that they exist.
 	Provision bool
+	// Replicas is the replica count of the streams and buckets Run creates
+	// or raises: topology.AutoReplicas (zero) or an explicit number.
+	Replicas int
 	// Pacer paces Zoom calls at this replica's share of the account's
 	// budget and enforces the quota gates; pass the same Pacer to the Zoom
-	// client as its Limiter. Nil means NewPacer(0): no pacing, gates only
-	// where the service itself checks them.
-	Pacer *Pacer
+	// client as its Limiter. The service reads it and its gates, never
+	// reconfigures it. Nil means quota.NewPacer(0, …): no pacing.
+	Pacer *quota.Pacer
 	// NoPause keeps the service from pausing consumers when a quota gate
 	// closes; the gate alone then holds the work, as on servers older than
 	// 2.11 (detected by itself).
@@ -78,6 +101,8 @@ type Config struct {
 	// ReplicaID names this replica in the quota bucket; empty means the
 	// host name plus a random suffix.
 	ReplicaID string
+	// Seal seals the passwords in dead letters' bodies; nil redacts them.
+	Seal *seal.Keyring
 	// Policy is the retry policy; zero means retry.DefaultPolicy.
 	Policy retry.Policy
 	// Logger receives one line per outcome; zero value logs nothing.
@@ -89,21 +114,17 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// TracerProvider makes the span around each request; nil means otel's
 	// global provider, which by default records nothing and only carries a
-	// request's trace context through to its result and dead letter. Pass
-	// an SDK provider to start traces for requests without one.
+	// request's trace context through to its result and dead letter.
 	TracerProvider trace.TracerProvider
 	// Credentials, if not nil, is asked whether Zoom accepts the app's
-	// credentials (pass the *zoom.Client): at start-up, then while the
-	// service is held or they are not known to be accepted, every
-	// CredentialsCheck. Status reports the answer for readiness probes.
-	// Nil checks nothing: Status says CredentialsUnchecked until a Zoom
-	// call tells.
-	Credentials interface {
-		TokenValid(ctx context.Context) error
-	}
+	// credentials: at start-up, then while the service is held or they are
+	// not known to be accepted, every CredentialsCheck. Status reports the
+	// answer for readiness probes. Nil checks nothing: Status says
+	// CredentialsUnchecked until a Zoom call tells.
+	Credentials Credentials
 	// CredentialsCheck is the longest interval between two checks of
-	// Credentials (each a token request, unless one is cached): they start
-	// a second apart and slow down to this; zero means 30s.
+	// Credentials: they start a second apart and slow down to this; zero
+	// means 30s.
 	CredentialsCheck time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -111,10 +132,10 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.Topology.RequestStream == "" {
-		c.Topology = DefaultTopology()
+		c.Topology = topology.Default()
 	}
 	if len(c.Actions) == 0 {
-		c.Actions = messages.Actions
+		c.Actions = topology.Actions()
 	}
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 64
@@ -134,8 +155,8 @@ func (c *Config) setDefaults() {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 20 * time.Second
 	}
-	if c.PullBatch <= 0 {
-		c.PullBatch = 1
+	if c.FetchBatch <= 0 || c.FetchBatch > c.MaxInFlight {
+		c.FetchBatch = c.MaxInFlight
 	}
 	if c.Policy.MaxAttempts == 0 {
 		c.Policy = retry.DefaultPolicy(c.MaxAttempts)
@@ -148,6 +169,13 @@ func (c *Config) setDefaults() {
 	}
 	if c.CredentialsCheck <= 0 {
 		c.CredentialsCheck = 30 * time.Second
+	}
+	if c.ReplicaID == "" {
+		host, _ := os.Hostname()
+		c.ReplicaID = fmt.Sprintf("%s-%06x", sanitizeKey(host), rand.IntN(1<<24))
+	}
+	if c.Pacer == nil {
+		c.Pacer = quota.NewPacer(0, quota.NewGates(c.Now))
 	}
 }
 
@@ -162,41 +190,44 @@ type Service struct {
 	zoom  Zoom
 	log   zerolog.Logger
 	now   func() time.Time
-	rand  func() float64
-	topo  Topology
-	hold  hold
+	topo  topology.Topology
+	hold  *quota.Hold
 	track inflight
-	pacer *Pacer
-	gates *gates
+	pacer *quota.Pacer
+	gates *quota.Gates
 	creds credentials
+	free  *slots
 
 	metrics *metrics.Metrics
 	tracer  trace.Tracer
 
-	replicaID string
-	attempts  jetstream.KeyValue
-	quotaKV   jetstream.KeyValue
+	// Set by Run before any request is handled.
+	attempts jetstream.KeyValue
+	coord    *quota.Coordinator
+	order    *order.Index
 
-	mu    sync.Mutex
-	bound bool
+	mu        sync.Mutex
+	bound     bool
+	boundOnce sync.Once
+	boundCh   chan struct{}
 }
 
 // New returns a Service that consumes through js and calls z.
 func New(js jetstream.JetStream, z Zoom, cfg Config) (*Service, error) {
 	cfg.setDefaults()
-	for _, a := range cfg.Actions {
-		if !a.Valid() {
-			return nil, fmt.Errorf("provision: unknown action %q", a)
-		}
-	}
 	s := &Service{
-		cfg:  cfg,
-		js:   js,
-		zoom: z,
-		log:  cfg.Logger,
-		now:  cfg.Now,
-		rand: cfg.Policy.Rand,
-		topo: cfg.Topology,
+		cfg:   cfg,
+		js:    js,
+		zoom:  z,
+		log:   cfg.Logger,
+		now:   cfg.Now,
+		topo:  cfg.Topology,
+		hold:  quota.NewHold(cfg.Now),
+		pacer: cfg.Pacer,
+		gates: cfg.Pacer.Gates(),
+		free:  newSlots(cfg.MaxInFlight),
+
+		boundCh: make(chan struct{}),
 
 		metrics: cfg.Metrics,
 		tracer:  cfg.TracerProvider.Tracer(tracerName),
@@ -206,7 +237,7 @@ func New(js jetstream.JetStream, z Zoom, cfg Config) (*Service, error) {
 	// without one a lost acknowledgement would leave its future pending
 	// for good.
 	pub, err := jetstream.New(js.Conn(),
-		jetstream.WithPublishAsyncTimeout(publishTimeout),
+		jetstream.WithPublishAsyncTimeout(publishAckTimeout),
 		jetstream.WithPublishAsyncMaxPending(max(4*cfg.MaxInFlight, 256)))
 	if err != nil {
 		return nil, fmt.Errorf("provision: publisher: %w", err)
@@ -216,20 +247,6 @@ func New(js jetstream.JetStream, z Zoom, cfg Config) (*Service, error) {
 	if cfg.Credentials != nil {
 		s.creds.state = CredentialsUnverified
 	}
-	if s.rand == nil {
-		s.rand = rand.Float64
-	}
-	s.replicaID = cfg.ReplicaID
-	if s.replicaID == "" {
-		host, _ := os.Hostname()
-		s.replicaID = fmt.Sprintf("%s-%06x", sanitizeKey(host), rand.IntN(1<<24))
-	}
-	s.pacer = cfg.Pacer
-	if s.pacer == nil {
-		s.pacer = NewPacer(0)
-	}
-	s.pacer.now = cfg.Now
-	s.gates = &s.pacer.gates
 	return s, nil
 }
 
@@ -251,12 +268,15 @@ type Status struct {
 	RateShare float64 `json:"rate_share"`
 	Pace      float64 `json:"pace"`
 	// Gates are the quota gates closed now.
-	Gates []Gate `json:"gates,omitempty"`
+	Gates []quota.Gate `json:"gates,omitempty"`
 	// ZoomCredentials is CredentialsAccepted, CredentialsRejected,
 	// CredentialsUnverified or CredentialsUnchecked, and
 	// ZoomCredentialsError the last check's error when not accepted.
 	ZoomCredentials      string `json:"zoom_credentials"`
 	ZoomCredentialsError string `json:"zoom_credentials_error,omitempty"`
+	// OrderReads is how often this replica read the request stream to
+	// keep the per-user order: its cost.
+	OrderReads uint64 `json:"order_reads"`
 }
 
 // Status reports the service's state.
@@ -264,16 +284,19 @@ func (s *Service) Status() Status {
 	s.mu.Lock()
 	bound := s.bound
 	s.mu.Unlock()
-	now := s.now()
-	until, reason, held := s.hold.state(now)
+	until, reason, held := s.hold.State()
 	st := Status{Bound: bound, Held: held, HeldUntil: until, HeldReason: reason, InFlight: s.track.count()}
-	st.RateShare, st.Replicas, st.Pace = s.pacer.current()
-	for _, gt := range s.gates.all() {
-		if now.Before(gt.Until) {
+	st.RateShare, st.Replicas, st.Pace = s.pacer.Current()
+	now := s.now()
+	for _, gt := range s.gates.All() {
+		if gt.Closed(now) {
 			st.Gates = append(st.Gates, gt)
 		}
 	}
 	st.ZoomCredentials, st.ZoomCredentialsError = s.creds.get()
+	if o := s.orderIndex(); o != nil {
+		st.OrderReads = o.Reads()
+	}
 	return st
 }
 
@@ -313,32 +336,17 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	if s.cfg.Provision {
-		if err := Provision(ctx, s.js, s.topo, s.cfg.Actions, s.cfg.AckWait, s.cfg.MaxAckPending); err != nil {
-			return startFailed(err)
-		}
-	} else if err := Check(ctx, s.js, s.topo, s.cfg.Actions); err != nil {
+	if err := s.prepare(ctx); err != nil {
 		return startFailed(err)
 	}
-	kv, err := s.js.KeyValue(ctx, s.topo.AttemptsBucket)
-	if err != nil {
-		return startFailed(fmt.Errorf("provision: key-value bucket %s: %w", s.topo.AttemptsBucket, err))
-	}
-	s.attempts = kv
-	if s.quotaKV, err = s.js.KeyValue(ctx, s.topo.QuotaBucket); err != nil {
-		return startFailed(fmt.Errorf("provision: key-value bucket %s: %w", s.topo.QuotaBucket, err))
-	}
-
-	feeds := make([]*feed, len(s.cfg.Actions))
+	consumers := make([]jetstream.Consumer, len(s.cfg.Actions))
 	for i, a := range s.cfg.Actions {
-		it, err := s.messages(ctx, a)
-		if err != nil {
-			for _, f := range feeds[:i] {
-				f.drain()
-			}
-			return startFailed(err)
+		if err := topology.Retry(ctx, func(ctx context.Context) (err error) {
+			consumers[i], err = s.js.Consumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(a))
+			return err
+		}); err != nil {
+			return startFailed(fmt.Errorf("provision: bind consumer %s: %w", s.topo.ConsumerName(a), err))
 		}
-		feeds[i] = &feed{it: it}
 	}
 
 	// Handling runs on a context that outlives ctx, so that shutdown lets
@@ -353,33 +361,33 @@ func (s *Service) Run(ctx context.Context) error {
 		workers.Go(func() {
 			for msg := range work {
 				s.handle(procCtx, msg)
+				s.free.release(1)
 			}
 		})
 	}
+	// runCtx ends on shutdown or when a dispatcher fails for good.
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
 	hbCtx, stopHB := context.WithCancel(context.Background())
-	var hb sync.WaitGroup
-	hb.Go(func() { s.track.heartbeat(hbCtx, s.cfg.AckWait/3) })
-	hb.Go(func() { s.sweepStrays(ctx) })
-	hb.Go(func() { s.watchGates(ctx) })
+	var bg sync.WaitGroup
+	bg.Go(func() { s.track.heartbeat(hbCtx, s.cfg.AckWait/3) })
+	bg.Go(func() { s.sweepStrays(runCtx) })
+	bg.Go(func() { s.coord.Run(runCtx) })
+	bg.Go(func() { s.pruneOrder(runCtx) })
 	if s.cfg.Credentials != nil {
-		hb.Go(func() { s.watchCredentials(ctx, s.cfg.Credentials) })
-	}
-	if s.pacer.budget > 0 {
-		hb.Go(func() { s.coordinate(ctx) })
+		bg.Go(func() { s.watchCredentials(runCtx, s.cfg.Credentials) })
 	}
 
-	fatal := make(chan error, len(feeds))
+	fatal := make(chan error, len(consumers))
 	var dispatchers sync.WaitGroup
 	for i, a := range s.cfg.Actions {
 		dispatchers.Go(func() {
-			if err := s.dispatch(ctx, a, feeds[i], work); err != nil {
+			if err := s.dispatch(runCtx, a, consumers[i], work); err != nil {
 				fatal <- err
 			}
 		})
 	}
-	s.mu.Lock()
-	s.bound = true
-	s.mu.Unlock()
+	s.setBound(true)
 	s.log.Info().Int("max_in_flight", s.cfg.MaxInFlight).Int("actions", len(s.cfg.Actions)).
 		Str("stream", s.topo.RequestStream).Msg("consuming")
 
@@ -388,15 +396,11 @@ func (s *Service) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case runErr = <-fatal:
 	}
-	s.mu.Lock()
-	s.bound = false
-	s.mu.Unlock()
+	stopRun()
+	s.setBound(false)
 
-	// Stop fetching. Draining lets each dispatcher see what was already
-	// buffered so it can hand it back at once instead of after AckWait.
-	for _, f := range feeds {
-		f.drain()
-	}
+	// Stop fetching; each dispatcher hands back what it fetched but had not
+	// started.
 	dispatchers.Wait()
 	close(work)
 
@@ -411,171 +415,117 @@ func (s *Service) Run(ctx context.Context) error {
 		<-done
 	}
 	stopHB()
-	hb.Wait()
+	bg.Wait()
 	s.log.Info().Msg("stopped consuming")
 	return runErr
 }
 
-// nextWait is how long a dispatcher waits for the next message right after
-// one arrived, before it asks again without a time limit. This works
-// around a race in nats.go v1.55's Messages(): Next skips sending the next
-// pull request while the pull goroutine has not yet marked the previous
-// one as sent, and with one message per pull the answer can arrive (and be
-// handed on) before it has; the following Next then waits with no pull
-// request outstanding until the missing-heartbeat check fires, 30 s later
-// (measured: about once per 100,000 messages under load, holding that
-// action's requests, or a lone request arriving meanwhile, for 30 s). A
-// Next that returns, even on a time-out, checks again and sends the pull
-// request, so the race costs at most nextWait. Only the call right after a
-// message is limited: a limited call re-arms the heartbeat check each
-// time, so the unlimited one that follows a time-out is what keeps that
-// check (and its recovery from a lost pull request) working.
-const nextWait = 50 * time.Millisecond
-
-func (s *Service) messages(ctx context.Context, a messages.Action) (jetstream.MessagesContext, error) {
-	cons, err := s.js.Consumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(a))
-	if err != nil {
-		return nil, fmt.Errorf("provision: bind consumer %s: %w", s.topo.ConsumerName(a), err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.PullBatch))
-	if err != nil {
-		return nil, fmt.Errorf("provision: consume %s: %w", s.topo.ConsumerName(a), err)
-	}
-	return it, nil
-}
-
-// feed is one action's message iterator, replaceable after the server
-// drops it, and drained exactly once on shutdown.
-type feed struct {
-	mu      sync.Mutex
-	it      jetstream.MessagesContext
-	drained bool
-}
-
-func (f *feed) current() jetstream.MessagesContext {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.it
-}
-
-// replace installs a new iterator; after drain it stops it instead.
-func (f *feed) replace(it jetstream.MessagesContext) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.drained {
-		it.Stop()
-		return false
-	}
-	f.it = it
-	return true
-}
-
-func (f *feed) drain() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.drained {
-		f.drained = true
-		f.it.Drain()
+func (s *Service) setBound(b bool) {
+	s.mu.Lock()
+	s.bound = b
+	s.mu.Unlock()
+	if b {
+		s.boundOnce.Do(func() { close(s.boundCh) })
 	}
 }
 
-// dispatch feeds one action's messages to the workers until the feed is
-// drained. While the account is held it fetches nothing new. Messages that
-// arrive after shutdown began are handed back at once.
-func (s *Service) dispatch(ctx context.Context, a messages.Action, f *feed, work chan<- jetstream.Msg) error {
-	stop := context.AfterFunc(ctx, f.drain)
-	defer stop()
-	brief := false // the last Next returned a message: see nextWait
-	for {
-		if ctx.Err() == nil {
-			s.hold.wait(ctx, s.now)
-			s.gates.wait(ctx, string(a), s.now)
+// Bound is closed once Run has bound every consumer and consumes.
+func (s *Service) Bound() <-chan struct{} { return s.boundCh }
+
+// prepare provisions or checks the topology and opens the buckets.
+func (s *Service) prepare(ctx context.Context) error {
+	if s.cfg.Provision {
+		changes, err := topology.Reconcile(ctx, s.js, s.topo, topology.Options{
+			Replicas: s.cfg.Replicas, Actions: s.cfg.Actions, AckWait: s.cfg.AckWait, MaxAckPending: s.cfg.MaxAckPending,
+		})
+		for _, ch := range changes {
+			ev := s.log.Info()
+			if ch.Kept {
+				ev = s.log.Warn()
+			}
+			ev.Str("resource", ch.Resource).Str("field", ch.Field).Msg(ch.String())
 		}
-		var msg jetstream.Msg
-		var err error
-		if brief {
-			msg, err = f.current().Next(jetstream.NextMaxWait(nextWait))
-		} else {
-			msg, err = f.current().Next()
-		}
-		brief = err == nil
 		if err != nil {
-			if errors.Is(err, nats.ErrTimeout) {
-				continue
-			}
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				if ctx.Err() != nil {
-					return nil
-				}
-				if errors.Is(err, jetstream.ErrConnectionClosed) {
-					return ErrConnectionClosed
-				}
-				// The consumer was deleted or the iterator died: bind again.
-				s.log.Warn().Err(err).Str("consumer", s.topo.ConsumerName(a)).Msg("consumer iterator closed; binding again")
-				it, err := s.rebind(ctx, a)
-				if err != nil {
-					return err
-				}
-				if it == nil || !f.replace(it) {
-					return nil
-				}
-				continue
-			}
-			if ctx.Err() == nil && !errors.Is(err, jetstream.ErrNoHeartbeat) {
-				s.log.Warn().Err(err).Str("consumer", s.topo.ConsumerName(a)).Msg("fetch error")
-			}
-			continue
+			return err
 		}
-		if ctx.Err() != nil {
-			s.handBack(msg)
-			continue
-		}
-		// While every worker is busy (Zoom slow or stalled) the message
-		// waits here; the heartbeat goroutine keeps it from being
-		// redelivered behind our back.
-		s.track.hold(msg, time.Now())
-		select {
-		case work <- msg:
-		case <-ctx.Done():
-			s.track.release(msg)
-			s.handBack(msg)
+	} else if err := topology.Retry(ctx, func(ctx context.Context) error {
+		return topology.Check(ctx, s.js, s.topo, s.cfg.Actions)
+	}); err != nil {
+		return err
+	}
+	// Each bind waits out an election, as provisioning does: a replica
+	// started while a node is down must not exit.
+	var quotaKV jetstream.KeyValue
+	var requests jetstream.Stream
+	var info *jetstream.StreamInfo
+	for _, step := range []struct {
+		what string
+		do   func(ctx context.Context) error
+	}{
+		{"key-value bucket " + s.topo.AttemptsBucket, func(ctx context.Context) (err error) {
+			s.attempts, err = s.js.KeyValue(ctx, s.topo.AttemptsBucket)
+			return err
+		}},
+		{"key-value bucket " + s.topo.QuotaBucket, func(ctx context.Context) (err error) {
+			quotaKV, err = s.js.KeyValue(ctx, s.topo.QuotaBucket)
+			return err
+		}},
+		{"stream " + s.topo.RequestStream, func(ctx context.Context) (err error) {
+			if requests, err = s.js.Stream(ctx, s.topo.RequestStream); err == nil {
+				info, err = requests.Info(ctx)
+			}
+			return err
+		}},
+	} {
+		if err := topology.Retry(ctx, step.do); err != nil {
+			return fmt.Errorf("provision: %s: %w", step.what, err)
 		}
 	}
+	s.coord = quota.NewCoordinator(quotaKV, s.pacer, quota.CoordinatorConfig{ReplicaID: s.cfg.ReplicaID, Conn: s.js.Conn(), Log: s.log, Backlog: s.backlog})
+	o := order.New(requests, s.topo, info.State.FirstSeq)
+	s.mu.Lock()
+	s.order = o
+	s.mu.Unlock()
+	return nil
 }
 
-// rebind recreates the iterator after the server dropped it (e.g. the
-// consumer was deleted by an operator), provisioning the consumer again if
-// allowed, with backoff until ctx ends.
-func (s *Service) rebind(ctx context.Context, a messages.Action) (jetstream.MessagesContext, error) {
-	sched := retry.Schedule{Initial: 250 * time.Millisecond, Max: 10 * time.Second, Jitter: 0.2}
-	for n := 1; ; n++ {
-		if s.cfg.Provision {
-			cc := s.topo.ConsumerConfig(a, s.cfg.AckWait, s.cfg.MaxAckPending)
-			if _, err := s.js.CreateOrUpdateConsumer(ctx, s.topo.RequestStream, cc); err != nil && ctx.Err() == nil {
-				s.log.Warn().Err(err).Str("consumer", cc.Durable).Msg("recreate consumer")
-			}
-		}
-		it, err := s.messages(ctx, a)
-		if err == nil {
-			return it, nil
-		}
-		if ctx.Err() != nil {
-			return nil, nil
-		}
-		s.log.Warn().Err(err).Msg("bind consumer")
+// orderIndex is s.order for readers that may run before Run sets it.
+func (s *Service) orderIndex() *order.Index {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.order
+}
+
+// pruneInterval is how often the order index forgets requests known to be
+// finished.
+const pruneInterval = 15 * time.Second
+
+// pruneOrder keeps the order index small: every pruneInterval it drops the
+// requests below the stream's first sequence and, per action, at or below
+// the consumer's acknowledgement floor, until ctx ends.
+func (s *Service) pruneOrder(ctx context.Context) {
+	t := time.NewTicker(pruneInterval)
+	defer t.Stop()
+	for {
 		select {
 		case <-ctx.Done():
-			return nil, nil
-		case <-time.After(sched.Delay(n)):
+			return
+		case <-t.C:
 		}
-	}
-}
-
-// handBack returns a message that was fetched but not started, so another
-// replica can take it at once.
-func (s *Service) handBack(msg jetstream.Msg) {
-	if err := msg.Nak(); err != nil {
-		s.log.Debug().Err(err).Msg("hand back message")
+		stream, err := s.js.Stream(ctx, s.topo.RequestStream)
+		if err != nil {
+			continue
+		}
+		floors := map[string]uint64{}
+		for _, a := range s.cfg.Actions {
+			if c, err := s.js.Consumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(a)); err == nil {
+				if info, err := c.Info(ctx); err == nil {
+					floors[a] = info.AckFloor.Stream
+				}
+			}
+		}
+		left := s.order.Prune(stream.CachedInfo().State.FirstSeq, floors)
+		s.log.Debug().Int("entries", left).Uint64("reads", s.order.Reads()).Msg("order index pruned")
 	}
 }
 

@@ -14,45 +14,57 @@ import (
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/metrics"
 	"github.com/zoomprov/consumer/internal/retry"
+	"github.com/zoomprov/consumer/internal/seal"
 	"github.com/zoomprov/consumer/internal/zoom"
 )
 
-// publishTimeout bounds each wait for a stream's acknowledgement. Settling
-// runs on its own context so a message whose handling ran out of time is
-// still settled.
-const publishTimeout = 10 * time.Second
+// publishAckTimeout bounds one wait for a stream's acknowledgement, and
+// settleTimeout all of settling: a publish that gets no answer (the
+// stream's leader died with it, or the stream has none while it elects
+// one, which takes up to ten seconds or so) is sent again, with the same
+// message id so the stream keeps one copy, until settleTimeout. The
+// request stays in hand, with heartbeats, meanwhile: handing it back would
+// repeat its Zoom call, and a user created by the first would end
+// "exists". Only the shutdown bound cuts it shorter.
+const (
+	publishAckTimeout = 2 * time.Second
+	settleTimeout     = time.Minute
+)
 
-// settleRetryDelay is the redelivery delay after the outcome could not be
-// recorded (NATS unreachable): the whole handling is repeated later, and
-// de-duplication of results and dead letters makes the repeat harmless.
-const settleRetryDelay = 5 * time.Second
-
-// settle carries out a decision. It is the only code that acks, naks or
-// terminates: the outcome is published first and the stream's
-// acknowledgement awaited, and only then is the request acknowledged, so a
-// crash at any point leaves the request to be handled again rather than
-// lost.
-func (s *Service) settle(ctx context.Context, log dlog, d *delivery, a attempt, dec retry.Decision) {
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+// settle carries out a decision. It switches on the verdict only, never on
+// what caused it, and it is the only code that acks, naks or terminates:
+// the outcome is published first and the stream's acknowledgement awaited,
+// and only then is the request acknowledged, so a crash at any point
+// leaves the request to be handled again rather than lost. When the
+// outcome cannot be recorded, that is decided like anything else.
+func (s *Service) settle(ctx context.Context, d *delivery, a attempt, dec retry.Decision) {
+	// ctx ends only when the shutdown bound is reached (not with the
+	// delivery's own time limit, which handle keeps to itself).
+	sctx, cancel := context.WithTimeout(ctx, settleTimeout)
 	defer cancel()
+	log := dlog{s: s, d: d, subject: d.stray}
+	unrecorded := func(err error) {
+		log.Error().AnErr("publish_error", err).Msg("could not record the outcome")
+		s.settle(ctx, d, attempt{kind: retry.Unrecorded, err: err}, s.decide(d, retry.Outcome{Kind: retry.Unrecorded, Try: 1}))
+	}
 	switch dec.Verdict {
 	case retry.Ack:
 		res := s.result(d, a)
 		res.Outcome = a.outcome
 		res.ZoomUserID = a.user.User.ID
 		if err := s.publishResult(sctx, res); err != nil {
-			s.unsettled(log, d, a, err)
+			unrecorded(err)
 			return
 		}
 		if d.delivered > 1 {
 			s.forgetFailures(sctx, d)
 		}
-		s.ack(log, d, d.msg.Ack())
-		s.creds.set(CredentialsAccepted, "")
-		if s.hold.clear() {
+		s.ack(sctx, log, d)
+		s.credentialsAccepted()
+		if s.hold.Clear() {
 			log.Info().Msg("account problem resolved; taking new work again")
 		}
-		s.logEvent(log.Info(), d, a, string(a.outcome)).Str("zoom_user_id", res.ZoomUserID).Msg("user provisioned")
+		s.recordOutcome(log.Info(), d, a, string(a.outcome)).Str("zoom_user_id", res.ZoomUserID).Msg("request done")
 
 	case retry.DeadLetter:
 		if dec.Exhausted {
@@ -61,67 +73,86 @@ func (s *Service) settle(ctx context.Context, log dlog, d *delivery, a attempt, 
 		res := s.result(d, a)
 		res.Outcome = messages.OutcomeFailed
 		if err := s.publishDeadLetter(sctx, d, a); err != nil {
-			s.unsettled(log, d, a, err)
+			unrecorded(err)
 			return
 		}
 		if err := s.publishResult(sctx, res); err != nil {
-			s.unsettled(log, d, a, err)
+			unrecorded(err)
 			return
 		}
-		if d.delivered > 1 {
+		if d.delivered > 1 || dec.Exhausted {
 			s.forgetFailures(sctx, d)
 		}
-		s.ack(log, d, s.terminate(d.msg, string(a.reason)))
+		s.logSettleErr(log, s.terminate(d.msg, string(a.reason)))
 		s.metrics.DeadLetter(knownAction(d.action), string(a.reason))
-		s.logEvent(log.Warn(), d, a, string(messages.OutcomeFailed)).Str("reason", string(a.reason)).Msg("request dead-lettered")
+		s.recordOutcome(log.Warn(), d, a, string(messages.OutcomeFailed)).Str("reason", string(a.reason)).Msg("request dead-lettered")
 
-	case retry.NakAfter:
-		switch a.kind {
-		case retry.RateLimited:
-			retryAt := s.now().Add(dec.Delay)
-			res := s.result(d, a)
-			res.Outcome = messages.OutcomeDeferred
-			res.RetryAt = retryAt.UTC().Format(time.RFC3339)
-			if err := s.publishResult(sctx, res); err != nil {
-				s.unsettled(log, d, a, err)
-				return
-			}
-			s.ack(log, d, d.msg.NakWithDelay(dec.Delay))
-			s.logEvent(log.Info(), d, a, string(messages.OutcomeDeferred)).Time("retry_at", retryAt).Msg("quota exhausted; request deferred")
-		case retry.Transient:
-			// Only the last try of a delivery naks for a transient
-			// failure, and handle read the count before deciding.
-			n := d.failed + 1
-			if err := s.recordFailure(sctx, d, n); err != nil {
-				log.Warn().Err(err).Msg("could not record the failure count")
-			}
-			s.ack(log, d, d.msg.NakWithDelay(dec.Delay))
-			s.logEvent(log.Warn(), d, a, metrics.OutcomeRetry).Int("failed_deliveries", n).Dur("retry_delay", dec.Delay).Msg("transient failure; redelivery scheduled")
-		default: // interrupted by shutdown: give it back at once
-			s.ack(log, d, d.msg.Nak())
-			s.logEvent(log.Info(), d, a, metrics.OutcomeHandedBack).Msg("shutdown interrupted the request; handed back")
+	case retry.Defer:
+		retryAt := s.now().Add(dec.Delay)
+		res := s.result(d, a)
+		res.Outcome = messages.OutcomeDeferred
+		res.RetryAt = retryAt.UTC().Format(time.RFC3339)
+		if err := s.publishResult(sctx, res); err != nil {
+			unrecorded(err)
+			return
 		}
+		s.logSettleErr(log, d.msg.NakWithDelay(dec.Delay))
+		s.recordOutcome(log.Info(), d, a, string(messages.OutcomeDeferred)).Time("retry_at", retryAt).Msg("quota exhausted; request deferred")
+
+	case retry.RetryLater:
+		s.logSettleErr(log, d.msg.NakWithDelay(dec.Delay))
+		s.recordOutcome(log.Warn(), d, a, metrics.OutcomeRetry).Int("failed_deliveries", d.failed+1).Dur("retry_delay", dec.Delay).
+			Msg("transient failure; redelivery scheduled")
 
 	case retry.Hold:
-		until, started := s.hold.start(s.now(), dec.Delay, holdReason(a), credentialsRefused(a.err))
-		s.ack(log, d, d.msg.NakWithDelay(until.Sub(s.now())))
+		reason := holdReason(a)
+		until, started := s.hold.Start(dec.Delay, reason, credentialsRefused(a.err))
+		s.logSettleErr(log, d.msg.NakWithDelay(max(until.Sub(s.now()), 0)))
 		if started {
-			s.logEvent(log.Error(), d, a, metrics.OutcomeHeld).Time("held_until", until).Str("held_reason", holdReason(a)).
+			s.recordOutcome(log.Error(), d, a, metrics.OutcomeHeld).Time("held_until", until).Str("held_reason", reason).
 				Msg("account-level problem with Zoom; holding all work (check the credentials, scopes and role of the Zoom app)")
 		} else {
 			// One error line per hold, but still one outcome line per
 			// request.
-			s.logEvent(log.Info(), d, a, metrics.OutcomeHeld).Time("held_until", until).
+			s.recordOutcome(log.Info(), d, a, metrics.OutcomeHeld).Time("held_until", until).
 				Msg("account-level problem with Zoom; request handed back until the hold ends")
 		}
+
+	case retry.Drop:
+		d.gone = true
+		s.recordOutcome(log.Info(), d, a, dec.Label).Msg("request finished by another delivery; this one ends without a result")
+
+	default: // retry.HandBack; a RetryNow never reaches here
+		if dec.Delay > 0 {
+			s.logSettleErr(log, d.msg.NakWithDelay(dec.Delay))
+		} else {
+			s.logSettleErr(log, d.msg.Nak())
+		}
+		s.recordOutcome(log.Info(), d, a, dec.Label).Dur("retry_delay", dec.Delay).Msg("request handed back")
 	}
+}
+
+// ack acknowledges a finished request. A lifecycle operation, or a request
+// with later ones about the same user waiting, is acknowledged with the
+// server's confirmation: an acknowledgement lost in a reconnection would
+// let the request be handled again after the later ones (a deleted user
+// created again, an update applied after the deactivation that followed
+// it). Other requests are acknowledged without a round trip.
+func (s *Service) ack(ctx context.Context, log dlog, d *delivery) {
+	if d.op == "" && !s.order.HasLater(d.seq, d.key) {
+		s.logSettleErr(log, d.msg.Ack())
+		return
+	}
+	err := d.msg.DoubleAck(ctx)
+	s.logSettleErr(log, err)
+	d.gone = err == nil || errors.Is(err, jetstream.ErrMsgAlreadyAckd)
 }
 
 // terminate ends a dead-lettered request. In a work-queue stream Term
 // removes the message like an ack, and its reason shows in the server's
 // advisory; servers before 2.10.4 do not understand a reason (2.9 left the
 // message in the stream), so they get a plain ack, which removes it too.
-func (s *Service) terminate(msg jetstream.Msg, reason string) error {
+func (s *Service) terminate(msg message, reason string) error {
 	if serverAtLeast(s.js.Conn().ConnectedServerVersion(), 2, 10, 4) {
 		return msg.TermWithReason(reason)
 	}
@@ -142,19 +173,12 @@ func holdReason(a attempt) string {
 	return maskEmails(a.err.Error())
 }
 
-// ack logs a failed ack/nak/term: the message will then come back after
-// AckWait, and its handling is idempotent.
-func (s *Service) ack(log dlog, d *delivery, err error) {
-	if err != nil {
+// logSettleErr logs a failed ack, nak or term: the message then comes back
+// after AckWait, and its handling is idempotent.
+func (s *Service) logSettleErr(log dlog, err error) {
+	if err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
 		log.Warn().Err(err).Msg("could not settle the message; it will be redelivered")
 	}
-}
-
-// unsettled handles a failure to record an outcome: the request is handed
-// back for a later redelivery instead of being acknowledged.
-func (s *Service) unsettled(log dlog, d *delivery, a attempt, err error) {
-	_ = d.msg.NakWithDelay(settleRetryDelay)
-	s.logEvent(log.Error(), d, a, metrics.OutcomeUnsettled).AnErr("publish_error", err).Msg("could not record the outcome; request handed back")
 }
 
 // result fills the fields every result event shares.
@@ -171,7 +195,7 @@ func (s *Service) result(d *delivery, a attempt) messages.Result {
 		Email:          d.email,
 		HTTPStatus:     a.httpStatus,
 		ZoomCode:       a.zoomCode,
-		ZoomMessage:    a.zoomMsg,
+		ZoomMessage:    a.detail,
 		Reason:         a.reason,
 		Attempt:        int(d.delivered),
 		StreamSequence: d.seq,
@@ -200,14 +224,46 @@ func (s *Service) publishResult(ctx context.Context, r messages.Result) error {
 	return nil
 }
 
-// publish publishes m and waits until its stream acknowledges it (or ctx
-// ends): the caller settles the request only after that. The publish is
-// asynchronous underneath (PublishMsgAsync and its PubAckFuture) rather
-// than a request per message: the workers' publishes share one reply
-// subscription and their writes are batched, which costs the service and
-// the server less per message than PublishMsg, with the same guarantee.
+// publish publishes m and waits until its stream acknowledges it, sending
+// it again (same message id: the stream keeps one) after a lost or failed
+// acknowledgement until ctx ends. The publish is asynchronous underneath
+// (PublishMsgAsync and its PubAckFuture) rather than a request per
+// message: the workers' publishes share one reply subscription and their
+// writes are batched, which costs the service and the server less per
+// message than PublishMsg, with the same guarantee.
 func (s *Service) publish(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) error {
-	f, err := s.pub.PublishMsgAsync(m, opts...)
+	var err error
+	for try := 1; ; try++ {
+		if err = s.publishOnce(ctx, m, opts...); err == nil || ctx.Err() != nil || !passing(err) {
+			return err
+		}
+		if try > 1 {
+			s.log.Debug().Err(err).Str("subject", m.Subject).Int("try", try).Msg("publish not acknowledged; sending again")
+		}
+		sleep(ctx, min(time.Duration(try)*100*time.Millisecond, time.Second))
+		if ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+// passing reports whether a publish error may go away by itself: no answer
+// in time, no stream leader (no responders), too many publishes pending, a
+// connection being re-established. A stream that refuses the message (a
+// wrong expected stream, a message too large) refuses it again.
+func passing(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Code >= 500
+	}
+	return true
+}
+
+func (s *Service) publishOnce(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) error {
+	// A fresh message each time: the client keeps m with its future.
+	c := nats.NewMsg(m.Subject)
+	c.Data, c.Header = m.Data, m.Header
+	f, err := s.pub.PublishMsgAsync(c, opts...)
 	if err != nil {
 		return err
 	}
@@ -233,7 +289,7 @@ func (s *Service) publishDeadLetter(ctx context.Context, d *delivery, a attempt)
 		Reason:           a.reason,
 		HTTPStatus:       a.httpStatus,
 		ZoomCode:         a.zoomCode,
-		ZoomMessage:      a.zoomMsg,
+		ZoomMessage:      a.detail,
 		OriginalSubject:  d.subject,
 		OriginalSequence: d.seq,
 		RequestID:        d.requestID,
@@ -241,7 +297,7 @@ func (s *Service) publishDeadLetter(ctx context.Context, d *delivery, a attempt)
 		DeadLetteredAt:   s.now(),
 	}
 	m := nats.NewMsg(s.topo.DeadLetterSubject(action))
-	m.Data = d.data
+	m.Data, dl.Password, dl.SealKey = sealPasswords(s.cfg.Seal, d.data)
 	for k, v := range dl.Headers() {
 		m.Header.Set(k, v)
 	}
@@ -265,6 +321,28 @@ func (s *Service) publishDeadLetter(ctx context.Context, d *delivery, a attempt)
 		return fmt.Errorf("provision: publish dead letter: %w", err)
 	}
 	return nil
+}
+
+// sealPasswords returns body with every password sealed with keys, or
+// redacted without them (or if sealing fails), so that a dead letter,
+// which may be kept for years, never holds one in plain text; with what
+// became of them and the sealing key's id, "" when there were none.
+func sealPasswords(keys *seal.Keyring, body []byte) (out []byte, state, keyID string) {
+	redact := func([]byte) (string, error) { return messages.PasswordRedacted, nil }
+	if keys != nil {
+		out, n, err := messages.ReplacePasswords(body, func(raw []byte) (string, error) { return keys.Seal(raw) })
+		switch {
+		case err == nil && n == 0:
+			return body, "", ""
+		case err == nil:
+			return out, messages.PasswordSealed, keys.ID()
+		}
+	}
+	out, n, err := messages.ReplacePasswords(body, redact)
+	if err != nil || n == 0 {
+		return body, "", ""
+	}
+	return out, messages.PasswordRedacted, ""
 }
 
 var emailPattern = regexp.MustCompile(`[^\s"'<>(),;:]+@[^\s"'<>(),;:]+`)

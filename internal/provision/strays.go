@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -80,8 +79,35 @@ func (s *Service) sweepOnce(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// strayMsg is a request read off the stream by the sweeper: terminating it
+// deletes it, and handing it back leaves it for the next sweep.
+type strayMsg struct {
+	ctx    context.Context
+	stream jetstream.Stream
+	seq    uint64
+}
+
+func (m strayMsg) Ack() error { return m.delete() }
+
+func (m strayMsg) DoubleAck(context.Context) error { return m.delete() }
+
+func (m strayMsg) TermWithReason(string) error { return m.delete() }
+
+func (m strayMsg) Nak() error { return nil }
+
+func (m strayMsg) NakWithDelay(time.Duration) error { return nil }
+
+func (m strayMsg) delete() error {
+	err := m.stream.DeleteMsg(m.ctx, m.seq)
+	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
+		return fmt.Errorf("delete stray request %d: %w", m.seq, err)
+	}
+	return nil
+}
+
 func (s *Service) deadLetterStray(ctx context.Context, stream jetstream.Stream, m *jetstream.RawStreamMsg) error {
 	d := &delivery{
+		msg:       strayMsg{ctx: ctx, stream: stream, seq: m.Sequence},
 		seq:       m.Sequence,
 		delivered: 1,
 		subject:   m.Subject,
@@ -89,29 +115,17 @@ func (s *Service) deadLetterStray(ctx context.Context, stream jetstream.Stream, 
 		header:    m.Header,
 		action:    strings.TrimPrefix(m.Subject, s.topo.RequestPrefix+"."),
 		start:     s.now(),
+		stray:     true,
 	}
-	d.requestID = m.Header.Get(jetstream.MsgIDHeader)
-	if d.requestID == "" {
-		d.requestID = s.topo.RequestStream + "-" + strconv.FormatUint(m.Sequence, 10)
-	}
-	d.email = bestEffortEmail(m.Data)
+	d.requestID = s.topo.RequestID(m.Header.Get(jetstream.MsgIDHeader), m.Sequence)
+	d.email = messages.BestEffortEmail(m.Data)
 	ctx, span := s.startSpan(ctx, d)
 	defer span.End()
-	msg := fmt.Sprintf("subject %q names no action; publish on %s.<create|autoCreate|custCreate|ssoCreate>", m.Subject, s.topo.RequestPrefix)
-	a := attempt{kind: retry.Invalid, reason: messages.ReasonInvalidRequest, zoomMsg: msg, err: errors.New("provision: " + msg)}
-	if err := s.publishDeadLetter(ctx, d, a); err != nil {
-		return err
+	detail := fmt.Sprintf("subject %q names no action; publish on %s.<create|autoCreate|custCreate|ssoCreate>", m.Subject, s.topo.RequestPrefix)
+	a := attempt{kind: retry.Invalid, reason: messages.ReasonInvalidRequest, detail: detail, err: errors.New("provision: " + detail)}
+	s.settle(ctx, d, a, s.decide(d, retry.Outcome{Kind: retry.Invalid, Try: 1}))
+	if _, err := stream.GetMsg(ctx, m.Sequence); err == nil {
+		return fmt.Errorf("stray request %d could not be dead-lettered", m.Sequence)
 	}
-	res := s.result(d, a)
-	res.Outcome = messages.OutcomeFailed
-	if err := s.publishResult(ctx, res); err != nil {
-		return err
-	}
-	if err := stream.DeleteMsg(ctx, m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
-		return fmt.Errorf("delete stray request %d: %w", m.Sequence, err)
-	}
-	log := dlog{s: s, d: d, subject: true}
-	s.metrics.DeadLetter(knownAction(d.action), string(a.reason))
-	s.logEvent(log.Warn(), d, a, string(messages.OutcomeFailed)).Str("reason", string(a.reason)).Msg("request dead-lettered")
 	return nil
 }

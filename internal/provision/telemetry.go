@@ -13,6 +13,7 @@ import (
 
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/metrics"
+	"github.com/zoomprov/consumer/internal/topology"
 )
 
 // tracerName is the instrumentation scope of the service's spans.
@@ -134,7 +135,7 @@ func injectTrace(ctx context.Context, h nats.Header) string {
 
 // observe records an outcome everywhere but the log line: the request
 // counter, the deliveries histogram, and the span's attributes and status.
-// It is called by logEvent, which runs exactly once per outcome.
+// It is called by recordOutcome, which runs exactly once per outcome.
 func (s *Service) observe(d *delivery, a attempt, outcome string) {
 	s.metrics.Request(knownAction(d.action), outcome)
 	if messages.Outcome(outcome).Terminal() {
@@ -174,8 +175,8 @@ func (s *Service) observe(d *delivery, a attempt, outcome string) {
 // spanNames are the names of the spans around requests, by action.
 var spanNames = func() map[string]string {
 	m := map[string]string{metrics.Other: "provision " + metrics.Other}
-	for _, a := range messages.Actions {
-		m[string(a)] = "provision " + string(a)
+	for _, a := range topology.Actions() {
+		m[a] = "provision " + a
 	}
 	return m
 }()
@@ -183,10 +184,10 @@ var spanNames = func() map[string]string {
 // spanName is "provision <action>", without building the string each time.
 func spanName(action string) string { return spanNames[knownAction(action)] }
 
-// knownAction bounds span names and metric labels to the four actions: a
-// stray subject's last token could be anything.
+// knownAction bounds span names and metric labels to the actions and
+// operations: a stray subject's last token could be anything.
 func knownAction(action string) string {
-	if messages.Action(action).Valid() {
+	if messages.Action(action).Valid() || messages.Operation(action).Valid() {
 		return action
 	}
 	return metrics.Other
@@ -196,11 +197,17 @@ func knownAction(action string) string {
 // d; end it with endZoomSpan.
 func (s *Service) zoomSpan(ctx context.Context, endpoint string) (context.Context, trace.Span) {
 	var name string
-	switch endpoint { // constant names for the calls every request makes
+	switch endpoint { // constant names for the calls requests make
 	case metrics.EndpointCreateUser:
 		name = "zoom " + metrics.EndpointCreateUser
 	case metrics.EndpointGetUser:
 		name = "zoom " + metrics.EndpointGetUser
+	case metrics.EndpointUpdateUser:
+		name = "zoom " + metrics.EndpointUpdateUser
+	case metrics.EndpointUserStatus:
+		name = "zoom " + metrics.EndpointUserStatus
+	case metrics.EndpointDeleteUser:
+		name = "zoom " + metrics.EndpointDeleteUser
 	default:
 		name = "zoom " + endpoint
 	}
@@ -222,4 +229,31 @@ func endZoomSpan(span trace.Span, status int, trackingID string, err error) {
 		span.SetStatus(codes.Error, maskEmails(err.Error()))
 	}
 	span.End()
+}
+
+// recordOutcome records one delivery's outcome everywhere: it counts it in
+// the metrics, marks the span (see observe), and starts the outcome's log
+// line with the fields every outcome line carries, for the caller to
+// finish. It is called exactly once per outcome.
+func (s *Service) recordOutcome(ev *zerolog.Event, d *delivery, a attempt, outcome string) *zerolog.Event {
+	s.observe(d, a, outcome)
+	email := d.email
+	if !s.cfg.LogEmails {
+		email = messages.MaskEmail(email)
+	}
+	ev = ev.Str("outcome", outcome).Str("email", email).
+		Dur("latency", s.now().Sub(d.start))
+	if a.httpStatus != 0 {
+		ev = ev.Int("http_status", a.httpStatus)
+	}
+	if a.zoomCode != 0 {
+		ev = ev.Int("zoom_code", a.zoomCode)
+	}
+	if a.trackingID != "" {
+		ev = ev.Str("tracking_id", a.trackingID)
+	}
+	if a.err != nil {
+		ev = ev.AnErr("error", redactedError{a.err, s.cfg.LogEmails})
+	}
+	return ev
 }

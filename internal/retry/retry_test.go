@@ -20,6 +20,8 @@ func testPolicy() Policy {
 		Redelivery:        Schedule{Initial: 5 * time.Second, Max: 40 * time.Second, Multiplier: 2},
 		Hold:              Schedule{Initial: 5 * time.Second, Max: 5 * time.Minute, Multiplier: 2},
 		RateLimitFallback: time.Second,
+		Unrecorded:        7 * time.Second,
+		Blocked:           Schedule{Initial: 250 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2},
 		Rand:              func() float64 { return 0.5 },
 	}
 }
@@ -51,34 +53,34 @@ func TestDecide(t *testing.T) {
 		{
 			name: "rate limited daily reset 10h away",
 			out:  Outcome{Kind: RateLimited, Try: 1, RetryAt: now.Add(10 * time.Hour)},
-			want: Decision{Verdict: NakAfter, Delay: 10*time.Hour + 150*time.Second},
+			want: Decision{Verdict: Defer, Delay: 10*time.Hour + 150*time.Second},
 		},
 		{
 			name: "rate limited 30s away",
 			out:  Outcome{Kind: RateLimited, Try: 1, RetryAt: now.Add(30 * time.Second)},
-			want: Decision{Verdict: NakAfter, Delay: 31500 * time.Millisecond},
+			want: Decision{Verdict: Defer, Delay: 31500 * time.Millisecond},
 		},
 		{
 			name: "rate limited reset time unknown uses fallback",
 			out:  Outcome{Kind: RateLimited, Try: 1},
-			want: Decision{Verdict: NakAfter, Delay: time.Second + 50*time.Millisecond},
+			want: Decision{Verdict: Defer, Delay: time.Second + 50*time.Millisecond},
 		},
 		{
 			name: "rate limited reset time in the past waits a little",
 			out:  Outcome{Kind: RateLimited, Try: 1, RetryAt: now.Add(-time.Hour)},
-			want: Decision{Verdict: NakAfter, Delay: 105 * time.Millisecond},
+			want: Decision{Verdict: Defer, Delay: 105 * time.Millisecond},
 		},
 		{
 			name: "rate limited reset time is now waits a little",
 			out:  Outcome{Kind: RateLimited, Try: 1, RetryAt: now},
-			want: Decision{Verdict: NakAfter, Delay: 105 * time.Millisecond},
+			want: Decision{Verdict: Defer, Delay: 105 * time.Millisecond},
 		},
 		// Quota deferrals never count as failures: even past MaxAttempts
 		// the request waits instead of being dead-lettered.
 		{
 			name: "rate limited never dead-letters",
 			out:  Outcome{Kind: RateLimited, Try: 3, FailedDeliveries: 99, RetryAt: now.Add(30 * time.Second)},
-			want: Decision{Verdict: NakAfter, Delay: 31500 * time.Millisecond},
+			want: Decision{Verdict: Defer, Delay: 31500 * time.Millisecond},
 		},
 
 		{name: "transient first try", out: Outcome{Kind: Transient, Try: 1}, want: Decision{Verdict: RetryNow, Delay: 100 * time.Millisecond}},
@@ -95,16 +97,16 @@ func TestDecide(t *testing.T) {
 
 		// MaxAttempts 3: deliveries 1 and 2 may fail, the third one's
 		// failure dead-letters.
-		{name: "transient last try of first delivery", out: Outcome{Kind: Transient, Try: 3, FailedDeliveries: 0}, want: Decision{Verdict: NakAfter, Delay: 5 * time.Second}},
-		{name: "transient last try of second delivery", out: Outcome{Kind: Transient, Try: 3, FailedDeliveries: 1}, want: Decision{Verdict: NakAfter, Delay: 10 * time.Second}},
+		{name: "transient last try of first delivery", out: Outcome{Kind: Transient, Try: 3, FailedDeliveries: 0}, want: Decision{Verdict: RetryLater, Delay: 5 * time.Second}},
+		{name: "transient last try of second delivery", out: Outcome{Kind: Transient, Try: 3, FailedDeliveries: 1}, want: Decision{Verdict: RetryLater, Delay: 10 * time.Second}},
 		{name: "transient last try of last delivery", out: Outcome{Kind: Transient, Try: 3, FailedDeliveries: 2}, want: Decision{Verdict: DeadLetter, Exhausted: true}},
 		{name: "transient beyond the last delivery", out: Outcome{Kind: Transient, Try: 3, FailedDeliveries: 7}, want: Decision{Verdict: DeadLetter, Exhausted: true}},
-		{name: "transient try past TriesPerDelivery", out: Outcome{Kind: Transient, Try: 4, FailedDeliveries: 0}, want: Decision{Verdict: NakAfter, Delay: 5 * time.Second}},
+		{name: "transient try past TriesPerDelivery", out: Outcome{Kind: Transient, Try: 4, FailedDeliveries: 0}, want: Decision{Verdict: RetryLater, Delay: 5 * time.Second}},
 		{name: "transient MaxAttempts 1", policy: withMaxAttempts(1), out: Outcome{Kind: Transient, Try: 3}, want: Decision{Verdict: DeadLetter, Exhausted: true}},
 		// Redelivery delays grow with each failed delivery up to the cap.
-		{name: "transient redelivery 3", policy: withMaxAttempts(10), out: Outcome{Kind: Transient, Try: 3, FailedDeliveries: 2}, want: Decision{Verdict: NakAfter, Delay: 20 * time.Second}},
-		{name: "transient redelivery 4", policy: withMaxAttempts(10), out: Outcome{Kind: Transient, Try: 3, FailedDeliveries: 3}, want: Decision{Verdict: NakAfter, Delay: 40 * time.Second}},
-		{name: "transient redelivery capped", policy: withMaxAttempts(10), out: Outcome{Kind: Transient, Try: 3, FailedDeliveries: 8}, want: Decision{Verdict: NakAfter, Delay: 40 * time.Second}},
+		{name: "transient redelivery 3", policy: withMaxAttempts(10), out: Outcome{Kind: Transient, Try: 3, FailedDeliveries: 2}, want: Decision{Verdict: RetryLater, Delay: 20 * time.Second}},
+		{name: "transient redelivery 4", policy: withMaxAttempts(10), out: Outcome{Kind: Transient, Try: 3, FailedDeliveries: 3}, want: Decision{Verdict: RetryLater, Delay: 40 * time.Second}},
+		{name: "transient redelivery capped", policy: withMaxAttempts(10), out: Outcome{Kind: Transient, Try: 3, FailedDeliveries: 8}, want: Decision{Verdict: RetryLater, Delay: 40 * time.Second}},
 		{name: "transient redelivery boundary", policy: withMaxAttempts(10), out: Outcome{Kind: Transient, Try: 3, FailedDeliveries: 9}, want: Decision{Verdict: DeadLetter, Exhausted: true}},
 
 		{name: "account problem first hold", out: Outcome{Kind: AccountProblem, Try: 1}, want: Decision{Verdict: Hold, Delay: 5 * time.Second}},
@@ -116,9 +118,30 @@ func TestDecide(t *testing.T) {
 		// dead-letters, whatever the failure count.
 		{name: "account problem never dead-letters", out: Outcome{Kind: AccountProblem, Try: 3, FailedDeliveries: 99}, want: Decision{Verdict: Hold, Delay: 5 * time.Second}},
 
-		{name: "interrupted", out: Outcome{Kind: Interrupted, Try: 2, FailedDeliveries: 2}, want: Decision{Verdict: NakAfter}},
-		{name: "unknown kind", out: Outcome{Kind: Kind(99), Try: 1}, want: Decision{Verdict: NakAfter}},
-		{name: "negative kind", out: Outcome{Kind: Kind(-1), Try: 1}, want: Decision{Verdict: NakAfter}},
+		// The delivery's time limit is spent: no more tries in process; the
+		// failure counts like any last try, so a request that always runs
+		// out of time is still dead-lettered after MaxAttempts.
+		{name: "transient expired on first try", out: Outcome{Kind: Transient, Try: 1, Expired: true}, want: Decision{Verdict: RetryLater, Delay: 5 * time.Second}},
+		{name: "transient expired on last delivery", out: Outcome{Kind: Transient, Try: 1, Expired: true, FailedDeliveries: 2}, want: Decision{Verdict: DeadLetter, Exhausted: true}},
+
+		{name: "held until the hold ends", out: Outcome{Kind: Held, Try: 1, RetryAt: now.Add(7 * time.Second)}, want: Decision{Verdict: Hold, Delay: 7 * time.Second}},
+		{name: "held, hold just ended", out: Outcome{Kind: Held, Try: 1, RetryAt: now}, want: Decision{Verdict: Hold, Delay: 100 * time.Millisecond}},
+
+		{name: "panicked", out: Outcome{Kind: Panicked, Try: 1, FailedDeliveries: 9}, want: Decision{Verdict: HandBack, Delay: 5 * time.Second, Label: LabelPanicked}},
+		{name: "unrecorded", out: Outcome{Kind: Unrecorded, Try: 1}, want: Decision{Verdict: HandBack, Delay: 7 * time.Second, Label: LabelUnsettled}},
+		{name: "blocked, end unknown", out: Outcome{Kind: Blocked, Try: 1}, want: Decision{Verdict: HandBack, Delay: 250 * time.Millisecond, Label: LabelWaiting}},
+		{name: "blocked again", out: Outcome{Kind: Blocked, Try: 1, Waits: 2}, want: Decision{Verdict: HandBack, Delay: time.Second, Label: LabelWaiting}},
+		{name: "blocked, capped", out: Outcome{Kind: Blocked, Try: 1, Waits: 40}, want: Decision{Verdict: HandBack, Delay: 2 * time.Second, Label: LabelWaiting}},
+		// Behind a request that waits for the daily quota: until its reset.
+		{name: "blocked behind a quota wait", out: Outcome{Kind: Blocked, Try: 1, RetryAt: now.Add(30 * time.Second)}, want: Decision{Verdict: HandBack, Delay: 31500 * time.Millisecond, Label: LabelWaiting}},
+		// A blocked request never counts as failed: it cannot dead-letter.
+		{name: "blocked never dead-letters", out: Outcome{Kind: Blocked, Try: 1, FailedDeliveries: 99}, want: Decision{Verdict: HandBack, Delay: 250 * time.Millisecond, Label: LabelWaiting}},
+		// Another delivery finished it: nothing is recorded or settled twice.
+		{name: "superseded", out: Outcome{Kind: Superseded, Try: 3, FailedDeliveries: 9}, want: Decision{Verdict: Drop, Label: LabelSuperseded}},
+
+		{name: "interrupted", out: Outcome{Kind: Interrupted, Try: 2, FailedDeliveries: 2}, want: Decision{Verdict: HandBack, Label: LabelHandedBack}},
+		{name: "unknown kind", out: Outcome{Kind: Kind(99), Try: 1}, want: Decision{Verdict: HandBack, Label: LabelHandedBack}},
+		{name: "negative kind", out: Outcome{Kind: Kind(-1), Try: 1}, want: Decision{Verdict: HandBack, Label: LabelHandedBack}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -144,8 +167,8 @@ func TestDecideRateLimitedJitterBounds(t *testing.T) {
 			out := Outcome{Kind: RateLimited, Try: 1, RetryAt: now.Add(wait)}
 			got := p.Decide(out, now)
 			maxJitter := min(wait/10, 5*time.Minute)
-			if got.Verdict != NakAfter || got.Delay < wait || got.Delay > wait+maxJitter {
-				t.Errorf("Decide(%+v) with Rand %v = %+v; want %v after a delay in [%v, %v]", out, u, got, NakAfter, wait, wait+maxJitter)
+			if got.Verdict != Defer || got.Delay < wait || got.Delay > wait+maxJitter {
+				t.Errorf("Decide(%+v) with Rand %v = %+v; want %v after a delay in [%v, %v]", out, u, got, Defer, wait, wait+maxJitter)
 			}
 		}
 	}
@@ -157,12 +180,12 @@ func TestDecideRateLimitedDefaultRand(t *testing.T) {
 	p := DefaultPolicy(5)
 	for range 1000 {
 		out := Outcome{Kind: RateLimited, Try: 1, RetryAt: now.Add(-time.Minute)}
-		if got := p.Decide(out, now); got.Verdict != NakAfter || got.Delay < minQuotaWait || got.Delay > minQuotaWait*11/10 {
-			t.Fatalf("Decide(%+v) = %+v; want %v after a delay in [%v, %v]", out, got, NakAfter, minQuotaWait, minQuotaWait*11/10)
+		if got := p.Decide(out, now); got.Verdict != Defer || got.Delay < minQuotaWait || got.Delay > minQuotaWait*11/10 {
+			t.Fatalf("Decide(%+v) = %+v; want %v after a delay in [%v, %v]", out, got, Defer, minQuotaWait, minQuotaWait*11/10)
 		}
 		out = Outcome{Kind: RateLimited, Try: 1}
-		if got := p.Decide(out, now); got.Verdict != NakAfter || got.Delay < time.Second || got.Delay > 1100*time.Millisecond {
-			t.Fatalf("Decide(%+v) = %+v; want %v after a delay in [1s, 1.1s]", out, got, NakAfter)
+		if got := p.Decide(out, now); got.Verdict != Defer || got.Delay < time.Second || got.Delay > 1100*time.Millisecond {
+			t.Fatalf("Decide(%+v) = %+v; want %v after a delay in [1s, 1.1s]", out, got, Defer)
 		}
 	}
 }
@@ -178,8 +201,8 @@ func TestDecideDefaultPolicyRedeliveryGrows(t *testing.T) {
 			out := Outcome{Kind: Transient, Try: p.TriesPerDelivery, FailedDeliveries: i}
 			got := p.Decide(out, now)
 			lo, hi := jitterBounds(base, p.Redelivery.Jitter)
-			if got.Verdict != NakAfter || got.Delay < lo || got.Delay > hi {
-				t.Fatalf("Decide(%+v) = %+v; want %v after a delay in [%v, %v]", out, got, NakAfter, lo, hi)
+			if got.Verdict != RetryLater || got.Delay < lo || got.Delay > hi {
+				t.Fatalf("Decide(%+v) = %+v; want %v after a delay in [%v, %v]", out, got, RetryLater, lo, hi)
 			}
 			// With 20% jitter, consecutive steps of a doubling schedule
 			// cannot overlap: [0.8d, 1.2d] vs [1.6d, 2.4d].
@@ -365,8 +388,13 @@ func TestKindString(t *testing.T) {
 		{RateLimited, "rate_limited"},
 		{Transient, "transient"},
 		{AccountProblem, "account_problem"},
+		{Held, "held"},
 		{Interrupted, "interrupted"},
-		{Kind(8), "kind(8)"},
+		{Panicked, "panicked"},
+		{Unrecorded, "unrecorded"},
+		{Blocked, "blocked"},
+		{Superseded, "superseded"},
+		{Kind(13), "kind(13)"},
 		{Kind(-1), "kind(-1)"},
 	}
 	for _, tc := range tests {
@@ -384,11 +412,14 @@ func TestVerdictString(t *testing.T) {
 		want string
 	}{
 		{Ack, "ack"},
-		{RetryNow, "retry_now"},
-		{NakAfter, "nak"},
 		{DeadLetter, "dead_letter"},
+		{RetryNow, "retry_now"},
+		{RetryLater, "retry_later"},
+		{Defer, "defer"},
+		{HandBack, "hand_back"},
 		{Hold, "hold"},
-		{Verdict(5), "verdict(5)"},
+		{Drop, "drop"},
+		{Verdict(8), "verdict(8)"},
 		{Verdict(-1), "verdict(-1)"},
 	}
 	for _, tc := range tests {

@@ -1,7 +1,8 @@
 // Package zoom is a small client for the parts of Zoom's REST API that user
-// provisioning needs: Server-to-Server OAuth, create a user, and look a user
-// up. It returns typed errors (*APIError, *TokenError) that carry everything
-// Zoom said, including its rate-limit headers, and it never logs.
+// provisioning needs: Server-to-Server OAuth, create a user, look a user
+// up, update, activate or deactivate, and delete one. It returns typed
+// errors (*APIError, *TokenError) that carry everything Zoom said,
+// including its rate-limit headers, and it never logs.
 package zoom
 
 import (
@@ -13,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,10 +34,72 @@ const (
 // small, and a gateway error page must not be able to exhaust memory.
 const maxBodyBytes = 1 << 20
 
-// Limiter paces calls to Zoom. *rate.Limiter from golang.org/x/time/rate
-// satisfies it.
+// Limiter paces calls to Zoom. The client waits on it before every API
+// call (not token fetches) and gives up the call when it returns an error.
 type Limiter interface {
-	Wait(ctx context.Context) error
+	Wait(ctx context.Context, call Call) error
+}
+
+// Call describes an API call to the Limiter.
+type Call struct {
+	// Op names the call, e.g. "create user".
+	Op string
+	// Action is the request's action for POST /users ("create",
+	// "ssoCreate", …), the operation for the lifecycle calls ("update",
+	// "activate", "deactivate", "delete"), and empty for look-ups.
+	Action string
+}
+
+// preconditionKey carries a call's precondition in its context.
+type preconditionKey struct{}
+
+// WithPrecondition returns a copy of ctx under which every API call runs
+// check after the Limiter's wait, just before the request is sent (a retry
+// after a 401 too). An error from check ends the call, wrapped, and nothing
+// reaches Zoom; so does a check that keeps taking longer than the pacing
+// allows (ErrPreconditionSlow). It is for a caller whose right to make the call can lapse
+// while it waits, as a request can be handed to someone else meanwhile.
+func WithPrecondition(ctx context.Context, check func(context.Context) error) context.Context {
+	return context.WithValue(ctx, preconditionKey{}, check)
+}
+
+// preconditionSlack is how long a precondition may take and the call
+// still keep its place in the Limiter's pacing: a slower one would bunch
+// paced calls together (a check held up by a NATS election releases them
+// all at once), so the call waits for a new place and checks again.
+const (
+	preconditionSlack = 10 * time.Millisecond
+	preconditionTries = 3
+)
+
+// ErrPreconditionSlow reports that a call's precondition kept taking
+// longer than its place in the pacing allows; the call was not made.
+var ErrPreconditionSlow = errors.New("the precondition kept taking too long")
+
+// ready waits for the Limiter, then runs ctx's precondition: a call leaves
+// within preconditionSlack of a successful check and of its pacing.
+func (c *Client) ready(ctx context.Context, k *call) error {
+	check, _ := ctx.Value(preconditionKey{}).(func(context.Context) error)
+	for try := 1; ; try++ {
+		if c.limiter != nil {
+			if err := c.limiter.Wait(ctx, Call{Op: k.op, Action: k.action}); err != nil {
+				return fmt.Errorf("zoom: %s: wait for rate limiter: %w", k.op, err)
+			}
+		}
+		if check == nil {
+			return nil
+		}
+		start := time.Now()
+		if err := check(ctx); err != nil {
+			return fmt.Errorf("zoom: %s: precondition: %w", k.op, err)
+		}
+		switch {
+		case c.limiter == nil || time.Since(start) <= preconditionSlack:
+			return nil
+		case try == preconditionTries:
+			return fmt.Errorf("zoom: %s: %w (%d tries)", k.op, ErrPreconditionSlow, try)
+		}
+	}
 }
 
 // Config configures a Client.
@@ -54,8 +118,16 @@ type Config struct {
 	// Timeout bounds each HTTP call (token fetch or API call). Zero means no
 	// limit beyond the caller's context.
 	Timeout time.Duration
-	// RefreshBefore is how long before its expiry a cached token is
-	// replaced. Zero means one minute.
+	// RefreshBefore caps how long before its expiry a cached token is
+	// replaced. The margin is a quarter of the lifetime the token was
+	// issued with (expires_in), at most RefreshBefore: Zoom's 3,599 s
+	// tokens are replaced a minute early, a 30 s token after 22.5 s. Zero
+	// means one minute; a negative value means no early refresh.
+	//
+	// A token issued without a positive expires_in (missing, zero or
+	// negative) is never replaced early: x/oauth2 treats a missing or zero
+	// expires_in as "never expires". It is used until the API refuses it
+	// with a 401, which fetches a new one and retries once.
 	RefreshBefore time.Duration
 	// Limiter, if not nil, is waited on before every API call (not token
 	// fetches): Zoom's per-second limits count every call of the account.
@@ -87,6 +159,9 @@ type Client struct {
 type bearer struct {
 	token *oauth2.Token
 	auth  []string
+	// refreshAt is when the token stops being fresh, on c.now's clock;
+	// zero means never (no usable expires_in).
+	refreshAt time.Time
 }
 
 // Header values every API call sends, shared and never modified.
@@ -175,6 +250,8 @@ type User struct {
 
 // Response is a successful answer with what the logs need about it.
 type Response struct {
+	// User is the user Zoom returned: zero for UpdateUser, SetUserStatus
+	// and DeleteUser, whose answers carry none.
 	User       User
 	StatusCode int
 	// TrackingID is Zoom's x-zm-trackingid, which Zoom support asks for.
@@ -187,74 +264,11 @@ type Response struct {
 // ErrUserExists for a duplicate), *TokenError when no token could be had,
 // or a transport error (time-out, connection reset) wrapped with context.
 func (c *Client) CreateUser(ctx context.Context, req CreateUserRequest) (Response, error) {
-	body, err := createUserBody(req)
+	body, err := json.Marshal(req)
 	if err != nil {
 		return Response{}, fmt.Errorf("zoom: create user: encode: %w", err)
 	}
-	return c.do(ctx, "create user", http.MethodPost, c.baseURL+"/users", body, http.StatusCreated)
-}
-
-// createUserBody returns json.Marshal(req). For the bodies the service
-// sends (user_info as json.Marshal wrote it, one of the four actions) it
-// splices the bytes together: json.Marshal would copy them unchanged, but
-// only after a reflective walk and a second, compacting and HTML-escaping
-// pass over user_info, which cost more than encoding user_info itself.
-func createUserBody(req CreateUserRequest) ([]byte, error) {
-	if !plainString(req.Action) || !marshalsAsIs(req.UserInfo) {
-		return json.Marshal(req)
-	}
-	body := make([]byte, 0, len(`{"action":"","user_info":}`)+len(req.Action)+len(req.UserInfo))
-	body = append(body, `{"action":"`...)
-	body = append(body, req.Action...)
-	body = append(body, `","user_info":`...)
-	body = append(body, req.UserInfo...)
-	return append(body, '}'), nil
-}
-
-// plainString reports whether json.Marshal writes s between quotes as it
-// is: printable ASCII with nothing it escapes.
-func plainString(s string) bool {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c < 0x20 || c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
-			return false
-		}
-	}
-	return true
-}
-
-// marshalsAsIs reports whether json.Marshal copies raw unchanged: it is
-// valid JSON, has no whitespace outside strings, and holds none of the
-// characters json.Marshal escapes in a RawMessage (<, >, &, U+2028,
-// U+2029).
-func marshalsAsIs(raw json.RawMessage) bool {
-	if !json.Valid(raw) {
-		return false
-	}
-	inString, escaped := false, false
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		switch {
-		case c == '<' || c == '>' || c == '&':
-			return false
-		case c == 0xE2 && i+2 < len(raw) && raw[i+1] == 0x80 && (raw[i+2] == 0xA8 || raw[i+2] == 0xA9):
-			return false
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-			return false
-		}
-	}
-	return true
+	return c.do(ctx, call{op: "create user", action: req.Action, method: http.MethodPost, url: c.baseURL + "/users", body: body, ok: isCreated, user: true})
 }
 
 // GetUser calls GET /users/{userId}, where idOrEmail is a user id or an
@@ -264,20 +278,160 @@ func (c *Client) GetUser(ctx context.Context, idOrEmail string) (Response, error
 	if idOrEmail == "" {
 		return Response{}, errors.New("zoom: get user: empty id")
 	}
-	return c.do(ctx, "get user", http.MethodGet, c.baseURL+"/users/"+url.PathEscape(idOrEmail), nil, http.StatusOK)
+	return c.do(ctx, call{op: "get user", method: http.MethodGet, url: c.userURL(idOrEmail), ok: isOK, user: true})
 }
 
-func (c *Client) do(ctx context.Context, op, method, u string, body []byte, want int) (Response, error) {
-	if c.limiter != nil {
-		if err := c.limiter.Wait(ctx); err != nil {
-			return Response{}, fmt.Errorf("zoom: %s: wait for rate limiter: %w", op, err)
+// UpdateUser calls PATCH /users/{userId} with user, the JSON object of
+// profile fields to change, sent byte for byte. idOrEmail is a user id or
+// an email address. Any 2xx is success (Zoom answers 204 with no body);
+// the Response carries no User. Errors as for CreateUser; a missing user
+// is an *APIError matching ErrUserNotFound.
+func (c *Client) UpdateUser(ctx context.Context, idOrEmail string, user json.RawMessage) (Response, error) {
+	const op = "update user"
+	if idOrEmail == "" {
+		return Response{}, errors.New("zoom: " + op + ": empty id")
+	}
+	if len(user) == 0 || !json.Valid(user) {
+		return Response{}, errors.New("zoom: " + op + ": body is not valid JSON")
+	}
+	return c.do(ctx, call{op: op, action: "update", method: http.MethodPatch, url: c.userURL(idOrEmail), body: user, ok: is2xx})
+}
+
+// User status actions for SetUserStatus.
+const (
+	StatusActivate   = "activate"
+	StatusDeactivate = "deactivate"
+)
+
+// Bodies of PUT /users/{userId}/status, shared and never modified.
+var (
+	activateBody   = []byte(`{"action":"activate"}`)
+	deactivateBody = []byte(`{"action":"deactivate"}`)
+)
+
+// SetUserStatus calls PUT /users/{userId}/status with action
+// StatusActivate or StatusDeactivate; any other action is refused before
+// any call. Any 2xx is success (Zoom documents 200, older copies 204); the
+// Response carries no User. Errors as for CreateUser.
+func (c *Client) SetUserStatus(ctx context.Context, idOrEmail string, action string) (Response, error) {
+	const op = "set user status"
+	var body []byte
+	switch action {
+	case StatusActivate:
+		body = activateBody
+	case StatusDeactivate:
+		body = deactivateBody
+	default:
+		return Response{}, fmt.Errorf("zoom: %s: action %q is neither %q nor %q", op, sanitize(action, 40), StatusActivate, StatusDeactivate)
+	}
+	if idOrEmail == "" {
+		return Response{}, errors.New("zoom: " + op + ": empty id")
+	}
+	return c.do(ctx, call{op: op, action: action, method: http.MethodPut, url: c.userURL(idOrEmail) + "/status", body: body, ok: is2xx})
+}
+
+// Delete actions for DeleteOptions.Action.
+const (
+	DeleteDisassociate = "disassociate"
+	DeleteDelete       = "delete"
+)
+
+// DeleteOptions are the query parameters of DELETE /users/{userId}. Only
+// the flags that are not nil and a non-empty TransferEmail are sent.
+type DeleteOptions struct {
+	// Action is DeleteDisassociate (the default when empty: the user is
+	// removed from the account, not deleted) or DeleteDelete (the user is
+	// deleted permanently).
+	Action string
+	// TransferEmail is the user who receives the transferred data; Zoom
+	// requires it when the user has Zoom Events.
+	TransferEmail string
+	// The transfer_* flags: whether that kind of data goes to
+	// TransferEmail.
+	TransferMeeting, TransferWebinar, TransferRecording, TransferWhiteboard,
+	TransferClipfiles, TransferNotes, TransferDocs *bool
+}
+
+// query encodes o, or says why it cannot be sent.
+func (o DeleteOptions) query() (string, error) {
+	q := url.Values{}
+	switch o.Action {
+	case "", DeleteDisassociate:
+		q.Set("action", DeleteDisassociate)
+	case DeleteDelete:
+		q.Set("action", DeleteDelete)
+	default:
+		return "", fmt.Errorf("action %q is neither %q nor %q", sanitize(o.Action, 40), DeleteDisassociate, DeleteDelete)
+	}
+	if o.TransferEmail != "" {
+		q.Set("transfer_email", o.TransferEmail)
+	}
+	for _, f := range []struct {
+		name string
+		v    *bool
+	}{
+		{"transfer_meeting", o.TransferMeeting},
+		{"transfer_webinar", o.TransferWebinar},
+		{"transfer_recording", o.TransferRecording},
+		{"transfer_whiteboard", o.TransferWhiteboard},
+		{"transfer_clipfiles", o.TransferClipfiles},
+		{"transfer_notes", o.TransferNotes},
+		{"transfer_docs", o.TransferDocs},
+	} {
+		if f.v != nil {
+			q.Set(f.name, strconv.FormatBool(*f.v))
 		}
+	}
+	return q.Encode(), nil
+}
+
+// DeleteUser calls DELETE /users/{userId} with the query opts describes;
+// an unknown opts.Action is refused before any call. Any 2xx is success
+// (Zoom answers 204); the Response carries no User. Errors as for
+// CreateUser; a user already gone is an *APIError matching
+// ErrUserNotFound.
+func (c *Client) DeleteUser(ctx context.Context, idOrEmail string, opts DeleteOptions) (Response, error) {
+	const op = "delete user"
+	q, err := opts.query()
+	if err != nil {
+		return Response{}, fmt.Errorf("zoom: %s: %w", op, err)
+	}
+	if idOrEmail == "" {
+		return Response{}, errors.New("zoom: " + op + ": empty id")
+	}
+	return c.do(ctx, call{op: op, action: "delete", method: http.MethodDelete, url: c.userURL(idOrEmail) + "?" + q, ok: is2xx})
+}
+
+// userURL is the URL of /users/{userId}.
+func (c *Client) userURL(idOrEmail string) string {
+	return c.baseURL + "/users/" + url.PathEscape(idOrEmail)
+}
+
+// call is one API request and what counts as its success.
+type call struct {
+	// op names the call; action is the request's action or operation the
+	// Limiter is told.
+	op, action, method, url string
+	body                    []byte // nil: no body
+	ok                      func(status int) bool
+	// user says a success body is a user object to decode: an unreadable
+	// one is then a fault, not a success.
+	user bool
+}
+
+func isCreated(status int) bool { return status == http.StatusCreated }
+func isOK(status int) bool      { return status == http.StatusOK }
+func is2xx(status int) bool     { return status >= 200 && status < 300 }
+
+func (c *Client) do(ctx context.Context, k call) (Response, error) {
+	if err := c.ready(ctx, &k); err != nil {
+		return Response{}, err
 	}
 	tok, err := c.accessToken(ctx, nil)
 	if err != nil {
 		return Response{}, err
 	}
-	resp, err := c.send(ctx, op, method, u, body, tok, want)
+	resp, err := c.send(ctx, &k, tok)
 	var apiErr *APIError
 	if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusUnauthorized {
 		// The token may have been revoked or expired early: fetch a new
@@ -285,35 +439,36 @@ func (c *Client) do(ctx context.Context, op, method, u string, body []byte, want
 		if tok, err = c.accessToken(ctx, tok); err != nil {
 			return Response{}, err
 		}
-		if c.limiter != nil { // the retry counts against the budget too
-			if err := c.limiter.Wait(ctx); err != nil {
-				return Response{}, fmt.Errorf("zoom: %s: wait for rate limiter: %w", op, err)
-			}
+		// The retry counts against the budget too.
+		if err := c.ready(ctx, &k); err != nil {
+			return Response{}, err
 		}
-		resp, err = c.send(ctx, op, method, u, body, tok, want)
+		resp, err = c.send(ctx, &k, tok)
 	}
 	return resp, err
 }
 
-func (c *Client) send(ctx context.Context, op, method, u string, body []byte, tok *bearer, want int) (Response, error) {
+func (c *Client) send(ctx context.Context, k *call, tok *bearer) (Response, error) {
+	op := k.op
 	if c.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
 	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
+	if k.body != nil {
+		rd = bytes.NewReader(k.body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	req, err := http.NewRequestWithContext(ctx, k.method, k.url, rd)
 	if err != nil {
-		return Response{}, fmt.Errorf("zoom: %s: %w", op, err)
+		// Its text could name the URL, and with it an email address.
+		return Response{}, fmt.Errorf("zoom: %s: %w", op, transportError(err))
 	}
 	// Canonical keys set directly: Header.Set would allocate a slice for
 	// each value on every call.
 	req.Header["Authorization"] = tok.auth
 	req.Header["Accept"] = acceptJSON
-	if body != nil {
+	if k.body != nil {
 		req.Header["Content-Type"] = contentTypeJSON
 	}
 	res, err := c.http.Do(req)
@@ -325,13 +480,16 @@ func (c *Client) send(ctx context.Context, op, method, u string, body []byte, to
 	if err != nil {
 		return Response{}, fmt.Errorf("zoom: %s: read response: %w", op, transportError(err))
 	}
-	if res.StatusCode != want {
+	if !k.ok(res.StatusCode) {
 		return Response{}, newAPIError(op, res, data, c.now())
 	}
 	out := Response{
 		StatusCode: res.StatusCode,
 		TrackingID: res.Header.Get(HeaderTrackingID),
 		RateLimit:  parseRateLimit(res.Header),
+	}
+	if !k.user {
+		return out, nil // the body, if any, says nothing the caller needs
 	}
 	if err := json.Unmarshal(data, &out.User); err != nil {
 		// A 2xx we cannot read is not a rejection: the user may well exist.
@@ -369,12 +527,12 @@ func transportError(err error) error {
 // none, when it is about to expire, or when stale is the cached token (the
 // API just refused it). A fresh cached token is read without locking.
 func (c *Client) accessToken(ctx context.Context, stale *bearer) (*bearer, error) {
-	if b := c.cur.Load(); b != nil && b != stale && c.fresh(b.token) {
+	if b := c.cur.Load(); b != nil && b != stale && c.fresh(b) {
 		return b, nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if b := c.cur.Load(); b != nil && b != stale && c.fresh(b.token) {
+	if b := c.cur.Load(); b != nil && b != stale && c.fresh(b) {
 		return b, nil // fetched by another caller meanwhile
 	}
 	fetchCtx := context.WithValue(ctx, oauth2.HTTPClient, c.http)
@@ -391,19 +549,38 @@ func (c *Client) accessToken(ctx context.Context, stale *bearer) (*bearer, error
 		}
 		return nil, newTokenError(err)
 	}
-	if !t.Expiry.IsZero() {
+	b := &bearer{token: t, auth: []string{"Bearer " + t.AccessToken}}
+	if life := issuedLifetime(t); life > 0 {
 		// oauth2 sets Expiry on the wall clock; fresh reads c.now.
 		t.Expiry = c.now().Add(time.Until(t.Expiry))
+		margin := max(0, min(c.refreshBefore, life/4))
+		b.refreshAt = t.Expiry.Add(-margin)
+	} else {
+		// No expires_in, or one already past (negative): refreshing by
+		// the clock would fetch on every call, so rely on the 401.
+		t.Expiry = time.Time{}
 	}
-	b := &bearer{token: t, auth: []string{"Bearer " + t.AccessToken}}
 	c.cur.Store(b)
 	return b, nil
 }
 
-// fresh reports whether t may still be used: it does not expire within
-// refreshBefore.
-func (c *Client) fresh(t *oauth2.Token) bool {
-	return t.Expiry.IsZero() || c.now().Add(c.refreshBefore).Before(t.Expiry)
+// issuedLifetime is the lifetime t was issued with: its ExpiresIn when
+// x/oauth2 sets it (clientcredentials does not, as of v0.38), else the
+// time left until Expiry just after the fetch, which x/oauth2 computed
+// from expires_in. It is zero for a token without expiry.
+func issuedLifetime(t *oauth2.Token) time.Duration {
+	if t.Expiry.IsZero() {
+		return 0
+	}
+	if t.ExpiresIn > 0 {
+		return time.Duration(t.ExpiresIn) * time.Second
+	}
+	return time.Until(t.Expiry)
+}
+
+// fresh reports whether b may still be used without fetching a new token.
+func (c *Client) fresh(b *bearer) bool {
+	return b.refreshAt.IsZero() || c.now().Before(b.refreshAt)
 }
 
 // TokenValid reports whether a token can be had now, fetching one if needed.

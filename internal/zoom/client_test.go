@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,8 +23,12 @@ import (
 	"github.com/zoomprov/consumer/testenv"
 )
 
-// The limiter this package documents must fit Config.Limiter.
-var _ zoom.Limiter = (*rate.Limiter)(nil)
+// rateLimiter paces every call with x/time/rate, whatever the call.
+type rateLimiter struct{ *rate.Limiter }
+
+func (l rateLimiter) Wait(ctx context.Context, _ zoom.Call) error { return l.Limiter.Wait(ctx) }
+
+var _ zoom.Limiter = rateLimiter{}
 
 // testClock is the clock shared by the simulator and the client, moved by
 // hand so that token expiry and rate-limit windows need no sleeping.
@@ -1170,21 +1175,27 @@ type countingLimiter struct {
 	next  zoom.Limiter
 	err   error
 	waits atomic.Int64
+
+	mu    sync.Mutex
+	calls []zoom.Call
 }
 
-func (l *countingLimiter) Wait(ctx context.Context) error {
+func (l *countingLimiter) Wait(ctx context.Context, call zoom.Call) error {
 	l.waits.Add(1)
+	l.mu.Lock()
+	l.calls = append(l.calls, call)
+	l.mu.Unlock()
 	if l.err != nil {
 		return l.err
 	}
 	if l.next == nil {
 		return nil
 	}
-	return l.next.Wait(ctx)
+	return l.next.Wait(ctx, call)
 }
 
 func TestLimiterPacesAPICalls(t *testing.T) {
-	lim := &countingLimiter{next: rate.NewLimiter(20, 1)}
+	lim := &countingLimiter{next: rateLimiter{rate.NewLimiter(20, 1)}}
 	e := newEnv(t, testenv.SimConfig{}, func(c *zoom.Config) { c.Limiter = lim })
 	ctx := context.Background()
 	// TokenValid fetches the token without waiting.
@@ -1227,6 +1238,11 @@ func TestLimiterNotForTokens(t *testing.T) {
 			t.Fatalf("CreateUser(%q) error: %v", email, err)
 		}
 	}
+	for _, c := range lim.calls {
+		if c.Op != "create user" || c.Action != "create" {
+			t.Errorf("limiter saw call %+v; want the create user call with its action", c)
+		}
+	}
 	if got, tokens := lim.waits.Load(), e.sim.Stats().TokensIssued; got != n || tokens != 1 {
 		t.Errorf("after %d calls: limiter waits = %d, tokens issued = %d; want %d, 1", n, got, tokens, n)
 	}
@@ -1250,7 +1266,7 @@ func TestLimiterError(t *testing.T) {
 			lim: func() (zoom.Limiter, context.Context) {
 				ctx, cancel := context.WithCancel(context.Background())
 				cancel()
-				return rate.NewLimiter(1, 1), ctx
+				return rateLimiter{rate.NewLimiter(1, 1)}, ctx
 			},
 			want: context.Canceled,
 		},
@@ -1271,3 +1287,76 @@ func TestLimiterError(t *testing.T) {
 }
 
 var errLimiter = errors.New("limiter closed")
+
+// TestPrecondition checks that a call's precondition runs after the
+// limiter's wait and before each request, and that its error keeps the
+// request from Zoom.
+func TestPrecondition(t *testing.T) {
+	var order []string
+	lim := limiterFunc(func(context.Context, zoom.Call) error { order = append(order, "wait"); return nil })
+	e := newEnv(t, testenv.SimConfig{}, func(c *zoom.Config) { c.Limiter = lim })
+	errGone := errors.New("gone")
+	var refuse bool
+	ctx := zoom.WithPrecondition(context.Background(), func(context.Context) error {
+		order = append(order, "check")
+		if refuse {
+			return errGone
+		}
+		return nil
+	})
+	if _, err := e.client.CreateUser(ctx, createReq("create", userInfo("pre1@example.com", 1))); err != nil {
+		t.Fatalf("CreateUser with a passing precondition: %v", err)
+	}
+	if want := []string{"wait", "check"}; !slices.Equal(order, want) {
+		t.Errorf("order = %v; want %v", order, want)
+	}
+	refuse = true
+	_, err := e.client.UpdateUser(ctx, "pre1@example.com", json.RawMessage(`{"first_name":"A"}`))
+	if !errors.Is(err, errGone) {
+		t.Errorf("UpdateUser with a failing precondition: error = %v; want it to wrap %v", err, errGone)
+	}
+	if n := len(e.routeRequests(testenv.RoutePatchUser)); n != 0 {
+		t.Errorf("PATCH requests = %d; want 0", n)
+	}
+}
+
+type limiterFunc func(context.Context, zoom.Call) error
+
+func (f limiterFunc) Wait(ctx context.Context, c zoom.Call) error { return f(ctx, c) }
+
+// Ensure a slow precondition costs the call its place in the pacing: it
+// waits for the limiter again and checks again, and after three slow
+// checks the call is not made.
+func TestPreconditionSlow(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		slow       int // checks that take too long before the fast ones
+		wantWaits  int
+		wantErr    error
+		wantPOSTed int
+	}{
+		{"one slow check", 1, 2, nil, 1},
+		{"always slow", 99, 3, zoom.ErrPreconditionSlow, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			waits := 0
+			lim := limiterFunc(func(context.Context, zoom.Call) error { waits++; return nil })
+			e := newEnv(t, testenv.SimConfig{}, func(c *zoom.Config) { c.Limiter = lim })
+			checks := 0
+			ctx := zoom.WithPrecondition(context.Background(), func(ctx context.Context) error {
+				checks++
+				if checks <= tc.slow {
+					<-time.After(20 * time.Millisecond) // the slow read the check stands for
+				}
+				return nil
+			})
+			_, err := e.client.CreateUser(ctx, createReq("create", userInfo("slow@example.com", 1)))
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+				t.Errorf("CreateUser error = %v; want %v", err, tc.wantErr)
+			}
+			if waits != tc.wantWaits || len(e.routeRequests(testenv.RouteCreateUser)) != tc.wantPOSTed {
+				t.Errorf("limiter waits %d, POSTs %d; want %d, %d", waits, len(e.routeRequests(testenv.RouteCreateUser)), tc.wantWaits, tc.wantPOSTed)
+			}
+		})
+	}
+}

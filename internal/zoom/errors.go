@@ -31,7 +31,7 @@ var (
 	// ErrUserExists is Zoom's 409 with code 1005: the email already belongs
 	// to a user of this account.
 	ErrUserExists = &APIError{StatusCode: http.StatusConflict, Code: 1005}
-	// ErrUserNotFound is 404 with code 1001 from GET /users/{id}.
+	// ErrUserNotFound is 404 with code 1001 from any /users/{userId} call.
 	ErrUserNotFound = &APIError{StatusCode: http.StatusNotFound, Code: 1001}
 	// ErrRateLimited is any 429.
 	ErrRateLimited = &APIError{StatusCode: http.StatusTooManyRequests}
@@ -57,6 +57,10 @@ const (
 	LimitUnknown   LimitType = ""
 	LimitPerSecond LimitType = "per_second"
 	LimitDaily     LimitType = "daily"
+	// LimitConcurrent is Zoom's "Too many concurrent requests" for one
+	// resource: another call for the same user is still being served. It
+	// says nothing about the account's budget.
+	LimitConcurrent LimitType = "concurrent"
 )
 
 // RateLimit holds Zoom's rate-limit headers. Any of them may be missing:
@@ -174,6 +178,8 @@ func (e *APIError) Limit() LimitType {
 		return LimitPerSecond
 	}
 	switch m := strings.ToLower(e.Message); {
+	case strings.Contains(m, "concurrent"), strings.Contains(m, "has already been made"):
+		return LimitConcurrent
 	case strings.Contains(m, "daily"), strings.Contains(m, "per day"), strings.Contains(m, "gmt 00:00"):
 		return LimitDaily
 	case strings.Contains(m, "per-second"), strings.Contains(m, "per second"), strings.Contains(m, "qps"):

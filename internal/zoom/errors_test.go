@@ -78,6 +78,7 @@ func TestAPIErrorLimit(t *testing.T) {
 		{name: "no header per-second text", err: &APIError{StatusCode: 429, Message: perSecondLimitText}, want: LimitPerSecond},
 		{name: "unknown header daily text", err: &APIError{StatusCode: 429, Message: dailyLimitText, RateLimit: RateLimit{Type: "Heavy"}}, want: LimitDaily},
 		{name: "no header unknown text", err: &APIError{StatusCode: 429, Message: "Too many requests."}, want: LimitUnknown},
+		{name: "concurrent requests for one user", err: &APIError{StatusCode: 429, Message: "Too many concurrent requests. A request to disassociate this user has already been made."}, want: LimitConcurrent},
 		{name: "no header no text", err: &APIError{StatusCode: 429}, want: LimitUnknown},
 		{name: "not a 429 with header", err: &APIError{StatusCode: 400, RateLimit: RateLimit{Type: "Daily-limit"}}, want: LimitUnknown},
 		{name: "not a 429 with daily text", err: &APIError{StatusCode: 503, Message: dailyLimitText}, want: LimitUnknown},

@@ -1,0 +1,121 @@
+package provision_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/internal/provision"
+	"github.com/zoomprov/consumer/internal/quota"
+	"github.com/zoomprov/consumer/internal/retry"
+	"github.com/zoomprov/consumer/internal/zoom"
+	"github.com/zoomprov/consumer/testenv"
+)
+
+// Ensure a request whose handling keeps running out of MessageTimeout is
+// dead-lettered after MaxAttempts like any transient failure. Zoom answers
+// 503 every time; the in-process retries wait 200 ms then 400 ms, so the
+// 300 ms time limit ends every delivery during its second wait. Before the
+// fix a spent time limit counted as a shutdown: the request was handed back
+// at once, uncounted, for ever.
+func TestMessageTimeoutCountsAsTransient(t *testing.T) {
+	h := newHarness(t, testenv.SimConfig{})
+	h.sim.FailEmail("slow@example.com", 0, testenv.Fault{Status: 503})
+	cfg := testConfig(2)
+	cfg.Policy.InProcess = retry.Schedule{Initial: 200 * time.Millisecond, Max: 400 * time.Millisecond, Multiplier: 2}
+	cfg.MessageTimeout = 300 * time.Millisecond
+	h.start(cfg)
+	h.publish("slow-1", "ssoCreate", userBody("ssoCreate", "slow@example.com", 1))
+	evs := h.waitTerminal(20*time.Second, "slow-1")
+	term := terminal(evs["slow-1"])
+	if len(term) != 1 || term[0].Data.Outcome != messages.OutcomeFailed || term[0].Data.Reason != messages.ReasonRetriesExhausted {
+		t.Fatalf("terminal = %+v; want one failed, retries_exhausted", term)
+	}
+	if got := term[0].Data.Attempt; got != 2 {
+		t.Errorf("dead-lettered on delivery %d; want 2 (MaxAttempts)", got)
+	}
+	if n := h.streamMsgCount("ZOOM_USERS_DLQ"); n != 1 {
+		t.Errorf("dead letters = %d; want 1", n)
+	}
+}
+
+// Ensure a New that gets a clock does not change the clock of the Pacer
+// and gates it is given: they belong to the caller, who may share them.
+// Before the fix New set the Pacer's clock to its own (a data race when two
+// services shared one, and a gate read on the wrong clock).
+func TestNewLeavesThePacerAlone(t *testing.T) {
+	h := newHarness(t, testenv.SimConfig{})
+	gates := quota.NewGates(time.Now)
+	pacer := quota.NewPacer(0, gates)
+	gates.Set(quota.Gate{Scope: "create", Until: time.Now().Add(time.Hour)})
+	later := func() time.Time { return time.Now().Add(2 * time.Hour) }
+	// Two services sharing one pacer, started at once, while the pacer is
+	// in use: -race reports any write New makes into it.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 100 {
+			_ = pacer.Wait(context.Background(), zoom.Call{Action: "ssoCreate"})
+		}
+	}()
+	for i := range 2 {
+		cfg := testConfig(3)
+		cfg.Pacer = pacer
+		cfg.Now = later
+		cfg.ReplicaID = fmt.Sprintf("shared-%d", i)
+		h.start(cfg)
+	}
+	<-done
+	if _, closed := gates.Closed("create"); !closed {
+		t.Errorf("after New with a clock two hours ahead the caller's gate reads open; want it read on the caller's clock (closed)")
+	}
+}
+
+// Ensure a recovered panic is logged with its stack, and the request is
+// handed back and then handled normally.
+func TestPanicLoggedWithStack(t *testing.T) {
+	h := newHarness(t, testenv.SimConfig{})
+	var panicked atomic.Bool
+	h.wrapZoom = func(zc *zoom.Client) provision.Zoom { return &panicOnce{Client: zc, done: &panicked} }
+	cfg := testConfig(3)
+	cfg.Policy.Redelivery = retry.Schedule{Initial: 10 * time.Millisecond, Max: 10 * time.Millisecond}
+	h.start(cfg)
+	h.publish("panic-1", "ssoCreate", userBody("ssoCreate", "panic@example.com", 1))
+	evs := h.waitTerminal(10*time.Second, "panic-1")
+	if term := terminal(evs["panic-1"]); len(term) != 1 || term[0].Data.Outcome != messages.OutcomeCreated {
+		t.Fatalf("terminal = %+v; want created after the panic", term)
+	}
+	log := h.log.String()
+	var line string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "panic while handling a request") {
+			line = l
+		}
+	}
+	if line == "" {
+		t.Fatalf("no panic line in the log:\n%s", log)
+	}
+	if !strings.Contains(line, `"stack":"goroutine `) || !strings.Contains(line, "panicOnce") {
+		t.Errorf("panic line has no stack naming the panicking function: %s", line)
+	}
+	if !strings.Contains(line, `"request_id":"panic-1"`) {
+		t.Errorf("panic line does not name the request: %s", line)
+	}
+}
+
+// panicOnce is the real Zoom client whose first CreateUser panics.
+type panicOnce struct {
+	*zoom.Client
+	done *atomic.Bool
+}
+
+func (p *panicOnce) CreateUser(ctx context.Context, req zoom.CreateUserRequest) (zoom.Response, error) {
+	if p.done.CompareAndSwap(false, true) {
+		panic("injected")
+	}
+	return p.Client.CreateUser(ctx, req)
+}

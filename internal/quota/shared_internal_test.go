@@ -1,0 +1,184 @@
+package quota
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/zoomprov/consumer/testenv"
+)
+
+// leaseBucket starts an embedded JetStream server and returns a quota
+// bucket on it.
+func leaseBucket(t *testing.T) (jetstream.KeyValue, *nats.Conn) {
+	t.Helper()
+	js := testenv.StartJetStream(t)
+	kv, err := js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "quota_test", History: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv, js.Conn()
+}
+
+// putLease writes the lease of a replica the test plays.
+func putLease(t *testing.T, kv jetstream.KeyValue, l lease) {
+	t.Helper()
+	data, _ := json.Marshal(l)
+	if _, err := kv.Put(context.Background(), replicaKeyPrefix+l.ID, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runCoordinator runs a coordinator for replica id with an 80/s budget
+// until the test ends.
+func runCoordinator(t *testing.T, kv jetstream.KeyValue, nc *nats.Conn, id string) *Pacer {
+	t.Helper()
+	p := NewPacer(80, NewGates(nil))
+	c := NewCoordinator(kv, p, CoordinatorConfig{ReplicaID: id, Conn: nc, Log: zerolog.Nop()})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return p
+}
+
+// Ensure a replica that joins uses its share only once the replica already
+// there counts it, however long that one takes to notice (a watch fallen
+// behind after an election): until then both would pace at their own
+// idea of the share, and Zoom would see more than the account's budget
+// in one second (a cluster chaos run: 16 calls answered 429).
+func TestJoinWaitsForAcknowledgement(t *testing.T) {
+	kv, nc := leaseBucket(t)
+	// Replica a uses the whole budget and has not seen b yet.
+	putLease(t, kv, lease{ID: "a", Budget: 80, Sees: []string{"a"}})
+	b := runCoordinator(t, kv, nc, "b")
+
+	// a keeps renewing without counting b: b must stay paused, however
+	// long (three renewals are well past any timed join).
+	deadline := time.Now().Add(3 * leaseRefresh)
+	for time.Now().Before(deadline) {
+		putLease(t, kv, lease{ID: "a", Budget: 80, Sees: []string{"a"}})
+		if _, _, pace := b.Current(); pace != 0 {
+			t.Fatalf("b paces at %v/s while a, at the whole budget, has not counted it; want 0", pace)
+		}
+		time.Sleep(100 * time.Millisecond) // a renews far more often than real replicas
+	}
+
+	// a counts b now: b starts at its half, no sooner than a window later.
+	acked := time.Now()
+	putLease(t, kv, lease{ID: "a", Budget: 80, Sees: []string{"a", "b"}})
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		_, _, pace := b.Current()
+		return pace > 0, "b still paused"
+	})
+	if waited := time.Since(acked); waited < joinWindow {
+		t.Errorf("b started %v after a counted it; want at least %v", waited, joinWindow)
+	}
+	if share, replicas, _ := b.Current(); share != 40 || replicas != 2 {
+		t.Errorf("b's share = %v of %d replicas; want 40 of 2", share, replicas)
+	}
+}
+
+// Ensure a replica of an older version, whose lease lists nothing, does
+// not keep a newcomer paused: it gets the old fixed delay to notice.
+func TestJoinBesideLegacyReplica(t *testing.T) {
+	kv, nc := leaseBucket(t)
+	putLease(t, kv, lease{ID: "a", Budget: 80})
+	start := time.Now()
+	b := runCoordinator(t, kv, nc, "b")
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		putLease(t, kv, lease{ID: "a", Budget: 80})
+		_, _, pace := b.Current()
+		return pace > 0, "b still paused"
+	})
+	if waited := time.Since(start); waited < legacyJoinDelay {
+		t.Errorf("b started %v after it came; want at least %v beside a replica that lists nothing", waited, legacyJoinDelay)
+	}
+}
+
+// Ensure the lease a replica writes lists the replicas its share counts,
+// itself included, once it has seen them.
+func TestLeaseListsWhatItSees(t *testing.T) {
+	kv, nc := leaseBucket(t)
+	putLease(t, kv, lease{ID: "a", Budget: 80, Sees: []string{"a"}})
+	b := runCoordinator(t, kv, nc, "b")
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		putLease(t, kv, lease{ID: "a", Budget: 80, Sees: []string{"a"}})
+		e, err := kv.Get(context.Background(), replicaKeyPrefix+"b")
+		if err != nil {
+			return false, err.Error()
+		}
+		var l lease
+		if err := json.Unmarshal(e.Value(), &l); err != nil {
+			return false, err.Error()
+		}
+		return len(l.Sees) == 2 && l.Sees[0] == "a" && l.Sees[1] == "b", "b's lease lists " + string(e.Value())
+	})
+	if share, replicas, _ := b.Current(); share != 40 || replicas != 2 {
+		t.Errorf("b's share = %v of %d replicas; want 40 of 2", share, replicas)
+	}
+}
+
+// Ensure the leader read sees what the bucket holds: a value with its
+// time, and a key never written, deleted or purged as not found.
+func TestReadLeader(t *testing.T) {
+	kv, nc := leaseBucket(t)
+	c := NewCoordinator(kv, NewPacer(80, NewGates(nil)), CoordinatorConfig{ReplicaID: "x", Conn: nc, Log: zerolog.Nop()})
+	ctx := context.Background()
+	before := time.Now().Add(-time.Second)
+	putLease(t, kv, lease{ID: "a", Budget: 80})
+	e, err := c.readLeader(ctx, replicaKeyPrefix+"a")
+	if err != nil {
+		t.Fatalf("readLeader(a) = %v", err)
+	}
+	if string(e.value) != `{"id":"a","budget":80}` || e.created.Before(before) || e.created.After(time.Now().Add(time.Second)) {
+		t.Errorf("readLeader(a) = %s at %v; want the lease just written", e.value, e.created)
+	}
+	for _, tc := range []struct {
+		name string
+		prep func(key string) error
+	}{
+		{"never written", func(string) error { return nil }},
+		{"deleted", func(key string) error { return kv.Delete(ctx, key) }},
+		{"purged", func(key string) error { return kv.Purge(ctx, key) }},
+	} {
+		key := replicaKeyPrefix + tc.name[:1]
+		if tc.name != "never written" {
+			putLease(t, kv, lease{ID: tc.name[:1], Budget: 80})
+		}
+		if err := tc.prep(key); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.readLeader(ctx, key); !errors.Is(err, jetstream.ErrKeyNotFound) {
+			t.Errorf("%s: readLeader = %v; want ErrKeyNotFound", tc.name, err)
+		}
+	}
+}
+
+// Ensure the lease of a replica that died (never renewed again) holds a
+// newcomer back only until it is stale, and then the newcomer takes the
+// whole budget.
+func TestJoinAfterDeadReplica(t *testing.T) {
+	kv, nc := leaseBucket(t)
+	putLease(t, kv, lease{ID: "a", Budget: 80, Sees: []string{"a"}})
+	start := time.Now()
+	b := runCoordinator(t, kv, nc, "b")
+	testenv.Eventually(t, 20*time.Second, func() (bool, string) {
+		_, _, pace := b.Current()
+		return pace > 0, "b still paused"
+	})
+	waited := time.Since(start)
+	t.Logf("b started calling %v after it started, beside a dead replica's fresh lease", waited.Round(10*time.Millisecond))
+	if waited < leaseTTL {
+		t.Errorf("b started %v after it came; want at least the lease lifetime %v", waited, leaseTTL)
+	}
+	if share, replicas, _ := b.Current(); share != 80 || replicas != 1 {
+		t.Errorf("b's share = %v of %d replicas; want 80 of 1", share, replicas)
+	}
+}

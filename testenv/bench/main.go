@@ -1,0 +1,248 @@
+// Command bench measures the provisioning consumer from the outside, side
+// by side with a Watermill consumer and a naive loop, and prints a
+// Markdown table.
+//
+//	cd testenv/bench && go run . [-n 10000] [-runs 4] [-out FILE]
+//	cd testenv/bench && go run . -scenario backlog [-backlog-n 20000] [-out FILE]
+//
+// It builds four binaries first: nats-server (from this module's
+// nats-server/v2 dependency), the service (../../cmd/consumer, built in
+// the main module so its own dependency versions apply), and the two
+// peers in cmd/watermillpeer and cmd/naive.
+//
+// Scenario throughput: per run, each consumer in turn (the order rotates
+// from run to run) gets a fresh nats-server process with file storage and
+// the contract's streams (deploy/nats/*.json), N ssoCreate requests
+// preloaded, and a Zoom simulator in this process that answers at once
+// with no limit. The consumer runs as its own process; the time is from
+// its start to its N-th distinct result (seen through a core subscription
+// to the result subject, which costs the broker far less than polling the
+// stream), and the CPU seconds of the consumer and of the broker over that
+// interval and the consumer's peak RSS come from /proc. Afterwards,
+// outside the measured interval, every run is checked: every result
+// stored, one correct result per request, each user created once, nothing
+// dead-lettered or left, a clean stop on SIGTERM.
+//
+// Scenario backlog: the service alone, with ZOOM_RATE_LIMIT=80, against a
+// simulator limited to 80 requests a second with 200 ms latency; 20,000
+// create requests are queued, the first daily-limit 429 closes the quota
+// gate, and the quota resets a few seconds into the run. From the
+// simulator's request log: how long after the reset the service reaches
+// 80/s, its steady rate, and the 429s.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+func main() {
+	if err := mainErr(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the flags, plus the binaries built from them.
+type options struct {
+	scenario      string
+	n, runs       int
+	only          map[string]bool
+	out           string
+	repo          string
+	deployDir     string
+	timeout       time.Duration
+	keepLogs      bool
+	quietWait     time.Duration
+	backlogN      int
+	backlogRate   int
+	backlogLat    time.Duration
+	backlogWindow time.Duration
+
+	natsBin string
+	bins    map[string]string // consumer name → binary
+}
+
+func mainErr(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.StringVar(&o.scenario, "scenario", "throughput", "throughput, backlog or all")
+	fs.IntVar(&o.n, "n", 10000, "throughput: requests preloaded per consumer and run")
+	fs.IntVar(&o.runs, "runs", 4, "throughput: runs")
+	only := fs.String("consumers", "service,watermill,naive", "throughput: consumers to measure, comma separated")
+	fs.StringVar(&o.out, "out", "", "also write the Markdown report to this file")
+	fs.StringVar(&o.repo, "repo", "../..", "the repository root (the service's module, deploy/nats)")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up on one consumer's run after this long")
+	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep each consumer's output and print where")
+	fs.DurationVar(&o.quietWait, "quiet-wait", 3*time.Minute, "before each measurement wait up to this long for other processes to use under 5% of a core (0: do not wait)")
+	fs.IntVar(&o.backlogN, "backlog-n", 20000, "backlog: create requests queued behind the closed gate")
+	fs.IntVar(&o.backlogRate, "backlog-rate", 80, "backlog: the simulator's per-second limit and ZOOM_RATE_LIMIT")
+	fs.DurationVar(&o.backlogLat, "backlog-latency", 200*time.Millisecond, "backlog: the simulator's latency")
+	fs.DurationVar(&o.backlogWindow, "backlog-window", 10*time.Second, "backlog: the simulator's quota day; the reset comes this long after the start")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	switch o.scenario {
+	case "throughput", "backlog", "all":
+	default:
+		return fmt.Errorf("-scenario %q: want throughput, backlog or all", o.scenario)
+	}
+	if o.n <= 0 || o.runs <= 0 || o.backlogN <= 0 || o.backlogRate <= 0 || o.backlogWindow < 3*time.Second {
+		return errors.New("-n, -runs, -backlog-n and -backlog-rate must be positive, -backlog-window at least 3s")
+	}
+	o.only = map[string]bool{}
+	for _, c := range strings.Split(*only, ",") {
+		switch c = strings.TrimSpace(c); c {
+		case "service", "watermill", "naive":
+			o.only[c] = true
+		default:
+			return fmt.Errorf("-consumers: unknown consumer %q", c)
+		}
+	}
+	repo, err := filepath.Abs(o.repo)
+	if err != nil {
+		return err
+	}
+	o.repo, o.deployDir = repo, filepath.Join(repo, "deploy", "nats")
+	if _, err := os.Stat(filepath.Join(o.deployDir, streamFiles[0])); err != nil {
+		return fmt.Errorf("-repo %s: %w", o.repo, err)
+	}
+
+	binDir, err := os.MkdirTemp("", "bench-bin-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(binDir)
+	fmt.Fprintln(stderr, "bench: building nats-server, the service and the peers...")
+	if err := build(&o, binDir); err != nil {
+		return err
+	}
+	rep := &report{machine: describeMachine(o), opts: o, started: time.Now()}
+
+	ctx := context.Background()
+	if o.scenario != "backlog" {
+		consumers := o.consumers()
+		for run := 1; run <= o.runs; run++ {
+			// Rotate the order so that no consumer always runs first or
+			// last in a run.
+			for k := range consumers {
+				c := consumers[(k+run-1)%len(consumers)]
+				waited, quiet := o.waitQuiet()
+				fmt.Fprintf(stderr, "bench: run %d/%d: %s (N=%d, load %s, waited %v for quiet: %v)...\n",
+					run, o.runs, c.Label, o.n, loadAvg(), waited.Round(time.Second), quiet)
+				m := measureThroughput(ctx, o, c, run, o.n)
+				m.QuietWait, m.Quiet = waited, quiet
+				if m.Err != nil {
+					fmt.Fprintf(stderr, "bench: run %d: %s: %v\n", run, c.Name, m.Err)
+				} else {
+					fmt.Fprintf(stderr, "bench: run %d: %s: %.0f/s in %v, CPU %.3f s/1k consumer, %.3f s/1k broker, RSS %.1f MiB%s\n",
+						run, c.Name, m.Rate(), m.Elapsed.Round(time.Millisecond), m.cpuPer1000(m.CPUConsumer), m.cpuPer1000(m.CPUBroker),
+						mib(m.RSS), problemsSuffix(m.Problems))
+				}
+				rep.throughput = append(rep.throughput, m)
+			}
+		}
+	}
+	if o.scenario != "throughput" {
+		waited, quiet := o.waitQuiet()
+		fmt.Fprintf(stderr, "bench: backlog: %d create requests, %d/s, %v latency (load %s, waited %v for quiet: %v)...\n",
+			o.backlogN, o.backlogRate, o.backlogLat, loadAvg(), waited.Round(time.Second), quiet)
+		b := measureBacklog(ctx, o)
+		b.QuietWait, b.Quiet = waited, quiet
+		if b.Err != nil {
+			fmt.Fprintf(stderr, "bench: backlog: %v\n", b.Err)
+		}
+		rep.backlog = &b
+	}
+	rep.finished = time.Now()
+	md := rep.markdown()
+	fmt.Fprint(stdout, md)
+	if o.out != "" {
+		if err := os.WriteFile(o.out, []byte(md), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitQuiet waits for the machine to be quiet, if asked to.
+func (o options) waitQuiet() (time.Duration, bool) {
+	if o.quietWait <= 0 {
+		return 0, false
+	}
+	return waitQuiet(o.quietWait)
+}
+
+func problemsSuffix(p []string) string {
+	if len(p) == 0 {
+		return ", verified"
+	}
+	return ", PROBLEMS: " + strings.Join(p, "; ")
+}
+
+// consumers lists the consumers measured, in the table's order.
+func (o options) consumers() []consumer {
+	all := []consumer{
+		o.service(),
+		{Name: "watermill", Label: "Watermill v1.5.1 + watermill-nats v2.1.3", Bin: o.bins["watermill"]},
+		{Name: "naive", Label: "naive loop, one message at a time", Bin: o.bins["naive"]},
+	}
+	var out []consumer
+	for _, c := range all {
+		if o.only[c.Name] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// service is the service as the throughput scenario runs it: `consumer
+// run` with its defaults, no client-side rate limit, no HTTP endpoint, and
+// only warnings logged.
+func (o options) service() consumer {
+	return consumer{Name: "service", Label: "this service (`consumer run`)", Bin: o.bins["service"], Args: []string{"run"},
+		Env: []string{"ZOOM_RATE_LIMIT=0", "HTTP_ADDR=off", "LOG_LEVEL=warn"}}
+}
+
+// build builds the binaries into dir. The service is built in its own
+// module, so that it is the binary `go build ./cmd/consumer` makes, with
+// the main module's dependency versions and not this module's.
+func build(o *options, dir string) error {
+	o.natsBin = filepath.Join(dir, "nats-server")
+	o.bins = map[string]string{
+		"service":   filepath.Join(dir, "consumer"),
+		"watermill": filepath.Join(dir, "watermillpeer"),
+		"naive":     filepath.Join(dir, "naive"),
+	}
+	here := filepath.Join(o.repo, "testenv", "bench")
+	for _, b := range []struct{ dir, out, pkg string }{
+		{here, o.natsBin, "github.com/nats-io/nats-server/v2"},
+		{o.repo, o.bins["service"], "./cmd/consumer"},
+		{here, o.bins["watermill"], "./cmd/watermillpeer"},
+		{here, o.bins["naive"], "./cmd/naive"},
+	} {
+		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
+		cmd.Dir = b.dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build %s (in %s): %w\n%s", b.pkg, b.dir, err, out)
+		}
+	}
+	return nil
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }

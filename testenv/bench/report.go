@@ -1,0 +1,386 @@
+package main
+
+import (
+	"bufio"
+	"debug/buildinfo"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// report is everything measured in one invocation.
+type report struct {
+	machine           string
+	opts              options
+	started, finished time.Time
+	throughput        []measurement
+	backlog           *backlogResult
+}
+
+// describeMachine names the CPU, the cores, Go and the versions of what
+// was built, read from the binaries themselves.
+func describeMachine(o options) string {
+	cpu := "unknown CPU"
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	server := "nats-server (version unknown)"
+	if out, err := exec.Command(o.natsBin, "--version").Output(); err == nil {
+		server = strings.TrimSpace(string(out))
+	}
+	return fmt.Sprintf("%d CPUs (`nproc`), %s, %s %s/%s, %s as a separate process (file storage), "+
+		"the service with nats.go %s, the Watermill peer with %s, %s and nats.go %s",
+		runtime.NumCPU(), cpu, runtime.Version(), runtime.GOOS, runtime.GOARCH, server,
+		depVersion(o.bins["service"], "github.com/nats-io/nats.go"),
+		"watermill "+depVersion(o.bins["watermill"], "github.com/ThreeDotsLabs/watermill"),
+		"watermill-nats "+depVersion(o.bins["watermill"], "github.com/ThreeDotsLabs/watermill-nats/v2"),
+		depVersion(o.bins["watermill"], "github.com/nats-io/nats.go"))
+}
+
+// depVersion is the version of module mod linked into bin.
+func depVersion(bin, mod string) string {
+	bi, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		return "?"
+	}
+	for _, d := range bi.Deps {
+		if d.Path == mod {
+			if d.Replace != nil {
+				return d.Replace.Version
+			}
+			return d.Version
+		}
+	}
+	return "?"
+}
+
+// markdown renders the report.
+func (rp *report) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Measured %s with `cd testenv/bench && go run . %s` (%s) on %s.\n\n",
+		rp.started.UTC().Format("2006-01-02"), rp.flags(), rp.finished.Sub(rp.started).Round(time.Second), rp.machine)
+	if len(rp.throughput) > 0 {
+		rp.throughputMarkdown(&b)
+	}
+	if rp.backlog != nil {
+		rp.backlogMarkdown(&b)
+	}
+	return b.String()
+}
+
+// flags are the flags that differ from their defaults, for the command
+// line in the report.
+func (rp *report) flags() string {
+	o := rp.opts
+	var f []string
+	if o.scenario != "throughput" {
+		f = append(f, "-scenario "+o.scenario)
+	}
+	if o.scenario != "backlog" {
+		f = append(f, fmt.Sprintf("-n %d -runs %d", o.n, o.runs))
+	}
+	if o.scenario != "throughput" && o.backlogN != 20000 {
+		f = append(f, fmt.Sprintf("-backlog-n %d", o.backlogN))
+	}
+	if len(o.only) != 3 {
+		var names []string
+		for _, c := range o.consumers() {
+			names = append(names, c.Name)
+		}
+		f = append(f, "-consumers "+strings.Join(names, ","))
+	}
+	return strings.Join(f, " ")
+}
+
+// byConsumer groups the throughput measurements by consumer, in run
+// order.
+func (rp *report) byConsumer() map[string][]measurement {
+	out := map[string][]measurement{}
+	for _, m := range rp.throughput {
+		out[m.Consumer] = append(out[m.Consumer], m)
+	}
+	for _, ms := range out {
+		slices.SortFunc(ms, func(a, b measurement) int { return a.Run - b.Run })
+	}
+	return out
+}
+
+func (rp *report) throughputMarkdown(b *strings.Builder) {
+	o := rp.opts
+	fmt.Fprintf(b, "**Throughput: %s `ssoCreate` requests preloaded, Zoom simulator at 0 ms and no limit, %d runs**\n\n", thousands(o.n), o.runs)
+	b.WriteString("Each consumer is its own process with its defaults (the service: `consumer run` with `ZOOM_RATE_LIMIT=0`), on a fresh " +
+		"`nats-server` process with the contract's streams; results/s is N over the time from the consumer's start to its N-th distinct " +
+		"result on the result subject (seen by a core subscription; afterwards every result is checked to be stored). CPU is user + system seconds from /proc over that interval, per 1,000 results; peak RSS is VmHWM " +
+		"(the highest of the runs). The order of the consumers rotates from run to run.\n\n")
+	by := rp.byConsumer()
+	b.WriteString("| consumer |")
+	for r := 1; r <= o.runs; r++ {
+		fmt.Fprintf(b, " run %d |", r)
+	}
+	b.WriteString(" median results/s | CPU s / 1,000 (consumer) | CPU s / 1,000 (broker) | peak RSS |\n|---|")
+	for range o.runs + 4 {
+		b.WriteString("---:|")
+	}
+	b.WriteString("\n")
+	for _, c := range o.consumers() {
+		ms := by[c.Name]
+		fmt.Fprintf(b, "| %s |", c.Label)
+		var rates, cpuC, cpuB []float64
+		var rss int64
+		for r := 1; r <= o.runs; r++ {
+			m, ok := findRun(ms, r)
+			switch {
+			case !ok:
+				b.WriteString(" |")
+			case m.Err != nil:
+				b.WriteString(" failed |")
+			default:
+				mark := ""
+				if m.Disturbed() {
+					mark += " †"
+				}
+				if len(m.Problems) > 0 {
+					mark += " (!)"
+				}
+				fmt.Fprintf(b, " %s%s |", thousands(int(m.Rate()+0.5)), mark)
+				rates = append(rates, m.Rate())
+				cpuC = append(cpuC, m.cpuPer1000(m.CPUConsumer))
+				cpuB = append(cpuB, m.cpuPer1000(m.CPUBroker))
+				rss = max(rss, m.RSS)
+			}
+		}
+		if len(rates) == 0 {
+			b.WriteString(" | | | |\n")
+			continue
+		}
+		fmt.Fprintf(b, " %s | %s | %s | %.1f MiB |\n", thousands(int(median(rates)+0.5)), spread(cpuC), spread(cpuB), mib(rss))
+	}
+	b.WriteString("\nCPU columns: median (lowest–highest). † marks a run during which other processes used more than 5% of a core " +
+		"(other people's work on the shared machine; see *Every run*); (!) a run that failed a check. Both are still counted.\n\n")
+	if r := rp.ratios(by); r != "" {
+		b.WriteString(r)
+	}
+	rp.runDetails(b, by)
+}
+
+// ratios is the service's results/s over each other consumer's, per run
+// (both measured in the same run) and the median of those.
+func (rp *report) ratios(by map[string][]measurement) string {
+	svc := by["service"]
+	if len(svc) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("| ratio | ")
+	for r := 1; r <= rp.opts.runs; r++ {
+		fmt.Fprintf(&b, "run %d | ", r)
+	}
+	b.WriteString("median | wanted |\n|---|")
+	for range rp.opts.runs + 2 {
+		b.WriteString("---:|")
+	}
+	b.WriteString("\n")
+	rows := 0
+	for _, peer := range []struct {
+		name, label string
+		want        float64
+	}{{"watermill", "service ÷ Watermill", 1.5}, {"naive", "service ÷ naive loop", 3}} {
+		if len(by[peer.name]) == 0 {
+			continue
+		}
+		rows++
+		fmt.Fprintf(&b, "| %s | ", peer.label)
+		var rs []float64
+		for r := 1; r <= rp.opts.runs; r++ {
+			s, ok1 := findRun(svc, r)
+			p, ok2 := findRun(by[peer.name], r)
+			if !ok1 || !ok2 || s.Err != nil || p.Err != nil || p.Rate() == 0 {
+				b.WriteString(" | ")
+				continue
+			}
+			ratio := s.Rate() / p.Rate()
+			rs = append(rs, ratio)
+			fmt.Fprintf(&b, "%.2f | ", ratio)
+		}
+		med := "–"
+		if len(rs) > 0 {
+			m := median(rs)
+			met := "not met"
+			if m >= peer.want {
+				met = "met"
+			}
+			med = fmt.Sprintf("%.2f (%s)", m, met)
+		}
+		fmt.Fprintf(&b, "%s | ≥ %.1f |\n", med, peer.want)
+	}
+	if rows == 0 {
+		return ""
+	}
+	b.WriteString("\n")
+	if s := by["service"]; len(s) > 0 {
+		worst := int64(0)
+		for _, m := range s {
+			worst = max(worst, m.RSS)
+		}
+		fmt.Fprintf(&b, "The service's peak RSS with %s queued: %.1f MiB (wanted ≤ 64 MiB with 20,000 queued; see the backlog scenario for 20,000).\n\n",
+			thousands(rp.opts.n), mib(worst))
+	}
+	return b.String()
+}
+
+// runDetails lists every measurement with its load and checks.
+func (rp *report) runDetails(b *strings.Builder, by map[string][]measurement) {
+	b.WriteString("<details><summary>Every run</summary>\n\n")
+	b.WriteString("The load average includes the bench's own previous runs; *other processes* is the CPU time of everything on the machine " +
+		"except the consumer, the broker and the bench (which hosts the simulator) over the measured interval: other people's work.\n\n")
+	b.WriteString("| run | consumer | load before (1/5/15 min) | results/s | to N-th result | to first result | CPU s consumer | CPU s broker | CPU s other processes | waited for quiet | peak RSS | token POSTs | checks |\n")
+	b.WriteString("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, m := range rp.throughput {
+		if m.Err != nil {
+			fmt.Fprintf(b, "| %d | %s | %s | failed | | | | | | | | | %s |\n", m.Run, m.Consumer, m.Load, mdEscape(m.Err.Error()))
+			continue
+		}
+		checks := "one correct result per request, each user created once, nothing dead-lettered or left, clean stop"
+		if len(m.Problems) > 0 {
+			checks = "**" + mdEscape(strings.Join(m.Problems, "; ")) + "**"
+		}
+		fmt.Fprintf(b, "| %d | %s | %s | %s | %.2f s | %.0f ms | %.2f | %.2f | %.2f | %s | %.1f MiB | %s | %s |\n",
+			m.Run, m.Consumer, m.Load, thousands(int(m.Rate()+0.5)), m.Elapsed.Seconds(), float64(m.FirstResult)/float64(time.Millisecond),
+			m.CPUConsumer, m.CPUBroker, m.CPUOthers, fmtQuiet(m.QuietWait, m.Quiet), mib(m.RSS), thousands(m.TokenPOSTs), checks)
+	}
+	b.WriteString("\n</details>\n\n")
+}
+
+func (rp *report) backlogMarkdown(b *strings.Builder) {
+	r := rp.backlog
+	fmt.Fprintf(b, "**Backlog after a quota reset: %s `create` requests queued behind a closed gate, Zoom limit %d/s with %s latency**\n\n",
+		thousands(r.N), r.Rate, fmtMs(r.Latency))
+	fmt.Fprintf(b, "The service (`consumer run`, `ZOOM_RATE_LIMIT=%d`) starts on a fresh broker with the requests queued; the simulator's daily "+
+		"create quota is 1 in a %s quota day, so the second request's daily-limit 429 closes the gate, and the quota resets when the day ends "+
+		"(after that the day's quota is unlimited, so that all %s fit). The times come from the simulator's log of POST /v2/users arrivals; "+
+		"\"reaches N/s\" is the end of the first rolling one-second window after the reset that holds N created users. Load before: %s.\n\n",
+		r.Rate, r.Window, thousands(r.N), r.Load)
+	if r.Err != nil {
+		fmt.Fprintf(b, "Failed: %s\n\n", mdEscape(r.Err.Error()))
+		if r.Reset == 0 {
+			return
+		}
+	}
+	b.WriteString("| measure | value | wanted |\n|---|---:|---|\n")
+	row := func(k, v, want string) { fmt.Fprintf(b, "| %s | %s | %s |\n", k, v, want) }
+	row("gate closed (first daily 429), after the start", fmtMs(r.GateClosed), "")
+	row("quota reset, after the start", fmtMs(r.Reset), "")
+	row("users created before the reset", fmt.Sprint(r.CreatedBefore), "")
+	row("daily-limit 429s before the reset", fmt.Sprint(r.Daily429Before), "")
+	row("per-second 429s before the reset", fmt.Sprint(r.QPS429Before), "")
+	row("POSTs between the gate closing and the reset", fmt.Sprint(r.SentClosed), "0")
+	row("first POST after the reset", fmtMs(r.FirstPOST), "")
+	row(fmt.Sprintf("reaches %d/s, after the reset", (r.Rate*95+99)/100), fmtWindow(r.To95), "")
+	row(fmt.Sprintf("reaches %d/s, after the reset", r.Rate), fmtWindow(r.To80), "≤ 2 s"+metMark(r.To80 >= 0 && r.To80 <= 2*time.Second))
+	row("steady rate (from 2 s after the reset to the last user)", fmt.Sprintf("%.1f/s", r.Steady), fmt.Sprintf("%d/s", r.Rate))
+	row("fewest / most users created in one second of that", fmt.Sprintf("%d / %d", r.SteadyMin, r.SteadyMax), "")
+	row("reset to the last user created", fmt.Sprintf("%.1f s", r.Drain.Seconds()), fmt.Sprintf("%.1f s at %d/s", float64(r.N-r.CreatedBefore)/float64(r.Rate), r.Rate))
+	row("429s after the reset", fmt.Sprint(r.QPS429After), "0"+metMark(r.QPS429After == 0))
+	row("deferred result events", fmt.Sprint(r.Deferred), "")
+	row("service CPU s / 1,000 (start to last result)", fmt.Sprintf("%.3f", r.CPUService/float64(r.N)*1000), "")
+	row("broker CPU s / 1,000", fmt.Sprintf("%.3f", r.CPUBroker/float64(r.N)*1000), "")
+	row("CPU s of other processes (start to last result)", fmt.Sprintf("%.2f", r.CPUOthers), "")
+	row("waited for a quiet machine before the start", fmtQuiet(r.QuietWait, r.Quiet), "")
+	row(fmt.Sprintf("service peak RSS, %s queued", thousands(r.N)), fmt.Sprintf("%.1f MiB", mib(r.RSS)), "≤ 64 MiB"+metMark(r.RSS <= 64<<20))
+	checks := "one correct created result per request, each user created once, nothing dead-lettered or left, clean stop"
+	if len(r.Problems) > 0 {
+		checks = "**" + mdEscape(strings.Join(r.Problems, "; ")) + "**"
+	}
+	row("checks", checks, "")
+	b.WriteString("\n")
+}
+
+// fmtQuiet says how long the bench waited for a quiet machine.
+func fmtQuiet(d time.Duration, ok bool) string {
+	s := fmt.Sprintf("%.0f s", d.Seconds())
+	if !ok {
+		s += " (not quiet)"
+	}
+	return s
+}
+
+func metMark(ok bool) string {
+	if ok {
+		return " (met)"
+	}
+	return " (not met)"
+}
+
+func fmtWindow(d time.Duration) string {
+	if d < 0 {
+		return "never"
+	}
+	return fmtMs(d)
+}
+
+func fmtMs(d time.Duration) string {
+	if d < 10*time.Second && d > -10*time.Second {
+		return fmt.Sprintf("%d ms", d.Milliseconds())
+	}
+	return fmt.Sprintf("%.1f s", d.Seconds())
+}
+
+func findRun(ms []measurement, run int) (measurement, bool) {
+	for _, m := range ms {
+		if m.Run == run {
+			return m, true
+		}
+	}
+	return measurement{}, false
+}
+
+// median of xs (not modified); 0 for none.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// spread is "median (lowest–highest)" with three decimals.
+func spread(xs []float64) string {
+	if len(xs) == 1 {
+		return fmt.Sprintf("%.3f", xs[0])
+	}
+	return fmt.Sprintf("%.3f (%.3f–%.3f)", median(xs), slices.Min(xs), slices.Max(xs))
+}
+
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	if n < 0 {
+		return s
+	}
+	var out []byte
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
+
+func mdEscape(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "|", "\\|"), "\n", " ")
+}
