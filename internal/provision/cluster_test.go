@@ -231,8 +231,59 @@ func TestLeaderFailoverUnderLoad(t *testing.T) {
 	t.Logf("failover: %d requests, outcomes %v; %s; Zoom's busiest second: %d calls (budget 80), %d per-second 429s",
 		n, outcomes, strings.Join(report, "; "), st.MaxPerSecond, st.RateLimited[testenv.RateLimitQPS])
 	if st.MaxPerSecond > 80 || st.RateLimited[testenv.RateLimitQPS] > 0 {
-		t.Errorf("Zoom saw %d calls in one second (%d answered 429); want at most ZOOM_RATE_LIMIT=80", st.MaxPerSecond, st.RateLimited[testenv.RateLimitQPS])
+		t.Errorf("Zoom saw %d calls in one second (%d answered 429); want at most ZOOM_RATE_LIMIT=80; %s",
+			st.MaxPerSecond, st.RateLimited[testenv.RateLimitQPS], busyWindows(h.sim.Requests(), 80))
 	}
+}
+
+// busyWindows describes each of Zoom's one-second windows that had more
+// than limit calls: the calls per replica (told apart by bearer token) and
+// the closest two arrivals of each, so that a failure shows whether one
+// replica took too large a share or evenly paced calls arrived bunched.
+func busyWindows(log []testenv.RecordedRequest, limit int) string {
+	type replica struct {
+		n          int
+		last       time.Time
+		closest    time.Duration
+		first, end time.Time
+	}
+	windows := map[time.Time]map[string]*replica{}
+	counts := map[time.Time]int{}
+	for _, r := range log {
+		if r.Route == "" || !strings.HasPrefix(r.Authorization, "Bearer ") {
+			continue
+		}
+		w := r.Time.Truncate(time.Second)
+		counts[w]++
+		if windows[w] == nil {
+			windows[w] = map[string]*replica{}
+		}
+		rp := windows[w][r.Authorization]
+		if rp == nil {
+			rp = &replica{first: r.Time, closest: time.Hour}
+			windows[w][r.Authorization] = rp
+		} else if d := r.Time.Sub(rp.last); d < rp.closest {
+			rp.closest = d
+		}
+		rp.n++
+		rp.last, rp.end = r.Time, r.Time
+	}
+	var out []string
+	for w, c := range counts {
+		if c <= limit {
+			continue
+		}
+		var per []string
+		for tok, rp := range windows[w] {
+			per = append(per, fmt.Sprintf("token …%s: %d calls from +%v to +%v, closest %v",
+				tok[max(0, len(tok)-4):], rp.n, rp.first.Sub(w).Round(time.Millisecond), rp.end.Sub(w).Round(time.Millisecond), rp.closest.Round(100*time.Microsecond)))
+		}
+		out = append(out, fmt.Sprintf("window %s: %d calls (%s)", w.Format("15:04:05"), c, strings.Join(per, "; ")))
+	}
+	if len(out) == 0 {
+		return "no window in the request log had more than the limit"
+	}
+	return strings.Join(out, " | ")
 }
 
 // readAllResults reads every stored result event, by request id.

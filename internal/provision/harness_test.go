@@ -170,7 +170,7 @@ func testConfig(maxAttempts int) provision.Config {
 // the simulator's default credentials and the harness's debug log.
 func (h *harness) start(cfg provision.Config) *serviceRun {
 	h.t.Helper()
-	cfg.Logger = zerolog.New(h.log).Level(zerolog.DebugLevel).With().Timestamp().Logger()
+	cfg.Logger = zerolog.New(h.log).Level(zerolog.DebugLevel).With().Timestamp().Str("test_replica", cfg.ReplicaID).Logger()
 	return h.startWith(cfg, zoom.Config{
 		AccountID: testenv.DefaultSimAccountID, ClientID: testenv.DefaultSimClientID, ClientSecret: testenv.DefaultSimClientSecret,
 		BaseURL: h.sim.APIURL(), TokenURL: h.sim.TokenURL(), Timeout: 2 * time.Second,
