@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -17,7 +16,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -116,12 +114,12 @@ func TestChaos(t *testing.T) {
 		// cuts.
 		broker := startNATSChild(t)
 		storeDir = broker.dir
-		proxy := startProxy(t, broker.addr)
+		proxy := testenv.StartProxy(t, broker.addr)
 		nc, js = connectJS(t, broker.url())
-		urls[0], urls[1] = proxy.url(), proxy.url()
+		urls[0], urls[1] = proxy.URL(), proxy.URL()
 		faultsList = []func(){
 			func() { consumers[0].kill(t); faults["consumer SIGKILL"]++; consumers[0].start(t) },
-			func() { proxy.cut(); faults["connection cut"]++ },
+			func() { proxy.Cut(); faults["connection cut"]++ },
 			func() { broker.restart(t, syscall.SIGTERM); faults["nats stop/start"]++ },
 			func() { consumers[1].kill(t); faults["consumer SIGKILL"]++; consumers[1].start(t) },
 			func() { broker.restart(t, syscall.SIGKILL); faults["nats SIGKILL/start"]++ },
@@ -558,70 +556,6 @@ func (b *natsChild) restart(t *testing.T, sig syscall.Signal) {
 	}
 	b.cmd = nil
 	b.start(t)
-}
-
-// proxy forwards TCP connections to the broker and can cut them all.
-type proxy struct {
-	ln       net.Listener
-	upstream string
-	mu       sync.Mutex
-	conns    map[net.Conn]struct{}
-	wg       sync.WaitGroup
-}
-
-func startProxy(t *testing.T, upstream string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, upstream: upstream, conns: map[net.Conn]struct{}{}}
-	p.wg.Go(p.accept)
-	t.Cleanup(func() {
-		ln.Close()
-		p.cut()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *proxy) url() string { return "nats://" + p.ln.Addr().String() }
-
-func (p *proxy) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		up, err := net.DialTimeout("tcp", p.upstream, time.Second)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
-		p.mu.Unlock()
-		pipe := func(dst, src net.Conn) {
-			_, _ = io.Copy(dst, src)
-			dst.Close()
-			src.Close()
-			p.mu.Lock()
-			delete(p.conns, dst)
-			delete(p.conns, src)
-			p.mu.Unlock()
-		}
-		p.wg.Go(func() { pipe(up, c) })
-		p.wg.Go(func() { pipe(c, up) })
-	}
-}
-
-// cut closes every proxied connection at once.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for c := range p.conns {
-		c.Close()
-	}
 }
 
 // chaosResults reads the result stream incrementally, tolerating a broker

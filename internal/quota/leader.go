@@ -14,6 +14,7 @@ import (
 type leaderEntry struct {
 	value   []byte
 	created time.Time
+	seq     uint64 // the key's revision
 }
 
 // readLeader reads key from the bucket's stream leader. The bucket's own
@@ -35,6 +36,7 @@ func (c *Coordinator) readLeader(ctx context.Context, key string) (leaderEntry, 
 		Message *struct {
 			Header []byte    `json:"hdrs"`
 			Data   []byte    `json:"data"`
+			Seq    uint64    `json:"seq"`
 			Time   time.Time `json:"time"`
 		} `json:"message"`
 		Error *jetstream.APIError `json:"error"`
@@ -56,5 +58,5 @@ func (c *Coordinator) readLeader(ctx context.Context, key string) (leaderEntry, 
 			return leaderEntry{}, jetstream.ErrKeyNotFound // deleted or purged
 		}
 	}
-	return leaderEntry{value: resp.Message.Data, created: resp.Message.Time}, nil
+	return leaderEntry{value: resp.Message.Data, created: resp.Message.Time, seq: resp.Message.Seq}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -199,6 +200,8 @@ func (c *Coordinator) followGates(ctx context.Context) {
 			opens.Reset(next.Sub(now))
 		}
 	}
+	var stops sync.WaitGroup
+	defer stops.Wait()
 	for failures := 0; ctx.Err() == nil; failures++ {
 		w, err := c.kv.Watch(ctx, GateKey("*"))
 		if err != nil {
@@ -211,8 +214,16 @@ func (c *Coordinator) followGates(ctx context.Context) {
 		failures = 0
 		rearm()
 		c.watchGates(ctx, w, opens, rearm)
-		_ = w.Stop()
+		stopAside(&stops, w)
 	}
+}
+
+// stopAside stops a watcher without waiting for it: stopping deletes the
+// watch's consumer, a request that can take the API's whole time-out in an
+// election, and a loop held up that long lets its replica's lease lapse
+// (a leader failover test: 84 calls in one of Zoom's seconds, budget 80).
+func stopAside(stops *sync.WaitGroup, w jetstream.KeyWatcher) {
+	stops.Go(func() { _ = w.Stop() })
 }
 
 func (c *Coordinator) watchGates(ctx context.Context, w jetstream.KeyWatcher, opens *time.Timer, rearm func()) {
@@ -258,10 +269,12 @@ func (c *Coordinator) watchGates(ctx context.Context, w jetstream.KeyWatcher, op
 	}
 }
 
-// seenLease is a lease with the server time of its last renewal.
+// seenLease is a lease with the server time and the bucket revision of
+// its last renewal.
 type seenLease struct {
 	lease
-	at time.Time
+	at  time.Time
+	rev uint64
 }
 
 // followLeases keeps this replica's lease fresh and its share in step with
@@ -293,9 +306,11 @@ func (c *Coordinator) followLeases(ctx context.Context) {
 	tick := time.NewTicker(leaseRefresh)
 	defer tick.Stop()
 	var w jetstream.KeyWatcher
+	var stops sync.WaitGroup
+	defer stops.Wait()
 	stopWatch := func() {
 		if w != nil {
-			_ = w.Stop()
+			stopAside(&stops, w)
 			w = nil
 		}
 	}
@@ -372,7 +387,9 @@ func (c *Coordinator) followLeases(ctx context.Context) {
 				stopWatch()
 			}
 			m.renew(ctx)
-			m.resize(ctx)
+			if m.resize(ctx) {
+				m.renew(ctx) // tell a newcomer at once that it is counted
+			}
 			join()
 			c.pacer.recover(time.Now())
 		}
@@ -390,8 +407,11 @@ type membership struct {
 	// putRev is the revision of this replica's last renewal, and
 	// watchedRev the last of its own the watch delivered.
 	putRev, watchedRev uint64
-	// firstHealthy is when a renewal first worked (see legacyJoinDelay).
-	firstHealthy time.Time
+	// joinRev is the revision of this replica's first renewal since it
+	// (re)joined: only a lease written after it acknowledges the join.
+	// joinStarted is when that renewal was made (see legacyJoinDelay).
+	joinRev     uint64
+	joinStarted time.Time
 	// selfAt is the server time of this replica's last renewal, zero until
 	// one is read back; healthy says the last renewal and read-back
 	// worked.
@@ -403,12 +423,15 @@ type membership struct {
 	renewedAt    time.Time
 	healthySince time.Time
 	orphaned     bool
-	// joined says this replica may use its share (see joinDelay).
+	// joined says this replica may use its share (see joinWindow). It
+	// is lost when the lease lapses: the others may have counted this
+	// replica gone and taken its share meanwhile.
 	joined bool
 }
 
-// observe records a watched lease entry and reports whether the set of
-// replicas changed.
+// observe records a watched lease entry and reports whether it may
+// change the replicas counted: a lease gone, or one of a replica not
+// counted now.
 func (m *membership) observe(e jetstream.KeyValueEntry) bool {
 	if e.Key() == m.key {
 		m.watchedRev = max(m.watchedRev, e.Revision())
@@ -424,9 +447,8 @@ func (m *membership) observe(e jetstream.KeyValueEntry) bool {
 	if json.Unmarshal(e.Value(), &l) != nil {
 		return false
 	}
-	_, known := m.seen[id]
-	m.seen[id] = seenLease{lease: l, at: e.Created()}
-	return !known
+	m.seen[id] = seenLease{lease: l, at: e.Created(), rev: e.Revision()}
+	return !slices.Contains(m.live, id)
 }
 
 // watchBehind reports whether the watch has not delivered this replica's
@@ -434,8 +456,11 @@ func (m *membership) observe(e jetstream.KeyValueEntry) bool {
 func (m *membership) watchBehind() bool { return m.watchedRev < m.putRev }
 
 // acknowledged reports whether every other replica counted in this one's
-// share counts this one too.
+// share counts this one too, in a lease written since this one (re)joined.
 func (m *membership) acknowledged() bool {
+	if m.joinRev == 0 {
+		return false // not renewed since (re)joining
+	}
 	for _, id := range m.live {
 		if id == m.c.replicaID {
 			continue
@@ -445,10 +470,10 @@ func (m *membership) acknowledged() bool {
 		case !ok:
 			return false
 		case sl.Sees == nil:
-			if time.Since(m.firstHealthy) < legacyJoinDelay {
+			if time.Since(m.joinStarted) < legacyJoinDelay {
 				return false
 			}
-		case !slices.Contains(sl.Sees, m.c.replicaID):
+		case sl.rev <= m.joinRev || !slices.Contains(sl.Sees, m.c.replicaID):
 			return false
 		}
 	}
@@ -457,6 +482,9 @@ func (m *membership) acknowledged() bool {
 
 // renew writes this replica's lease and reads it back for the server's time.
 func (m *membership) renew(ctx context.Context) {
+	// The bound counts from before the write: the server stamps the lease
+	// later than this, so the others cannot count it stale sooner.
+	start := time.Now()
 	own := lease{ID: m.c.replicaID, Budget: m.c.pacer.budget, Sees: m.live}
 	data, _ := json.Marshal(own)
 	kctx, cancel := context.WithTimeout(ctx, kvTimeout)
@@ -474,7 +502,7 @@ func (m *membership) renew(ctx context.Context) {
 		if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
 			// The bucket has no leader: nobody can renew, so nobody can
 			// count this replica gone either.
-			m.renewedAt = time.Now()
+			m.renewedAt = start
 			m.c.pacer.setLeaseUntil(m.renewedAt.Add(orphanAfter))
 		}
 		m.healthy = false
@@ -485,13 +513,22 @@ func (m *membership) renew(ctx context.Context) {
 			m.c.log.Info().Msg("replica lease renewed again")
 		}
 		m.healthySince = time.Now()
-		if m.firstHealthy.IsZero() {
-			m.firstHealthy = m.healthySince
-		}
 	}
-	m.healthy, m.selfAt, m.renewedAt = true, e.created, time.Now()
+	if time.Since(m.renewedAt) > orphanAfter || m.joinRev == 0 {
+		// First renewal, or the lease's bound passed before this renewal
+		// came through (the pacer stopped): the others may have counted
+		// this replica gone and use its share. Rejoin as a newcomer does,
+		// paused before the renewal below lifts the bound.
+		if m.joined {
+			m.c.log.Info().Msg("replica lease lapsed; waiting until the other replicas count this one again")
+			m.joined = false
+		}
+		m.c.pacer.setPaused(true)
+		m.joinRev, m.joinStarted = rev, time.Now()
+	}
+	m.healthy, m.selfAt, m.renewedAt = true, e.created, start
 	m.c.pacer.setLeaseUntil(m.renewedAt.Add(orphanAfter))
-	m.seen[m.c.replicaID] = seenLease{lease: own, at: m.selfAt}
+	m.seen[m.c.replicaID] = seenLease{lease: own, at: m.selfAt, rev: rev}
 }
 
 // resize recomputes this replica's share from the live leases and reports
@@ -518,15 +555,21 @@ func (m *membership) resize(ctx context.Context) bool {
 		kctx, cancel := context.WithTimeout(ctx, kvTimeout)
 		e, err := c.readLeader(kctx, replicaKeyPrefix+id)
 		cancel()
+		if err == nil && m.selfAt.Sub(e.created) >= leaseTTL && slices.Contains(m.live, id) {
+			c.log.Info().Str("replica", id).Dur("lease_age", m.selfAt.Sub(e.created)).Msg("replica lease stale; counting that replica gone")
+		}
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 			delete(m.seen, id)
 		case err != nil:
 			live = append(live, sl.lease) // cannot tell: keep it
 		case m.selfAt.Sub(e.created) < leaseTTL:
-			m.seen[id] = seenLease{lease: sl.lease, at: e.created}
-			live = append(live, sl.lease)
+			fresh := seenLease{lease: sl.lease, at: e.created, rev: e.seq}
+			_ = json.Unmarshal(e.value, &fresh.lease) // what it lists now
+			m.seen[id] = fresh
+			live = append(live, fresh.lease)
 		case m.selfAt.Sub(e.created) > staleLeasePurge:
+			c.log.Debug().Str("replica", id).Msg("purging a dead replica's lease")
 			pctx, cancel := context.WithTimeout(ctx, kvTimeout)
 			_ = c.kv.Purge(pctx, replicaKeyPrefix+id)
 			cancel()

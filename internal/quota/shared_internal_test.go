@@ -40,7 +40,7 @@ func putLease(t *testing.T, kv jetstream.KeyValue, l lease) {
 func runCoordinator(t *testing.T, kv jetstream.KeyValue, nc *nats.Conn, id string) *Pacer {
 	t.Helper()
 	p := NewPacer(80, NewGates(nil))
-	c := NewCoordinator(kv, p, CoordinatorConfig{ReplicaID: id, Conn: nc, Log: zerolog.Nop()})
+	c := NewCoordinator(kv, p, CoordinatorConfig{ReplicaID: id, Conn: nc, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel).With().Timestamp().Logger()})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); c.Run(ctx) }()
@@ -180,5 +180,80 @@ func TestJoinAfterDeadReplica(t *testing.T) {
 	}
 	if share, replicas, _ := b.Current(); share != 80 || replicas != 1 {
 		t.Errorf("b's share = %v of %d replicas; want 80 of 1", share, replicas)
+	}
+}
+
+// Ensure a replica whose lease lapsed (its connection stalled longer than
+// the lease's bound, or its loop was held up) calls Zoom again only once
+// the others count it again: meanwhile they may have counted it gone and
+// taken its share. Before, it resumed at its old share as soon as it
+// renewed (a leader failover test: 84 calls in one of Zoom's seconds,
+// budget 80, while the other replica still used the whole budget).
+func TestRejoinAfterLapse(t *testing.T) {
+	kv, nc := leaseBucket(t)
+	proxy := testenv.StartProxy(t, nc.ConnectedAddr())
+	bnc, err := nats.Connect(proxy.URL(), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bnc.Close)
+	bjs, err := jetstream.New(bnc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bkv, err := bjs.KeyValue(context.Background(), kv.Bucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := runCoordinator(t, bkv, bnc, "b")
+	// The test plays replica a, renewing far more often than a real one.
+	pace := func(sees ...string) { putLease(t, kv, lease{ID: "a", Budget: 80, Sees: sees}) }
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		pace("a", "b")
+		_, _, p := b.Current()
+		return p > 0, "b has not joined"
+	})
+
+	// b's connection stalls: its lease's bound runs out and it stops
+	// calling. a counts b gone and takes the whole budget.
+	proxy.Stall()
+	testenv.Eventually(t, 2*orphanAfter, func() (bool, string) {
+		pace("a")
+		_, _, p := b.Current()
+		return p == 0, "b still calls with its connection stalled"
+	})
+	lapsed, err := kv.Get(context.Background(), replicaKeyPrefix+"b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.Resume()
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		pace("a")
+		e, err := kv.Get(context.Background(), replicaKeyPrefix+"b")
+		return err == nil && e.Revision() > lapsed.Revision(), "b has not renewed since its connection came back"
+	})
+
+	// b has renewed, but a does not count it: b must stay paused.
+	deadline := time.Now().Add(2 * leaseRefresh)
+	for time.Now().Before(deadline) {
+		pace("a")
+		if _, _, p := b.Current(); p != 0 {
+			t.Fatalf("b paces at %v/s after its lease lapsed, while a, at the whole budget, does not count it; want 0", p)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// a counts b again: b takes its half, no sooner than a window later.
+	acked := time.Now()
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		pace("a", "b")
+		_, _, p := b.Current()
+		return p > 0, "b still paused after a counted it again"
+	})
+	if waited := time.Since(acked); waited < joinWindow {
+		t.Errorf("b started %v after a counted it again; want at least %v", waited, joinWindow)
+	}
+	if share, replicas, _ := b.Current(); share != 40 || replicas != 2 {
+		t.Errorf("b's share = %v of %d replicas; want 40 of 2", share, replicas)
 	}
 }
