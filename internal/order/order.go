@@ -76,6 +76,10 @@ type entry struct {
 	key, action string
 }
 
+// gone marks a request pruned above scanned: known gone, kept only so
+// that the scan passes it without a read; the scan drops it then.
+var gone entry
+
 // New returns an index of the request stream s, which holds nothing below
 // first (its first sequence now).
 func New(s jetstream.Stream, t topology.Topology, first uint64) *Index {
@@ -101,7 +105,7 @@ func Key(body []byte) string {
 
 // addLocked records seq's user; an empty key is recorded as read only.
 func (x *Index) addLocked(seq uint64, key, action string) {
-	if _, ok := x.entries[seq]; ok {
+	if e, ok := x.entries[seq]; ok && e != gone {
 		return
 	}
 	x.entries[seq] = entry{key: key, action: action}
@@ -134,12 +138,14 @@ func (x *Index) forgetLocked(seq uint64) {
 }
 
 // Begin records that this replica handles seq, a request about key of
-// action, from now until End.
-func (x *Index) Begin(seq uint64, key, action string) {
+// action, from now until End. It returns how many requests the index
+// holds now.
+func (x *Index) Begin(seq uint64, key, action string) int {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.addLocked(seq, key, action)
 	x.running[seq] = true
+	return len(x.entries)
 }
 
 // End records that this replica stopped handling seq; gone says the
@@ -242,10 +248,14 @@ func (x *Index) scanTo(ctx context.Context, upTo uint64) error {
 	for {
 		x.mu.Lock()
 		for x.scanned < upTo {
-			if _, ok := x.entries[x.scanned+1]; !ok {
+			e, ok := x.entries[x.scanned+1]
+			if !ok {
 				break
 			}
 			x.scanned++
+			if e == gone {
+				delete(x.entries, x.scanned)
+			}
 		}
 		next, done := x.scanned+1, x.scanned >= upTo
 		x.mu.Unlock()
@@ -280,12 +290,19 @@ func (x *Index) scanTo(ctx context.Context, upTo uint64) error {
 func (x *Index) Prune(first uint64, ackFloors map[string]uint64) int {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.scanned = max(x.scanned, max(first, 1)-1) // below first: all gone
 	for seq, e := range x.entries {
 		if x.running[seq] {
 			continue
 		}
-		if seq < first || (ackFloors[e.action] > 0 && seq <= ackFloors[e.action]) {
+		switch {
+		case seq <= x.scanned && (e == gone || seq < first):
 			x.forgetLocked(seq)
+		case e != gone && ackFloors[e.action] > 0 && seq <= ackFloors[e.action]:
+			x.forgetLocked(seq)
+			if seq > x.scanned {
+				x.entries[seq] = gone
+			}
 		}
 	}
 	return len(x.entries)

@@ -126,7 +126,12 @@ func (s *Service) decide(d *delivery, o retry.Outcome) retry.Decision {
 // respects a hold in force, and makes attempts until one is decisive.
 func (s *Service) process(ctx context.Context, d *delivery) (attempt, retry.Decision) {
 	a := s.validate(d)
-	s.order.Begin(d.seq, d.key, d.action)
+	if n := s.order.Begin(d.seq, d.key, d.action); n > int(s.pruneAt.Load()) {
+		select {
+		case s.pruneSoon <- struct{}{}:
+		default:
+		}
+	}
 	if a.kind == retry.Invalid {
 		// No Zoom call, so no earlier request to wait for.
 		return a, s.decide(d, retry.Outcome{Kind: retry.Invalid, Try: 1})

@@ -18,6 +18,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -205,6 +206,10 @@ type Service struct {
 	attempts jetstream.KeyValue
 	coord    *quota.Coordinator
 	order    *order.Index
+	// pruneSoon asks pruneOrder for a prune before its next tick, once the
+	// index holds more than pruneAt requests.
+	pruneSoon chan struct{}
+	pruneAt   atomic.Int64
 
 	mu        sync.Mutex
 	bound     bool
@@ -227,7 +232,8 @@ func New(js jetstream.JetStream, z Zoom, cfg Config) (*Service, error) {
 		gates: cfg.Pacer.Gates(),
 		free:  newSlots(cfg.MaxInFlight),
 
-		boundCh: make(chan struct{}),
+		boundCh:   make(chan struct{}),
+		pruneSoon: make(chan struct{}, 1),
 
 		metrics: cfg.Metrics,
 		tracer:  cfg.TracerProvider.Tracer(tracerName),
@@ -496,22 +502,36 @@ func (s *Service) orderIndex() *order.Index {
 	return s.order
 }
 
-// pruneInterval is how often the order index forgets requests known to be
-// finished.
-const pruneInterval = 15 * time.Second
+// The order index forgets requests known to be finished every
+// pruneInterval, and sooner, at most every pruneMinInterval, once it holds
+// more than twice what it kept at the last prune (at least pruneMinAt):
+// at thousands of requests a second, 15 s of them would otherwise be held
+// (a 60,000-request benchmark run peaked at 98 MiB).
+const (
+	pruneInterval    = 15 * time.Second
+	pruneMinInterval = time.Second
+	pruneMinAt       = 4096
+)
 
-// pruneOrder keeps the order index small: every pruneInterval it drops the
-// requests below the stream's first sequence and, per action, at or below
-// the consumer's acknowledgement floor, until ctx ends.
+// pruneOrder keeps the order index small: it drops the requests below the
+// stream's first sequence and, per action, at or below the consumer's
+// acknowledgement floor, until ctx ends.
 func (s *Service) pruneOrder(ctx context.Context) {
+	s.pruneAt.Store(pruneMinAt)
 	t := time.NewTicker(pruneInterval)
 	defer t.Stop()
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-s.pruneSoon:
+			if sleep(ctx, pruneMinInterval-time.Since(last)); ctx.Err() != nil {
+				return
+			}
 		}
+		last = time.Now()
 		stream, err := s.js.Stream(ctx, s.topo.RequestStream)
 		if err != nil {
 			continue
@@ -525,6 +545,7 @@ func (s *Service) pruneOrder(ctx context.Context) {
 			}
 		}
 		left := s.order.Prune(stream.CachedInfo().State.FirstSeq, floors)
+		s.pruneAt.Store(int64(max(pruneMinAt, 2*left)))
 		s.log.Debug().Int("entries", left).Uint64("reads", s.order.Reads()).Msg("order index pruned")
 	}
 }
