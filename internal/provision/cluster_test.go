@@ -108,6 +108,7 @@ func (w *resultWatch) longestGap(from, to time.Time) (time.Duration, int) {
 // pause for 10 s, and Zoom never sees more than ZOOM_RATE_LIMIT (80) calls
 // in a second, also while the quota bucket has no leader.
 func TestLeaderFailoverUnderLoad(t *testing.T) {
+	t.Parallel() // mostly waits on elections; beside the paced test below
 	c, err := testenv.StartCluster(3)
 	if err != nil {
 		t.Fatalf("start cluster: %v", err)

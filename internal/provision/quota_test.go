@@ -23,9 +23,10 @@ func pacedConfig(budget float64, id string) provision.Config {
 }
 
 // Ensure three replicas share the account's per-second budget: against a
-// simulator limit of 20/s with 50 ms latency they drain 600 requests at
-// 90% of the limit or more, with at most 1% of calls answered 429.
+// simulator limit of 20/s with 50 ms latency they call Zoom at 90% of the
+// limit or more, with at most 1% of calls answered 429.
 func TestSharedPacingThreeReplicas(t *testing.T) {
+	t.Parallel() // paced at 20/s: mostly waits
 	h := newHarness(t, testenv.SimConfig{RatePerSecond: 20, Latency: 50 * time.Millisecond})
 	var ids []string
 	for i := range 600 {
@@ -63,14 +64,26 @@ func TestSharedPacingThreeReplicas(t *testing.T) {
 		calls += n
 	}
 	limited := st.RateLimited[testenv.RateLimitQPS]
-	rate := 600 / elapsed.Seconds()
-	t.Logf("3 replicas, limit 20/s, latency 50ms: 600 requests in %v = %.1f requests/s (%.0f%% of the limit); %d calls, %d answered 429 (%.2f%%)",
-		elapsed.Round(time.Millisecond), rate, rate/20*100, calls, limited, float64(limited)/float64(calls)*100)
+	// The pace is judged from Zoom's first call to its last: the
+	// replicas' start (each waits until the others count it) is not
+	// pacing.
+	var first, last time.Time
+	for _, r := range h.sim.Requests() {
+		if r.Route == testenv.RouteCreateUser {
+			if first.IsZero() {
+				first = r.Time
+			}
+			last = r.Time
+		}
+	}
+	rate := float64(calls-1) / last.Sub(first).Seconds()
+	t.Logf("3 replicas, limit 20/s, latency 50ms: 600 requests in %v, the first call after %v; %.1f calls/s from first to last (%.0f%% of the limit); %d calls, %d answered 429 (%.2f%%)",
+		elapsed.Round(time.Millisecond), first.Sub(start).Round(time.Millisecond), rate, rate/20*100, calls, limited, float64(limited)/float64(calls)*100)
 	if float64(limited) > 0.01*float64(calls) {
 		t.Errorf("429s = %d of %d calls; want at most 1%%", limited, calls)
 	}
 	if rate < 18 {
-		t.Errorf("achieved %.1f requests/s; want at least 18 (90%% of 20)", rate)
+		t.Errorf("achieved %.1f calls/s; want at least 18 (90%% of 20)", rate)
 	}
 }
 
