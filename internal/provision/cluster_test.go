@@ -13,6 +13,7 @@ import (
 
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/quota"
+	"github.com/zoomprov/consumer/internal/topology"
 	"github.com/zoomprov/consumer/testenv"
 )
 
@@ -323,3 +324,106 @@ func readAllResults(t *testing.T, js jetstream.JetStream) map[string][]messages.
 // pause waits d: the time a killed node stays down, not a wait for a
 // condition.
 func pause(d time.Duration) { time.Sleep(d) }
+
+// Ensure a closed quota gate and the replicas' leases survive the loss of
+// the quota bucket's leader: while the node that led the bucket is down,
+// and again once it is back, both replicas renew their leases, the gate is
+// still closed until the same reset in the bucket and in both replicas,
+// and Zoom sees no further create call.
+func TestQuotaGateSurvivesLeaderKill(t *testing.T) {
+	t.Parallel() // mostly waits on an election
+	c, err := testenv.StartCluster(3)
+	if err != nil {
+		t.Fatalf("start cluster: %v", err)
+	}
+	h := newHarnessOn(t, clusterServer{c}, testenv.SimConfig{DailyCreateLimit: 5})
+	ids := make([]string, 0, 20)
+	for i := range 20 {
+		id := fmt.Sprintf("gk-%02d", i)
+		h.publish(id, "create", userBody("create", id+"@example.com", 1))
+		ids = append(ids, id)
+	}
+	var runs []*serviceRun
+	for i := range 2 {
+		cfg := testConfig(10)
+		cfg.Pacer = quota.NewPacer(80, quota.NewGates(nil))
+		cfg.ReplicaID = fmt.Sprintf("replica-%d", i)
+		runs = append(runs, h.start(cfg))
+	}
+	ctx := context.Background()
+	var closed quota.Gate
+	eventually(t, 30*time.Second, func() (bool, string) {
+		st, err := quota.Read(ctx, h.js, topology.Default(), allActions, time.Now())
+		if err != nil || len(st.Gates) != 1 || !st.Gates[0].Closed(time.Now()) {
+			return false, fmt.Sprintf("quota bucket gates %+v (%v); want create closed", st.Gates, err)
+		}
+		closed = st.Gates[0]
+		return true, ""
+	})
+	creates := func() int { return h.sim.Stats().Requests[testenv.RouteCreateUser][201] }
+	before := creates()
+	calls := len(h.sim.Requests())
+
+	kv, err := h.js.KeyValue(ctx, topology.Default().QuotaBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revs := map[string]uint64{}
+	for _, r := range []string{"replica-0", "replica-1"} {
+		e, err := kv.Get(ctx, "replica."+r)
+		if err != nil {
+			t.Fatalf("lease of %s: %v", r, err)
+		}
+		revs[r] = e.Revision()
+	}
+	leader := c.StreamLeader("KV_" + topology.Default().QuotaBucket)
+	if leader == "" {
+		t.Fatal("the quota bucket has no leader")
+	}
+	check := func(when string) {
+		t.Helper()
+		// Both replicas renew their leases through the bucket's leader:
+		// they have been at work since the kill.
+		eventually(t, 30*time.Second, func() (bool, string) {
+			for r, rev := range revs {
+				e, err := kv.Get(ctx, "replica."+r)
+				if err != nil || e.Revision() <= rev {
+					return false, fmt.Sprintf("%s: %s has not renewed its lease since the kill (%v)", when, r, err)
+				}
+				revs[r] = e.Revision()
+			}
+			return true, ""
+		})
+		st, err := quota.Read(ctx, h.js, topology.Default(), allActions, time.Now())
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		if len(st.Gates) != 1 || !st.Gates[0].Until.Equal(closed.Until) || !st.Gates[0].Closed(time.Now()) {
+			t.Errorf("%s: quota bucket gates = %+v; want create closed until %v", when, st.Gates, closed.Until)
+		}
+		for i, r := range runs {
+			if g := r.svc.Status().Gates; len(g) != 1 || g[0].Scope != "create" || !g[0].Until.Equal(closed.Until) {
+				t.Errorf("%s: replica-%d gates = %+v; want create closed until %v", when, i, g, closed.Until)
+			}
+		}
+		if got := creates(); got != before || got != 5 {
+			t.Errorf("%s: users created = %d (%d before the kill); want the 5 of the daily cap, none since", when, got, before)
+		}
+		for _, r := range h.sim.Requests()[calls:] {
+			if r.Route == testenv.RouteCreateUser {
+				t.Errorf("%s: a create call reached Zoom after the kill, at %v, answered %d", when, r.Time.Format(time.RFC3339Nano), r.Status)
+			}
+		}
+	}
+	node := c.Node(leader)
+	node.Kill()
+	check("with the leader's node down") // the other two carry the bucket
+	if err := node.Start(); err != nil {
+		t.Fatalf("restart %s: %v", leader, err)
+	}
+	if err := c.WaitHealthy(60 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	check("after the node's restart")
+	t.Logf("gate closed until %v by %s; the quota leader (%s) killed and restarted; %d users created", closed.Until.Format(time.RFC3339), closed.ClosedBy, leader, creates())
+}
