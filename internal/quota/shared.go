@@ -565,7 +565,10 @@ func (m *membership) resize(ctx context.Context) bool {
 			live = append(live, sl.lease) // cannot tell: keep it
 		case m.selfAt.Sub(e.created) < leaseTTL:
 			fresh := seenLease{lease: sl.lease, at: e.created, rev: e.seq}
-			_ = json.Unmarshal(e.value, &fresh.lease) // what it lists now
+			var l lease
+			if json.Unmarshal(e.value, &l) == nil {
+				fresh.lease = l // what it lists now
+			}
 			m.seen[id] = fresh
 			live = append(live, fresh.lease)
 		case m.selfAt.Sub(e.created) > staleLeasePurge:
