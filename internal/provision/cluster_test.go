@@ -252,6 +252,8 @@ func busyWindows(log []testenv.RecordedRequest, limit int) string {
 	}
 	windows := map[time.Time]map[string]*replica{}
 	counts := map[time.Time]int{}
+	log = slices.Clone(log) // recorded as answered: in arrival order here
+	slices.SortFunc(log, func(a, b testenv.RecordedRequest) int { return a.Time.Compare(b.Time) })
 	for _, r := range log {
 		if r.Route == "" || !strings.HasPrefix(r.Authorization, "Bearer ") {
 			continue

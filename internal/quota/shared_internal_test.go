@@ -48,6 +48,43 @@ func runCoordinator(t *testing.T, kv jetstream.KeyValue, nc *nats.Conn, id strin
 	return p
 }
 
+// renewA writes the lease of replica a, played by the test, counting sees.
+func renewA(t *testing.T, kv jetstream.KeyValue, sees ...string) {
+	t.Helper()
+	putLease(t, kv, lease{ID: "a", Budget: 80, Sees: sees})
+}
+
+// staysPaused checks that b makes no call for d while a, renewing far
+// more often than a real replica, keeps the whole budget.
+func staysPaused(t *testing.T, kv jetstream.KeyValue, b *Pacer, d time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+		renewA(t, kv, "a")
+		if _, _, pace := b.Current(); pace != 0 {
+			t.Fatalf("b paces at %v/s while a, at the whole budget, does not count it; want 0", pace)
+		}
+		time.Sleep(100 * time.Millisecond) // a renews far more often than real replicas
+	}
+}
+
+// joinsAtHalf has a count b from now on, and checks that b then calls at
+// its half of the budget, no sooner than a join window later.
+func joinsAtHalf(t *testing.T, kv jetstream.KeyValue, b *Pacer) {
+	t.Helper()
+	acked := time.Now()
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		renewA(t, kv, "a", "b")
+		_, _, pace := b.Current()
+		return pace > 0, "b still paused after a counted it"
+	})
+	if waited := time.Since(acked); waited < joinWindow {
+		t.Errorf("b started %v after a counted it; want at least %v", waited, joinWindow)
+	}
+	if share, replicas, _ := b.Current(); share != 40 || replicas != 2 {
+		t.Errorf("b's share = %v of %d replicas; want 40 of 2", share, replicas)
+	}
+}
+
 // Ensure a replica that joins uses its share only once the replica already
 // there counts it, however long that one takes to notice (a watch fallen
 // behind after an election): until then both would pace at their own
@@ -56,33 +93,15 @@ func runCoordinator(t *testing.T, kv jetstream.KeyValue, nc *nats.Conn, id strin
 func TestJoinWaitsForAcknowledgement(t *testing.T) {
 	kv, nc := leaseBucket(t)
 	// Replica a uses the whole budget and has not seen b yet.
-	putLease(t, kv, lease{ID: "a", Budget: 80, Sees: []string{"a"}})
+	renewA(t, kv, "a")
 	b := runCoordinator(t, kv, nc, "b")
 
 	// a keeps renewing without counting b: b must stay paused, however
 	// long (three renewals are well past any timed join).
-	deadline := time.Now().Add(3 * leaseRefresh)
-	for time.Now().Before(deadline) {
-		putLease(t, kv, lease{ID: "a", Budget: 80, Sees: []string{"a"}})
-		if _, _, pace := b.Current(); pace != 0 {
-			t.Fatalf("b paces at %v/s while a, at the whole budget, has not counted it; want 0", pace)
-		}
-		time.Sleep(100 * time.Millisecond) // a renews far more often than real replicas
-	}
+	staysPaused(t, kv, b, 3*leaseRefresh)
 
 	// a counts b now: b starts at its half, no sooner than a window later.
-	acked := time.Now()
-	putLease(t, kv, lease{ID: "a", Budget: 80, Sees: []string{"a", "b"}})
-	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
-		_, _, pace := b.Current()
-		return pace > 0, "b still paused"
-	})
-	if waited := time.Since(acked); waited < joinWindow {
-		t.Errorf("b started %v after a counted it; want at least %v", waited, joinWindow)
-	}
-	if share, replicas, _ := b.Current(); share != 40 || replicas != 2 {
-		t.Errorf("b's share = %v of %d replicas; want 40 of 2", share, replicas)
-	}
+	joinsAtHalf(t, kv, b)
 }
 
 // Ensure a replica of an older version, whose lease lists nothing, does
@@ -206,10 +225,8 @@ func TestRejoinAfterLapse(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := runCoordinator(t, bkv, bnc, "b")
-	// The test plays replica a, renewing far more often than a real one.
-	pace := func(sees ...string) { putLease(t, kv, lease{ID: "a", Budget: 80, Sees: sees}) }
 	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
-		pace("a", "b")
+		renewA(t, kv, "a", "b")
 		_, _, p := b.Current()
 		return p > 0, "b has not joined"
 	})
@@ -218,7 +235,7 @@ func TestRejoinAfterLapse(t *testing.T) {
 	// calling. a counts b gone and takes the whole budget.
 	proxy.Stall()
 	testenv.Eventually(t, 2*orphanAfter, func() (bool, string) {
-		pace("a")
+		renewA(t, kv, "a")
 		_, _, p := b.Current()
 		return p == 0, "b still calls with its connection stalled"
 	})
@@ -228,32 +245,13 @@ func TestRejoinAfterLapse(t *testing.T) {
 	}
 	proxy.Resume()
 	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
-		pace("a")
+		renewA(t, kv, "a")
 		e, err := kv.Get(context.Background(), replicaKeyPrefix+"b")
 		return err == nil && e.Revision() > lapsed.Revision(), "b has not renewed since its connection came back"
 	})
 
-	// b has renewed, but a does not count it: b must stay paused.
-	deadline := time.Now().Add(2 * leaseRefresh)
-	for time.Now().Before(deadline) {
-		pace("a")
-		if _, _, p := b.Current(); p != 0 {
-			t.Fatalf("b paces at %v/s after its lease lapsed, while a, at the whole budget, does not count it; want 0", p)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-
-	// a counts b again: b takes its half, no sooner than a window later.
-	acked := time.Now()
-	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
-		pace("a", "b")
-		_, _, p := b.Current()
-		return p > 0, "b still paused after a counted it again"
-	})
-	if waited := time.Since(acked); waited < joinWindow {
-		t.Errorf("b started %v after a counted it again; want at least %v", waited, joinWindow)
-	}
-	if share, replicas, _ := b.Current(); share != 40 || replicas != 2 {
-		t.Errorf("b's share = %v of %d replicas; want 40 of 2", share, replicas)
-	}
+	// b has renewed, but a does not count it: b must stay paused. Then a
+	// counts b again: b takes its half, no sooner than a window later.
+	staysPaused(t, kv, b, 2*leaseRefresh)
+	joinsAtHalf(t, kv, b)
 }
