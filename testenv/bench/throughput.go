@@ -258,7 +258,7 @@ func (w *world) readAll(ctx context.Context, stream string) ([]resultMsg, error)
 }
 
 // checkResults checks that msgs are exactly one created event per request
-// 0..n-1, each shaped as the README's contract says. Problems of one kind
+// 0..n-1, each shaped as docs/contract.md says. Problems of one kind
 // are counted, not listed one by one.
 func checkResults(msgs []resultMsg, action string, n int) []string {
 	bad := map[string]int{}

@@ -17,7 +17,7 @@ import (
 	"github.com/zoomprov/consumer/testenv"
 )
 
-// The contract's names (README, deploy/nats/).
+// The contract's names (docs/contract.md, deploy/nats/).
 const (
 	requestStream   = "ZOOM_USERS"
 	resultStream    = "ZOOM_USERS_RESULTS"
