@@ -74,7 +74,7 @@ func TestRunServesHealth(t *testing.T) {
 	}
 	eventually(t, 15*time.Second, func() (bool, string) {
 		code, r, why := getReady(addr)
-		return code == 503 && !r.Ready && strings.Contains(r.Reason, "held"), why
+		return code == 503 && !r.Ready && strings.Contains(r.Reason, "paused"), why
 	})
 	if code, _, err := httpGet("http://" + addr + "/healthz"); err != nil || code != 200 {
 		t.Errorf("GET /healthz while held = %d, %v; want 200 (held is not dead)", code, err)

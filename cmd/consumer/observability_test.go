@@ -233,7 +233,7 @@ func TestReadinessFollowsZoomCredentials(t *testing.T) {
 	publishRequest(t, js, "cred-1", "ssoCreate", `{"action":"ssoCreate","user_info":{"email":"cred@example.com","type":1}}`, nil)
 	eventually(t, 15*time.Second, func() (bool, string) {
 		code, r, why := getReady(addr)
-		return code == 503 && strings.Contains(r.Reason, "held"), why
+		return code == 503 && strings.Contains(r.Reason, "paused"), why
 	})
 	if v, _ := series(scrape(t, addr), "zoomprov_held"); v != 1 {
 		t.Errorf("zoomprov_held = %v while held; want 1", v)

@@ -23,8 +23,9 @@ streams=(
 )
 # One durable consumer per action and lifecycle operation: a quota-paused or
 # quota-deferred action must not stop the others or hold their ack-pending
-# slots.
-actions=(create autoCreate custCreate ssoCreate update deactivate activate delete)
+# slots. And one for the parked copies of requests that wait long for an
+# earlier one about their user.
+actions=(create autoCreate custCreate ssoCreate update deactivate activate delete parked)
 consumer_prefix=zoom-provisioner
 
 if ! command -v "$nats_cli" >/dev/null 2>&1; then

@@ -318,17 +318,17 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 // ReadyState says whether the service should count as ready, and why (or
-// why not): connected to NATS, consumers bound, not held for an
+// why not): connected to NATS, consumers bound, not paused for an
 // account-level problem, and Zoom's token endpoint accepted the
-// credentials (checked at start-up and while held, never per probe).
+// credentials (checked at start-up and while paused, never per probe).
 func ReadyState(connected bool, st provision.Status) (bool, string) {
 	switch {
 	case !connected:
 		return false, "not connected to nats"
 	case !st.Bound:
 		return false, "consumers not bound"
-	case st.Held:
-		return false, "held for an account-level problem: " + st.HeldReason
+	case st.Paused:
+		return false, "paused for an account-level problem: " + st.PauseReason
 	case st.ZoomCredentials == provision.CredentialsRejected:
 		return false, "zoom rejects the credentials: " + st.ZoomCredentialsError
 	case st.ZoomCredentials == provision.CredentialsUnverified:

@@ -139,7 +139,7 @@ func (e *env) startService() {
 	p := retry.DefaultPolicy(maxAttempts)
 	p.InProcess = retry.Schedule{Initial: time.Millisecond, Max: 5 * time.Millisecond}
 	p.Redelivery = retry.Schedule{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond}
-	p.Hold = retry.Schedule{Initial: 100 * time.Millisecond, Max: 300 * time.Millisecond}
+	p.Pause = retry.Schedule{Initial: 100 * time.Millisecond, Max: 300 * time.Millisecond}
 	p.RateLimitFallback = 50 * time.Millisecond
 	svc, err := provision.New(js, zc, provision.Config{
 		MaxAttempts: maxAttempts, Policy: p, AckWait: 2 * time.Second, ShutdownTimeout: 2 * time.Second,

@@ -203,7 +203,7 @@ func BlockingGate(ctx context.Context, js jetstream.JetStream, topo topology.Top
 			continue
 		}
 		for _, a := range actions {
-			if g.Holds(a) && (!found || g.Until.After(best.Until)) {
+			if g.Covers(a) && (!found || g.Until.After(best.Until)) {
 				best, found = g, true
 			}
 		}
@@ -257,7 +257,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, topo topology.Topology,
 	pending := func(from int, g quota.Gate) int {
 		n := 0
 		for i := from; i < len(entries); i++ {
-			if invalid[i] == nil && refused[i] == nil && g.Holds(entries[i].Action) {
+			if invalid[i] == nil && refused[i] == nil && g.Covers(entries[i].Action) {
 				n++
 			}
 		}

@@ -35,7 +35,8 @@ const Other = "other"
 // does without a result event.
 const (
 	OutcomeRetry      = "retry"       // transient failure, redelivery scheduled
-	OutcomeHeld       = "held"        // account-level problem, handed back until the hold ends
+	OutcomePaused     = "paused"      // account-level problem, handed back until the pause ends
+	OutcomeParked     = "parked"      // waits for an earlier request about the same user as a parked copy
 	OutcomeHandedBack = "handed_back" // shutdown interrupted the request
 	OutcomeUnsettled  = "unsettled"   // the outcome could not be published; handed back
 	OutcomeWaiting    = "waiting"     // an earlier request about the same user is not finished; handed back
@@ -50,7 +51,7 @@ var outcomes = func() []string {
 	for _, o := range messages.Outcomes {
 		out = append(out, string(o))
 	}
-	return append(out, OutcomeRetry, OutcomeHeld, OutcomeHandedBack, OutcomeUnsettled, OutcomeWaiting, OutcomePanicked, OutcomeSuperseded, Other)
+	return append(out, OutcomeRetry, OutcomePaused, OutcomeParked, OutcomeHandedBack, OutcomeUnsettled, OutcomeWaiting, OutcomePanicked, OutcomeSuperseded, Other)
 }()
 
 // reasons is the fixed list of the "reason" label of dead letters.
@@ -132,7 +133,7 @@ func New() *Metrics {
 
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "requests_total",
-		Help: "Deliveries of requests settled, by action and outcome (created, exists, failed and deferred publish a result event; retry, held, handed_back and unsettled are redeliveries without one).",
+		Help: "Deliveries of requests settled, by action and outcome (created, exists, failed and deferred publish a result event; retry, paused, handed_back, unsettled, waiting and panicked are redeliveries without one; parked moved the request to the parked subject; superseded ended a delivery another one carried).",
 	}, []string{"action", "outcome"})
 	deadLetters := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "dead_letters_total",
@@ -305,8 +306,8 @@ func statusClass(code int) string {
 type ServiceState struct {
 	// Bound is true while every consumer is bound and consuming.
 	Bound bool
-	// Held is true while an account-level problem holds all work.
-	Held bool
+	// Paused is true while an account-level problem pauses all work.
+	Paused bool
 	// CredentialsAccepted is true once Zoom's token endpoint accepted the
 	// credentials, and until it refuses them.
 	CredentialsAccepted bool
@@ -362,7 +363,7 @@ type stateCollector struct {
 	natsReconnects func() uint64
 	ready          func() bool
 
-	gateClosed, gateReset, rateShare, pace, replicas, inFlight, held, bound, creds, natsConnected, natsReconnectsDesc, readyDesc *prometheus.Desc
+	gateClosed, gateReset, rateShare, pace, replicas, inFlight, paused, bound, creds, natsConnected, natsReconnectsDesc, readyDesc *prometheus.Desc
 }
 
 func newStateCollector() *stateCollector {
@@ -376,7 +377,7 @@ func newStateCollector() *stateCollector {
 		pace:               d("zoom_pace_requests_per_second", "This replica's current pace: its share, lowered for a while after a per-second 429."),
 		replicas:           d("replicas", "Live replicas sharing the account's per-second budget, as this replica sees them."),
 		inFlight:           d("in_flight_requests", "Requests being handled now."),
-		held:               d("held", "1 while an account-level problem (credentials, scope, role) holds all work, else 0."),
+		paused:             d("paused", "1 while an account-level problem (credentials, scope, role) pauses all work, else 0."),
 		bound:              d("consumers_bound", "1 while every action's durable consumer is bound and consuming, else 0."),
 		creds:              d("zoom_credentials_accepted", "1 while Zoom's token endpoint accepts the app's credentials, 0 when it refused them or they are not verified yet."),
 		natsConnected:      d("nats_connected", "1 while the NATS connection is up, else 0."),
@@ -386,7 +387,7 @@ func newStateCollector() *stateCollector {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.gateClosed, c.gateReset, c.rateShare, c.pace, c.replicas, c.inFlight, c.held, c.bound, c.creds, c.natsConnected, c.natsReconnectsDesc, c.readyDesc} {
+	for _, d := range []*prometheus.Desc{c.gateClosed, c.gateReset, c.rateShare, c.pace, c.replicas, c.inFlight, c.paused, c.bound, c.creds, c.natsConnected, c.natsReconnectsDesc, c.readyDesc} {
 		ch <- d
 	}
 }
@@ -415,7 +416,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.pace, st.Pace)
 		gauge(c.replicas, float64(st.Replicas))
 		gauge(c.inFlight, float64(st.InFlight))
-		gauge(c.held, b2f(st.Held))
+		gauge(c.paused, b2f(st.Paused))
 		gauge(c.bound, b2f(st.Bound))
 		gauge(c.creds, b2f(st.CredentialsAccepted))
 	}

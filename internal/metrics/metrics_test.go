@@ -240,10 +240,10 @@ func (c *countingTransport) CloseIdleConnections() {
 // NATS and readiness gauges follow their functions.
 func TestStateGauges(t *testing.T) {
 	m := metrics.New()
-	if _, ok := value(t, m, "zoomprov_held", map[string]string{}); ok {
-		t.Errorf("zoomprov_held present before ObserveService; want absent")
+	if _, ok := value(t, m, "zoomprov_paused", map[string]string{}); ok {
+		t.Errorf("zoomprov_paused present before ObserveService; want absent")
 	}
-	st := metrics.ServiceState{Bound: true, Held: true, InFlight: 3, Replicas: 2, RateShare: 10, Pace: 7.5,
+	st := metrics.ServiceState{Bound: true, Paused: true, InFlight: 3, Replicas: 2, RateShare: 10, Pace: 7.5,
 		GateResets: map[string]time.Duration{"create": 90 * time.Second}}
 	m.ObserveService(func() metrics.ServiceState { return st })
 	connected := true
@@ -260,7 +260,7 @@ func TestStateGauges(t *testing.T) {
 	check("zoomprov_quota_gate_reset_seconds", map[string]string{"scope": "create"}, 90)
 	check("zoomprov_quota_gate_closed", map[string]string{"scope": "all"}, 0)
 	check("zoomprov_quota_gate_reset_seconds", map[string]string{"scope": "all"}, 0)
-	check("zoomprov_held", map[string]string{}, 1)
+	check("zoomprov_paused", map[string]string{}, 1)
 	check("zoomprov_consumers_bound", map[string]string{}, 1)
 	check("zoomprov_in_flight_requests", map[string]string{}, 3)
 	check("zoomprov_replicas", map[string]string{}, 2)

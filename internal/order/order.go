@@ -5,24 +5,33 @@
 // the stream itself is the truth, and what this package keeps in memory is
 // only a cache of it that any replica rebuilds by reading the stream.
 //
+// A request's place in the order is its position: the sequence the stream
+// first stored it at. A request that must wait long (behind a creation
+// held by the daily quota, or a deletion held by the guard) is parked: a
+// copy carrying its position is stored on the parked subject, and the
+// original is acknowledged, so it no longer holds one of its consumer's
+// ack-pending slots. A copy takes over only once its original is gone
+// (see Turn.Wait and LaterOriginal).
+//
 // The cache maps stream sequences to users. Messages are immutable, so an
 // entry never goes stale; an entry is dropped once its message is known to
-// be gone. To answer "is anything about this user stored before sequence
-// n?", the index first reads every message between the last one it knows
-// and n (requests delivered to this replica are known without a read), then
-// checks that the candidates it found are still in the stream.
+// be gone. Every read goes to the stream's leader (package leader): a
+// lagging replica could report a request just stored as absent.
 package order
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
 
+	"github.com/zoomprov/consumer/internal/leader"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/topology"
 )
@@ -32,63 +41,90 @@ import (
 // tries again a little later.
 const readTimeout = 2 * time.Second
 
-// getMsg reads one message with readTimeout.
-func (x *Index) getMsg(ctx context.Context, seq uint64, opts ...jetstream.GetMsgOpt) (*jetstream.RawStreamMsg, error) {
-	ctx, cancel := context.WithTimeout(ctx, readTimeout)
-	defer cancel()
-	x.mu.Lock()
-	x.reads++
-	x.mu.Unlock()
-	return x.stream.GetMsg(ctx, seq, opts...)
+// Parked is the group of parked copies in Prune's acknowledgement floors.
+const Parked = "parked"
+
+// Request is a delivery's request as the index sees it.
+type Request struct {
+	// Pos is the request's position: the sequence it was first stored at.
+	Pos uint64
+	// Seq is the sequence of the message delivered: Pos, or that of a
+	// parked copy.
+	Seq uint64
+	// Key is the user (Key of the body), "" for none.
+	Key string
+	// Action is the creation action or lifecycle operation.
+	Action string
 }
+
+// Copy reports whether the request is a parked copy.
+func (r Request) Copy() bool { return r.Seq != r.Pos }
 
 // Blocker is the oldest request about a user still in the stream before a
 // given one.
 type Blocker struct {
-	// Seq is its stream sequence and Action its action.
-	Seq    uint64
-	Action string
+	Pos, Seq uint64
+	Action   string
 	// Local says this replica is handling it right now, so it will end
 	// soon without any other request's help.
 	Local bool
+	// Parked says it is a parked copy: it waits for something long.
+	Parked bool
+	// Self says it is the same request: a parked copy of the original
+	// being handled (see Index.LaterOriginal), or the original of the
+	// copy being handled, not yet gone.
+	Self bool
 }
 
 // Index is one replica's cache of the request stream, by user. It is safe
 // for concurrent use.
 type Index struct {
-	stream jetstream.Stream
+	nc     *nats.Conn
 	topo   topology.Topology
+	stream string
 
 	// scanMu lets one caller at a time read the stream forward.
 	scanMu sync.Mutex
 
 	mu sync.Mutex
-	// scanned: every message stored at or below it is in entries, or gone.
+	// scanned: every message stored at or below it is in bySeq, or gone.
 	scanned uint64
-	entries map[uint64]entry
-	users   map[string][]uint64 // user key → sequences, ascending
-	running map[uint64]bool
-	changed chan struct{} // closed and replaced when a running one ends
-	reads   uint64        // reads of the stream, for the cost figure
+	bySeq   map[uint64]*entry
+	users   map[string][]*entry // user key → entries, by position
+	running map[uint64]bool     // sequences handled here now
+	changed chan struct{}       // closed and replaced when a running one ends
+	reads   uint64              // reads of the stream, for the cost figure
 }
 
 type entry struct {
+	pos, seq    uint64
 	key, action string
 }
 
-// gone marks a request pruned above scanned: known gone, kept only so
-// that the scan passes it without a read; the scan drops it then.
-var gone entry
+func (e *entry) parked() bool { return e.seq != e.pos }
 
-// New returns an index of the request stream s, which holds nothing below
-// first (its first sequence now).
-func New(s jetstream.Stream, t topology.Topology, first uint64) *Index {
+// group is the acknowledgement floor that covers e (see Prune).
+func (e *entry) group() string {
+	if e.parked() {
+		return Parked
+	}
+	return e.action
+}
+
+// gone marks a sequence pruned above scanned: known gone, kept only so
+// that the scan passes it without a read; the scan drops it then.
+var gone = &entry{}
+
+// New returns an index of the request stream of t, read from its leader
+// through nc, which holds nothing below first (its first sequence now).
+func New(nc *nats.Conn, t topology.Topology, first uint64) *Index {
 	return &Index{
-		stream:  s,
+		nc:      nc,
 		topo:    t,
+		stream:  t.RequestStream,
 		scanned: max(first, 1) - 1,
-		entries: map[uint64]entry{},
-		users:   map[string][]uint64{},
+		bySeq:   map[uint64]*entry{},
+		users:   map[string][]*entry{},
 		running: map[uint64]bool{},
 		changed: make(chan struct{}),
 	}
@@ -103,85 +139,226 @@ func Key(body []byte) string {
 	return ""
 }
 
-// addLocked records seq's user; an empty key is recorded as read only.
-func (x *Index) addLocked(seq uint64, key, action string) {
-	if e, ok := x.entries[seq]; ok && e != gone {
+// Of returns the request stored as m: its position and action come from
+// the copy's headers when m is a parked copy.
+func (x *Index) Of(subject string, seq uint64, h nats.Header, body []byte) Request {
+	r := Request{Pos: seq, Seq: seq, Key: Key(body)}
+	if action, ok := x.topo.ParkedAction(subject); ok {
+		r.Action = action
+		if pos, err := strconv.ParseUint(h.Get(messages.HeaderPosition), 10, 64); err == nil && pos > 0 && pos < seq {
+			r.Pos = pos
+		}
+		return r
+	}
+	r.Action, _ = x.topo.ActionOf(subject)
+	return r
+}
+
+func (x *Index) get(ctx context.Context, q leader.Query) (leader.Msg, error) {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	x.mu.Lock()
+	x.reads++
+	x.mu.Unlock()
+	return leader.Get(ctx, x.nc, x.stream, q)
+}
+
+// addLocked records r unless its sequence is known.
+func (x *Index) addLocked(r Request) {
+	if e, ok := x.bySeq[r.Seq]; ok && e != gone {
 		return
 	}
-	x.entries[seq] = entry{key: key, action: action}
-	if key == "" {
+	e := &entry{pos: r.Pos, seq: r.Seq, key: r.Key, action: r.Action}
+	x.bySeq[r.Seq] = e
+	if r.Key == "" {
 		return
 	}
-	seqs := x.users[key]
-	i, _ := slices.BinarySearch(seqs, seq)
-	x.users[key] = slices.Insert(seqs, i, seq)
+	es := x.users[r.Key]
+	i, _ := slices.BinarySearchFunc(es, e, func(a, b *entry) int {
+		if a.pos != b.pos {
+			return cmpUint(a.pos, b.pos)
+		}
+		return cmpUint(a.seq, b.seq)
+	})
+	x.users[r.Key] = slices.Insert(es, i, e)
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 func (x *Index) forgetLocked(seq uint64) {
-	e, ok := x.entries[seq]
+	e, ok := x.bySeq[seq]
 	if !ok {
 		return
 	}
-	delete(x.entries, seq)
-	if e.key == "" {
+	delete(x.bySeq, seq)
+	if e == gone || e.key == "" {
 		return
 	}
-	seqs := x.users[e.key]
-	if i, found := slices.BinarySearch(seqs, seq); found {
-		seqs = slices.Delete(seqs, i, i+1)
-	}
-	if len(seqs) == 0 {
+	es := slices.DeleteFunc(x.users[e.key], func(o *entry) bool { return o == e })
+	if len(es) == 0 {
 		delete(x.users, e.key)
 	} else {
-		x.users[e.key] = seqs
+		x.users[e.key] = es
 	}
 }
 
-// Begin records that this replica handles seq, a request about key of
-// action, from now until End. It returns how many requests the index
-// holds now.
-func (x *Index) Begin(seq uint64, key, action string) int {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	x.addLocked(seq, key, action)
-	x.running[seq] = true
-	return len(x.entries)
+// Turn is one delivery's place in its user's order, from Enter to Leave.
+type Turn struct {
+	x *Index
+	r Request
 }
 
-// End records that this replica stopped handling seq; gone says the
-// server confirmed the request left the stream. An acknowledgement sent
-// without confirmation may be lost, and the request handled again later:
-// then the entry stays, and a later request about the user reads the
-// stream to see whether it is gone. Waiters wake.
-func (x *Index) End(seq uint64, gone bool) {
+// Enter records that this replica handles r until the Turn is left, and
+// returns its Turn and how many requests the index holds now (for pruning).
+func (x *Index) Enter(r Request) (*Turn, int) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	delete(x.running, seq)
+	x.addLocked(r)
+	x.running[r.Seq] = true
+	return &Turn{x: x, r: r}, len(x.bySeq)
+}
+
+// Leave ends the turn; gone says the server confirmed the message left the
+// stream. An acknowledgement sent without confirmation may be lost and the
+// request handled again later: then the entry stays, and a later request
+// about the user reads the stream to see whether it is gone. Waiters wake.
+func (t *Turn) Leave(gone bool) {
+	x := t.x
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	delete(x.running, t.r.Seq)
 	if gone {
-		x.forgetLocked(seq)
+		x.forgetLocked(t.r.Seq)
 	}
 	close(x.changed)
 	x.changed = make(chan struct{})
 }
 
-// HasLater reports whether the index knows a request about key stored
-// after seq: the one to settle then needs a confirmed acknowledgement.
-func (x *Index) HasLater(seq uint64, key string) bool {
-	if key == "" {
+// HasLater reports whether the index knows a request about the user
+// placed after this one: settling it then needs a confirmed
+// acknowledgement.
+func (t *Turn) HasLater() bool {
+	if t.r.Key == "" {
 		return false
 	}
+	x := t.x
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	seqs := x.users[key]
-	return len(seqs) > 0 && seqs[len(seqs)-1] > seq
+	es := x.users[t.r.Key]
+	return len(es) > 0 && es[len(es)-1].pos > t.r.Pos
 }
 
-// Changed returns a channel closed when a request this replica handles
-// next ends.
-func (x *Index) Changed() <-chan struct{} {
+// Wait returns when no earlier request about the user is in the stream
+// (false), or the oldest that is when this replica is not handling it
+// (true). An earlier request handled here is waited for. A first delivery
+// of an original reads the stream up to its own position; a parked copy,
+// or a redelivery (whole says so), reads it to the end, since a copy of an
+// earlier request, or of itself, may be stored after it. A Blocker with
+// Self set is this request's other form: see Blocker.Self.
+func (t *Turn) Wait(ctx context.Context, whole bool) (Blocker, bool, error) {
+	x, r := t.x, t.r
+	if r.Key == "" {
+		return Blocker{}, false, nil
+	}
+	for {
+		changed := x.changed0()
+		upTo := r.Pos - 1
+		if whole || r.Copy() {
+			upTo = math.MaxUint64
+		}
+		if err := x.scanTo(ctx, upTo); err != nil {
+			return Blocker{}, false, err
+		}
+		b, blocked, err := x.oldest(ctx, r)
+		if err != nil || !blocked {
+			return b, blocked, err
+		}
+		if !b.Local {
+			return b, true, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return b, true, nil
+		}
+	}
+}
+
+func (x *Index) changed0() <-chan struct{} {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.changed
+}
+
+// oldest is the oldest request about r's user placed before r, or r's
+// other form, that is still stored.
+func (x *Index) oldest(ctx context.Context, r Request) (Blocker, bool, error) {
+	for {
+		x.mu.Lock()
+		var cand *entry
+		for _, e := range x.users[r.Key] {
+			if e.pos > r.Pos {
+				break
+			}
+			if e.seq != r.Seq {
+				cand = e
+				break
+			}
+		}
+		if cand == nil {
+			x.mu.Unlock()
+			return Blocker{}, false, nil
+		}
+		b := Blocker{Pos: cand.pos, Seq: cand.seq, Action: cand.action, Local: x.running[cand.seq], Parked: cand.parked(), Self: cand.pos == r.Pos}
+		x.mu.Unlock()
+		if b.Local {
+			return b, true, nil
+		}
+		stored, err := x.Stored(ctx, cand.seq)
+		if err != nil || stored {
+			return b, stored, err
+		}
+	}
+}
+
+// LaterOriginal reports whether an original request about r's user is
+// stored after r and before upTo: the check a park makes once its copy is
+// stored at upTo. An original placed after r but stored before the copy
+// reads the stream only up to its own position, so it would not see the
+// copy; the original must stay until that one is done.
+func (x *Index) LaterOriginal(ctx context.Context, r Request, upTo uint64) (bool, error) {
+	if r.Key == "" {
+		return false, nil
+	}
+	if err := x.scanTo(ctx, upTo-1); err != nil {
+		return false, err
+	}
+	for {
+		x.mu.Lock()
+		var cand *entry
+		for _, e := range x.users[r.Key] {
+			if e.pos > r.Pos && e.pos < upTo && !e.parked() {
+				cand = e
+				break
+			}
+		}
+		x.mu.Unlock()
+		if cand == nil {
+			return false, nil
+		}
+		stored, err := x.Stored(ctx, cand.seq)
+		if err != nil || stored {
+			return stored, err
+		}
+	}
 }
 
 // Reads is how many times the index has read the stream so far.
@@ -191,45 +368,11 @@ func (x *Index) Reads() uint64 {
 	return x.reads
 }
 
-// Blocker returns the oldest request about key stored before seq that is
-// still in the stream, if any.
-func (x *Index) Blocker(ctx context.Context, seq uint64, key string) (Blocker, bool, error) {
-	if key == "" || seq <= 1 {
-		return Blocker{}, false, nil
-	}
-	if err := x.scanTo(ctx, seq-1); err != nil {
-		return Blocker{}, false, err
-	}
-	for {
-		x.mu.Lock()
-		var cand uint64
-		for _, s := range x.users[key] {
-			if s < seq {
-				cand = s
-			}
-			break // ascending: the first is the oldest
-		}
-		if cand == 0 {
-			x.mu.Unlock()
-			return Blocker{}, false, nil
-		}
-		b := Blocker{Seq: cand, Action: x.entries[cand].action, Local: x.running[cand]}
-		x.mu.Unlock()
-		if b.Local {
-			return b, true, nil
-		}
-		stored, err := x.Stored(ctx, cand)
-		if err != nil || stored {
-			return b, stored, err
-		}
-	}
-}
-
-// Stored reports whether request seq is still in the stream.
+// Stored reports whether message seq is still in the stream.
 func (x *Index) Stored(ctx context.Context, seq uint64) (bool, error) {
-	_, err := x.getMsg(ctx, seq)
+	_, err := x.get(ctx, leader.Query{Seq: seq})
 	switch {
-	case errors.Is(err, jetstream.ErrMsgNotFound):
+	case errors.Is(err, leader.ErrNotFound):
 		x.mu.Lock()
 		x.forgetLocked(seq)
 		x.mu.Unlock()
@@ -241,20 +384,20 @@ func (x *Index) Stored(ctx context.Context, seq uint64) (bool, error) {
 }
 
 // scanTo reads, in stream order, every stored message up to upTo that the
-// index does not know yet.
+// index does not know yet (math.MaxUint64: to the end of the stream).
 func (x *Index) scanTo(ctx context.Context, upTo uint64) error {
 	x.scanMu.Lock()
 	defer x.scanMu.Unlock()
 	for {
 		x.mu.Lock()
 		for x.scanned < upTo {
-			e, ok := x.entries[x.scanned+1]
+			e, ok := x.bySeq[x.scanned+1]
 			if !ok {
 				break
 			}
 			x.scanned++
 			if e == gone {
-				delete(x.entries, x.scanned)
+				delete(x.bySeq, x.scanned)
 			}
 		}
 		next, done := x.scanned+1, x.scanned >= upTo
@@ -264,46 +407,51 @@ func (x *Index) scanTo(ctx context.Context, upTo uint64) error {
 		}
 		// The next stored message at or after next: everything between
 		// is gone.
-		m, err := x.getMsg(ctx, next, jetstream.WithGetMsgSubject(">"))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			x.mu.Lock()
-			x.scanned = max(x.scanned, upTo)
-			x.mu.Unlock()
+		m, err := x.get(ctx, leader.Query{Seq: next, NextBySubject: ">"})
+		if errors.Is(err, leader.ErrNotFound) {
+			if upTo != math.MaxUint64 {
+				x.mu.Lock()
+				x.scanned = max(x.scanned, upTo)
+				x.mu.Unlock()
+			}
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("order: read the request stream from %d: %w", next, err)
 		}
-		action, _ := x.topo.ActionOf(m.Subject)
-		key := Key(m.Data)
+		r := x.Of(m.Subject, m.Seq, m.Header, m.Data)
 		x.mu.Lock()
-		x.addLocked(m.Sequence, key, action)
-		x.scanned = max(x.scanned, m.Sequence)
+		x.addLocked(r)
+		x.scanned = max(x.scanned, m.Seq)
 		x.mu.Unlock()
+		if m.Seq >= upTo {
+			return nil
+		}
 	}
 }
 
 // Prune forgets what is known gone: everything below first (the stream's
-// first sequence now), and requests of an action at or below that
-// action's acknowledgement floor (every one of them has been acked or
-// terminated). It returns how many entries remain.
-func (x *Index) Prune(first uint64, ackFloors map[string]uint64) int {
+// first sequence now), and messages at or below their consumer's
+// acknowledgement floor (floors by action, and Parked for the parked
+// copies): every one of them has been acked or terminated. It returns how
+// many entries remain.
+func (x *Index) Prune(first uint64, floors map[string]uint64) int {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.scanned = max(x.scanned, max(first, 1)-1) // below first: all gone
-	for seq, e := range x.entries {
+	for seq, e := range x.bySeq {
 		if x.running[seq] {
 			continue
 		}
 		switch {
 		case seq <= x.scanned && (e == gone || seq < first):
 			x.forgetLocked(seq)
-		case e != gone && ackFloors[e.action] > 0 && seq <= ackFloors[e.action]:
+		case e != gone && floors[e.group()] > 0 && seq <= floors[e.group()]:
 			x.forgetLocked(seq)
 			if seq > x.scanned {
-				x.entries[seq] = gone
+				x.bySeq[seq] = gone
 			}
 		}
 	}
-	return len(x.entries)
+	return len(x.bySeq)
 }

@@ -3,31 +3,58 @@ package order_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/order"
 	"github.com/zoomprov/consumer/internal/topology"
 	"github.com/zoomprov/consumer/testenv"
 )
 
+var topo = topology.Default()
+
 // setup starts a server with the request stream and stores bodies, one per
 // sequence from 1.
-func setup(t *testing.T, bodies ...[2]string) jetstream.Stream {
+func setup(t *testing.T, bodies ...[2]string) (jetstream.JetStream, jetstream.Stream) {
 	t.Helper()
 	js := testenv.StartJetStream(t)
-	topo := topology.Default()
 	s, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: topo.RequestStream, Subjects: topo.RequestSubjects(), Retention: jetstream.WorkQueuePolicy})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, b := range bodies {
-		if _, err := js.Publish(context.Background(), topo.RequestSubject(b[0]), []byte(b[1])); err != nil {
-			t.Fatal(err)
-		}
+		store(t, js, b)
 	}
-	return s
+	return js, s
+}
+
+func store(t *testing.T, js jetstream.JetStream, b [2]string) uint64 {
+	t.Helper()
+	ack, err := js.Publish(context.Background(), topo.RequestSubject(b[0]), []byte(b[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ack.Sequence
+}
+
+// park stores a parked copy of the request at pos, as the service does.
+func park(t *testing.T, js jetstream.JetStream, pos uint64, b [2]string) uint64 {
+	t.Helper()
+	m := nats.NewMsg(topo.ParkedSubject(b[0]))
+	m.Data = []byte(b[1])
+	m.Header.Set(messages.HeaderPosition, strconv.FormatUint(pos, 10))
+	m.Header.Set(messages.HeaderParkedRequestID, fmt.Sprintf("req-%d", pos))
+	m.Header.Set(messages.HeaderParkedSubject, topo.RequestSubject(b[0]))
+	ack, err := js.PublishMsg(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ack.Sequence
 }
 
 func create(email string) [2]string {
@@ -38,107 +65,186 @@ func update(email string) [2]string {
 	return [2]string{"update", fmt.Sprintf(`{"email":%q,"user":{"type":2}}`, email)}
 }
 
+func key(email string) string { return messages.UserKey(email) }
+
+func req(seq uint64, b [2]string, email string) order.Request {
+	return order.Request{Pos: seq, Seq: seq, Key: key(email), Action: b[0]}
+}
+
+// wait is Wait for a request entered just for the check and left at once.
+func wait(t *testing.T, x *order.Index, r order.Request, whole bool) (order.Blocker, bool) {
+	t.Helper()
+	turn, _ := x.Enter(r)
+	defer turn.Leave(false)
+	b, blocked, err := turn.Wait(context.Background(), whole)
+	if err != nil {
+		t.Fatalf("Wait(%+v) = %v", r, err)
+	}
+	return b, blocked
+}
+
 // Ensure the index finds the oldest earlier request about a user still in
 // the stream, whatever the letter case of the address, ignores other
 // users, and sees a request gone once the stream no longer holds it.
-func TestBlocker(t *testing.T) {
+func TestWait(t *testing.T) {
 	ctx := context.Background()
-	s := setup(t, create("Ann@example.com"), create("bob@example.com"), update("ann@EXAMPLE.com"), update("ann@example.com"))
-	x := order.New(s, topology.Default(), 1)
-	key := order.Key([]byte(`{"email":"ANN@example.com"}`))
+	js, s := setup(t, create("Ann@example.com"), create("bob@example.com"), update("ann@EXAMPLE.com"), update("ann@example.com"))
+	x := order.New(js.Conn(), topo, 1)
 
-	b, blocked, err := x.Blocker(ctx, 4, key)
-	if err != nil || !blocked || b.Seq != 1 || b.Action != "ssoCreate" || b.Local {
-		t.Fatalf("Blocker(4) = %+v, %v, %v; want request 1 (ssoCreate), not local", b, blocked, err)
+	if b, blocked := wait(t, x, req(4, update(""), "ANN@example.com"), false); !blocked || b.Pos != 1 || b.Action != "ssoCreate" || b.Local {
+		t.Fatalf("Wait(4) = %+v, %v; want request 1 (ssoCreate), not local", b, blocked)
 	}
-	if _, blocked, _ := x.Blocker(ctx, 2, order.Key([]byte(`{"email":"bob@example.com"}`))); blocked {
-		t.Errorf("Blocker(2, bob) blocked; want nothing earlier about bob")
-	}
-	if !x.HasLater(1, key) || x.HasLater(4, key) {
-		t.Errorf("HasLater(1), HasLater(4) = %v, %v; want true, false", x.HasLater(1, key), x.HasLater(4, key))
+	if _, blocked := wait(t, x, req(2, create(""), "bob@example.com"), false); blocked {
+		t.Errorf("Wait(2, bob) blocked; want nothing earlier about bob")
 	}
 
-	// Request 1 handled here: a local blocker, which ends with End.
-	x.Begin(1, key, "ssoCreate")
-	if b, _, _ := x.Blocker(ctx, 4, key); !b.Local || b.Seq != 1 {
-		t.Errorf("Blocker while 1 runs here = %+v; want it local", b)
+	// Request 1 handled here: a local blocker, waited for until it ends.
+	one, _ := x.Enter(req(1, create(""), "ann@example.com"))
+	if !one.HasLater() {
+		t.Error("HasLater(1) = false; want true (3 and 4 are about ann)")
 	}
-	changed := x.Changed()
+	four, _ := x.Enter(req(4, update(""), "ann@example.com"))
+	if four.HasLater() {
+		t.Error("HasLater(4) = true; want false")
+	}
+	got := make(chan order.Blocker, 1)
+	go func() {
+		b, _, _ := four.Wait(ctx, false)
+		got <- b
+	}()
+	select {
+	case b := <-got:
+		t.Fatalf("Wait(4) returned %+v while 1 runs here; want it to wait", b)
+	case <-time.After(50 * time.Millisecond):
+	}
 	if err := s.DeleteMsg(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
-	x.End(1, false) // an unconfirmed ack: the stream tells
+	one.Leave(false) // an unconfirmed ack: the stream tells
 	select {
-	case <-changed:
-	default:
-		t.Error("End did not wake the waiters")
+	case b := <-got:
+		if b.Pos != 3 {
+			t.Errorf("Wait(4) after 1 left = %+v; want request 3", b)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait(4) did not return after 1 left")
 	}
-	if b, blocked, err := x.Blocker(ctx, 4, key); err != nil || !blocked || b.Seq != 3 {
-		t.Errorf("Blocker(4) after 1 left = %+v, %v, %v; want request 3", b, blocked, err)
-	}
+	four.Leave(false)
 	if ok, err := x.Stored(ctx, 3); err != nil || !ok {
 		t.Errorf("Stored(3) = %v, %v; want true", ok, err)
 	}
 	if err := s.DeleteMsg(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := x.Stored(ctx, 3); err != nil || ok {
-		t.Errorf("Stored(3) after its deletion = %v, %v; want false", ok, err)
-	}
-	if _, blocked, err := x.Blocker(ctx, 4, key); err != nil || blocked {
-		t.Errorf("Blocker(4) with 1 and 3 gone = %v, %v; want none", blocked, err)
+	if _, blocked := wait(t, x, req(4, update(""), "ann@example.com"), false); blocked {
+		t.Errorf("Wait(4) with 1 and 3 gone blocked; want none")
 	}
 	if x.Reads() == 0 {
 		t.Error("Reads() = 0; want the reads counted")
 	}
 }
 
-// Ensure Prune forgets what is below the stream's first sequence and at
-// or below an action's acknowledgement floor, and keeps what runs here.
-func TestPrune(t *testing.T) {
+// Ensure a parked copy keeps its request's place: a later request about
+// the user waits for it, an earlier one does not, and a copy waits for
+// its own original until that is gone.
+func TestParkedCopyKeepsItsPlace(t *testing.T) {
 	ctx := context.Background()
-	s := setup(t, create("a@example.com"), update("a@example.com"), create("c@example.com"))
-	x := order.New(s, topology.Default(), 1)
-	if _, _, err := x.Blocker(ctx, 4, "nobody"); err != nil { // reads 1 to 3
+	js, s := setup(t, create("ann@example.com"), update("ann@example.com"))
+	x := order.New(js.Conn(), topo, 1)
+	copySeq := park(t, js, 2, update("ann@example.com")) // 3
+	later := store(t, js, [2]string{"deactivate", `{"email":"ann@example.com"}`})
+
+	cp := order.Request{Pos: 2, Seq: copySeq, Key: key("ann@example.com"), Action: "update"}
+	if b, blocked := wait(t, x, cp, false); !blocked || b.Self || b.Pos != 1 {
+		t.Errorf("Wait(copy) = %+v, %v; want 1 first", b, blocked)
+	}
+	if err := s.DeleteMsg(ctx, 1); err != nil { // the creation finishes
 		t.Fatal(err)
 	}
-	x.Begin(3, order.Key([]byte(`{"email":"c@example.com"}`)), "ssoCreate")
-	if left := x.Prune(2, map[string]uint64{"ssoCreate": 3}); left != 2 {
-		t.Errorf("Prune left %d entries; want 2 (the update, and 3, which runs here)", left)
+	if b, blocked := wait(t, x, cp, false); !blocked || !b.Self || b.Seq != 2 {
+		t.Errorf("Wait(copy) with its original stored = %+v, %v; want its original (Self)", b, blocked)
 	}
-	if left := x.Prune(2, map[string]uint64{"update": 2}); left != 1 {
-		t.Errorf("Prune after the update's floor left %d; want 1", left)
+	if b, blocked := wait(t, x, req(2, update(""), "ann@example.com"), true); !blocked || !b.Self || b.Seq != copySeq {
+		t.Errorf("Wait(original 2, whole) = %+v, %v; want its copy (Self)", b, blocked)
+	}
+	if err := s.DeleteMsg(ctx, 2); err != nil { // the park completes
+		t.Fatal(err)
+	}
+	if _, blocked := wait(t, x, cp, false); blocked {
+		t.Errorf("Wait(copy) once its original and the creation left = blocked; want its turn")
+	}
+	b, blocked := wait(t, x, req(later, [2]string{"deactivate", ""}, "ann@example.com"), false)
+	if !blocked || b.Pos != 2 || b.Seq != copySeq || !b.Parked {
+		t.Errorf("Wait(%d) = %+v, %v; want the parked copy of 2", later, b, blocked)
+	}
+}
+
+// Ensure a later request stored before a copy, which reads the stream only
+// up to its own position, is what LaterOriginal reports, and that an
+// original finds a copy of itself stored after it when it reads the whole
+// stream.
+func TestLaterOriginal(t *testing.T) {
+	js, _ := setup(t, create("ann@example.com"), update("ann@example.com"), update("bob@example.com"))
+	x := order.New(js.Conn(), topo, 1)
+	r2 := req(2, update(""), "ann@example.com")
+	copyAnn := park(t, js, 2, update("ann@example.com"))
+	if later, err := x.LaterOriginal(context.Background(), r2, copyAnn); err != nil || later {
+		t.Errorf("LaterOriginal(2, %d) = %v, %v; want false (only bob's in between)", copyAnn, later, err)
+	}
+	if b, blocked := wait(t, x, r2, true); !blocked || b.Pos != 1 {
+		t.Errorf("Wait(2, whole) = %+v, %v; want 1 first", b, blocked)
+	}
+	store(t, js, update("ANN@example.com"))
+	copy2 := park(t, js, 2, update("ann@example.com"))
+	if later, err := x.LaterOriginal(context.Background(), r2, copy2); err != nil || !later {
+		t.Errorf("LaterOriginal(2, %d) = %v, %v; want true (ann's update stored before the copy)", copy2, later, err)
+	}
+}
+
+// Ensure Prune forgets what is below the stream's first sequence and at
+// or below its consumer's acknowledgement floor, and keeps what runs here.
+func TestPrune(t *testing.T) {
+	js, _ := setup(t, create("a@example.com"), update("a@example.com"), create("c@example.com"))
+	x := order.New(js.Conn(), topo, 1)
+	wait(t, x, req(4, create(""), "nobody@example.com"), false) // reads 1 to 3
+	c, _ := x.Enter(req(3, create(""), "c@example.com"))
+	defer c.Leave(false)
+	if left := x.Prune(2, map[string]uint64{"ssoCreate": 3}); left != 3 {
+		t.Errorf("Prune left %d entries; want 3 (the update, 3, which runs here, and 4)", left)
+	}
+	// 4, never stored and past the scan, stays as a marker the scan
+	// passes without a read.
+	if left := x.Prune(2, map[string]uint64{"update": 2, "ssoCreate": 4}); left != 2 {
+		t.Errorf("Prune after the update's floor left %d; want 2 (3, and the marker of 4)", left)
 	}
 }
 
 // Ensure a request pruned by its action's floor before the scan reached it
 // (delivered out of stream order, across consumers) costs no read later:
-// the scan passes it, then forgets it. Before, every such request was read
-// again, and at thousands a second the index held 15 s of requests.
+// the scan passes it, then forgets it.
 func TestPruneAheadOfScan(t *testing.T) {
 	ctx := context.Background()
-	s := setup(t, create("a@example.com"), update("b@example.com"), create("c@example.com"))
-	x := order.New(s, topology.Default(), 1)
-	b := order.Key([]byte(`{"email":"b@example.com"}`))
-	x.Begin(2, b, "update") // the update's consumer was quicker than ssoCreate's
+	js, s := setup(t, create("a@example.com"), update("b@example.com"), create("c@example.com"))
+	x := order.New(js.Conn(), topo, 1)
+	two, _ := x.Enter(req(2, update(""), "b@example.com")) // the update's consumer was quicker than ssoCreate's
 	if err := s.DeleteMsg(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
-	x.End(2, false)
+	two.Leave(false)
 	x.Prune(1, map[string]uint64{"update": 2})
-	if x.HasLater(1, b) {
-		t.Error("the pruned update still counts as a later request about b")
+	one, _ := x.Enter(req(1, create(""), "a@example.com"))
+	if one.HasLater() {
+		t.Error("a later request about a counts")
 	}
-	x.Begin(1, order.Key([]byte(`{"email":"a@example.com"}`)), "ssoCreate")
-	x.Begin(3, order.Key([]byte(`{"email":"c@example.com"}`)), "ssoCreate")
-	if _, blocked, err := x.Blocker(ctx, 3, order.Key([]byte(`{"email":"c@example.com"}`))); err != nil || blocked {
-		t.Fatalf("Blocker(3) = %v, %v; want nothing earlier about c", blocked, err)
+	three, _ := x.Enter(req(3, create(""), "c@example.com"))
+	if _, blocked, err := three.Wait(ctx, false); err != nil || blocked {
+		t.Fatalf("Wait(3) = %v, %v; want nothing earlier about c", blocked, err)
 	}
 	if n := x.Reads(); n != 0 {
 		t.Errorf("Reads() = %d; want 0: every request up to 3 was delivered here or pruned", n)
 	}
-	x.End(1, false)
-	x.End(3, false)
+	one.Leave(false)
+	three.Leave(false)
 	if left := x.Prune(4, nil); left != 0 {
 		t.Errorf("Prune below the first sequence left %d entries; want 0", left)
 	}

@@ -47,7 +47,7 @@ func (c *credentials) set(state, detail string) {
 const credentialsCheckTimeout = 15 * time.Second
 
 // watchCredentials checks the credentials at start-up, then again whenever
-// the service is held or the last check did not find them accepted, until
+// the service is paused or the last check did not find them accepted, until
 // ctx ends. The checks start a second apart, so a fixed secret shows at
 // once, and slow down to CredentialsCheck, so a long outage costs few token
 // requests. Readiness reads the result, so probes never cost a token
@@ -60,11 +60,11 @@ func (s *Service) watchCredentials(ctx context.Context, tc Credentials) {
 	defer timer.Stop()
 	n := 0 // checks in a row that did not settle the question
 	for {
-		// Subscribe before checking, so a hold that begins during the
+		// Subscribe before checking, so a pause that begins during the
 		// check is not missed.
-		changed := s.hold.Changed()
+		changed := s.pause.Changed()
 		s.checkCredentials(ctx, tc)
-		if state, _ := s.creds.get(); state != CredentialsAccepted || s.hold.Remaining() > 0 {
+		if state, _ := s.creds.get(); state != CredentialsAccepted || s.pause.Remaining() > 0 {
 			n++
 			timer.Reset(sched.Delay(n))
 		} else {
@@ -81,7 +81,7 @@ func (s *Service) watchCredentials(ctx context.Context, tc Credentials) {
 }
 
 // checkCredentials asks for a token once and records the answer. Accepted
-// credentials lift a hold that refused credentials began.
+// credentials lift a pause that refused credentials began.
 func (s *Service) checkCredentials(ctx context.Context, tc Credentials) {
 	cctx, cancel := context.WithTimeout(ctx, credentialsCheckTimeout)
 	defer cancel()
@@ -106,10 +106,10 @@ func (s *Service) checkCredentials(ctx context.Context, tc Credentials) {
 }
 
 // credentialsAccepted records that Zoom took the credentials (a token
-// check or a successful call) and lifts a hold on refused credentials.
+// check or a successful call) and lifts a pause on refused credentials.
 func (s *Service) credentialsAccepted() {
 	s.creds.set(CredentialsAccepted, "")
-	if s.hold.Lift() {
-		s.log.Info().Msg("zoom accepts the credentials again; hold lifted")
+	if s.pause.Lift() {
+		s.log.Info().Msg("zoom accepts the credentials again; pause lifted")
 	}
 }

@@ -14,7 +14,7 @@ import (
 // messages as there are free workers, so every fetched message goes
 // straight to a worker and gets progress heartbeats from the moment it
 // arrives; none waits unseen in a client buffer while Zoom is slow or a
-// gate or hold is closed. While an action's consumer is busy, a fetch is a
+// gate is closed or the account paused. While an action's consumer is busy, a fetch is a
 // no-wait request for a batch; once it comes back short, the dispatcher
 // waits for the next message with a long poll that holds no worker.
 const (
@@ -91,7 +91,7 @@ func (s *slots) release(n int) {
 }
 
 // dispatch feeds one action's messages to the workers until ctx ends.
-// While the account is held or the action's quota gate is closed it
+// While the account is paused or the action's quota gate is closed it
 // fetches nothing new.
 func (s *Service) dispatch(ctx context.Context, action string, cons jetstream.Consumer, work chan<- jetstream.Msg) error {
 	want := max(1, s.cfg.FetchBatch/4)
@@ -99,7 +99,7 @@ func (s *Service) dispatch(ctx context.Context, action string, cons jetstream.Co
 	failures := 0 // fetch errors in a row
 	var warned time.Time
 	for ctx.Err() == nil {
-		s.hold.Wait(ctx)
+		s.pause.Wait(ctx)
 		s.gates.Wait(ctx, action)
 		if ctx.Err() != nil {
 			return nil
@@ -162,7 +162,7 @@ func (s *Service) fetchBatch(ctx context.Context, cons jetstream.Consumer, want 
 	got := 0
 	for msg := range batch.Messages() {
 		got++
-		s.track.hold(msg, time.Now())
+		s.track.queue(msg, time.Now())
 		s.toWorker(ctx, msg, work)
 	}
 	s.free.release(n - got)
@@ -181,7 +181,7 @@ func (s *Service) poll(ctx context.Context, cons jetstream.Consumer, work chan<-
 	got := false
 	for msg := range batch.Messages() {
 		got = true
-		s.track.hold(msg, time.Now())
+		s.track.queue(msg, time.Now())
 		if s.free.acquire(ctx, 1, 1) == 0 {
 			s.track.release(msg)
 			s.handBack(msg)

@@ -25,7 +25,7 @@ func (s *Service) closeGate(ctx context.Context, gt quota.Gate) {
 		return
 	}
 	for _, a := range s.cfg.Actions {
-		if !gt.Holds(a) {
+		if !gt.Covers(a) {
 			continue
 		}
 		// The server pauses by its own clock: convert the reset into "that
@@ -44,7 +44,7 @@ func (s *Service) backlog(ctx context.Context, scope string) uint64 {
 	var n uint64
 	gt := quota.Gate{Scope: scope}
 	for _, a := range s.cfg.Actions {
-		if !gt.Holds(a) {
+		if !gt.Covers(a) {
 			continue
 		}
 		c, err := s.js.Consumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(a))

@@ -45,9 +45,9 @@ type harness struct {
 	// wrapZoom, if set, wraps the Zoom client of services started next
 	// (to inject a fault the simulator cannot produce, such as a panic).
 	wrapZoom func(*zoom.Client) provision.Zoom
-	// wrapLimiter, if set, wraps the pacer as the Zoom client's Limiter
-	// (to act just before a call leaves).
-	wrapLimiter func(zoom.Limiter) zoom.Limiter
+	// afterPace, if set, runs in services started next after each wait
+	// for pacing (to act just before a call leaves).
+	afterPace func(context.Context, zoom.Call) error
 	// nextURL, if set, gives the NATS URL list each service connects to
 	// (seeds in another order for each, as two pods of one Deployment
 	// would have them after DNS).
@@ -155,7 +155,7 @@ func testConfig(maxAttempts int) provision.Config {
 	p := retry.DefaultPolicy(maxAttempts)
 	p.InProcess = retry.Schedule{Initial: time.Millisecond, Max: 5 * time.Millisecond}
 	p.Redelivery = retry.Schedule{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond}
-	p.Hold = retry.Schedule{Initial: 100 * time.Millisecond, Max: 300 * time.Millisecond}
+	p.Pause = retry.Schedule{Initial: 100 * time.Millisecond, Max: 300 * time.Millisecond}
 	p.RateLimitFallback = 50 * time.Millisecond
 	return provision.Config{
 		MaxAttempts:     maxAttempts,
@@ -199,9 +199,6 @@ func (h *harness) startWith(cfg provision.Config, zcfg zoom.Config) *serviceRun 
 		cfg.Pacer = quota.NewPacer(0, quota.NewGates(nil))
 	}
 	zcfg.Limiter = cfg.Pacer
-	if h.wrapLimiter != nil {
-		zcfg.Limiter = h.wrapLimiter(cfg.Pacer)
-	}
 	zc, err := zoom.New(zcfg)
 	if err != nil {
 		h.t.Fatalf("zoom client: %v", err)
@@ -213,6 +210,9 @@ func (h *harness) startWith(cfg provision.Config, zcfg zoom.Config) *serviceRun 
 	svc, err := provision.New(js, z, cfg)
 	if err != nil {
 		h.t.Fatalf("provision.New: %v", err)
+	}
+	if h.afterPace != nil {
+		provision.SetAfterPace(svc, h.afterPace)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &serviceRun{svc: svc, nc: nc, closed: closed, zc: zc, cancel: cancel, done: make(chan error, 1)}

@@ -154,7 +154,7 @@ func TestSecretHygiene(t *testing.T) {
 	h.publish(held.id, held.action, held.body())
 	eventually(t, 10*time.Second, func() (bool, string) {
 		st := r.svc.Status()
-		return st.Held && st.ZoomCredentials == provision.CredentialsRejected, fmt.Sprintf("status %+v; want held, credentials rejected", st)
+		return st.Paused && st.ZoomCredentials == provision.CredentialsRejected, fmt.Sprintf("status %+v; want paused, credentials rejected", st)
 	})
 	statuses = append(statuses, statusJSON(t, r.svc.Status()))
 	// Errors the client itself returns while the credentials are refused.
@@ -165,7 +165,7 @@ func TestSecretHygiene(t *testing.T) {
 	clientErrs = append(clientErrs, err)
 	h.sim.RejectCredentials(false)
 	h.waitTerminal(20*time.Second, held.id)
-	eventually(t, 5*time.Second, func() (bool, string) { return !r.svc.Status().Held, "still held" })
+	eventually(t, 5*time.Second, func() (bool, string) { return !r.svc.Status().Paused, "still paused" })
 	statuses = append(statuses, statusJSON(t, r.svc.Status()))
 	reqs = append(reqs, held)
 

@@ -13,13 +13,13 @@ import (
 type inflight struct {
 	mu   sync.Mutex
 	msgs map[jetstream.Msg]time.Time // message → last heartbeat (or start)
-	// waiting are fetched messages a dispatcher holds until a worker is
+	// waiting are fetched messages a dispatcher keeps until a worker is
 	// free; they get heartbeats too but do not count as in flight.
 	waiting map[jetstream.Msg]time.Time
 }
 
-// hold registers a message a dispatcher holds for a worker.
-func (f *inflight) hold(m jetstream.Msg, now time.Time) {
+// queue registers a message a dispatcher keeps for a worker.
+func (f *inflight) queue(m jetstream.Msg, now time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.waiting == nil {
@@ -28,7 +28,7 @@ func (f *inflight) hold(m jetstream.Msg, now time.Time) {
 	f.waiting[m] = now
 }
 
-// release ends hold, returning when the message last had a heartbeat, so
+// release ends queue, returning when the message last had a heartbeat, so
 // the worker's own tracking continues from there.
 func (f *inflight) release(m jetstream.Msg) time.Time {
 	f.mu.Lock()

@@ -282,16 +282,16 @@ func TestAccountProblemHoldsWork(t *testing.T) {
 	r := h.start(testConfig(2))
 	eventually(t, 10*time.Second, func() (bool, string) {
 		st := r.svc.Status()
-		return st.Held, "service not held"
+		return st.Paused, "service not paused"
 	})
 	if got := h.streamMsgCount("ZOOM_USERS_RESULTS"); got != 0 {
-		t.Errorf("result events while held = %d; want 0", got)
+		t.Errorf("result events while paused = %d; want 0", got)
 	}
 	if got := h.streamMsgCount("ZOOM_USERS_DLQ"); got != 0 {
-		t.Errorf("dead letters while held = %d; want 0", got)
+		t.Errorf("dead letters while paused = %d; want 0", got)
 	}
 	if got := h.streamMsgCount("ZOOM_USERS"); got != 5 {
-		t.Errorf("requests in stream while held = %d; want 5", got)
+		t.Errorf("requests in stream while paused = %d; want 5", got)
 	}
 	h.sim.RejectCredentials(false)
 	ids := []string{"hold-0", "hold-1", "hold-2", "hold-3", "hold-4"}
@@ -301,7 +301,7 @@ func TestAccountProblemHoldsWork(t *testing.T) {
 			t.Errorf("%s terminal = %v; want one created", id, term)
 		}
 	}
-	eventually(t, 5*time.Second, func() (bool, string) { return !r.svc.Status().Held, "still held" })
+	eventually(t, 5*time.Second, func() (bool, string) { return !r.svc.Status().Paused, "still paused" })
 }
 
 // Ensure Provision can run again on existing streams (a restart or a

@@ -4,9 +4,9 @@
 // exactly one outcome (a result event, a dead letter, or a redelivery
 // later).
 //
-// One request goes: fetch.go (dispatch) → handle.go (what happened) →
-// retry.Policy.Decide (what to do about it) → settle.go (do it: the only
-// file that acks, naks or terminates).
+// One request goes: fetch.go (dispatch) → handle.go (the path: decode.go,
+// turn.go, call.go, classify.go) → retry.Policy.Decide (what to do about
+// it) → settle.go (do it: the only file that acks, naks or terminates).
 package provision
 
 import (
@@ -91,9 +91,11 @@ type Config struct {
 	// or raises: topology.AutoReplicas (zero) or an explicit number.
 	Replicas int
 	// Pacer paces Zoom calls at this replica's share of the account's
-	// budget and enforces the quota gates; pass the same Pacer to the Zoom
-	// client as its Limiter. The service reads it and its gates, never
-	// reconfigures it. Nil means quota.NewPacer(0, …): no pacing.
+	// budget and enforces the quota gates: the service waits on it before
+	// each call; pass the same Pacer to the Zoom client as its Limiter for
+	// the calls the client makes again by itself. The service reads it and
+	// its gates, never reconfigures it. Nil means quota.NewPacer(0, …): no
+	// pacing.
 	Pacer *quota.Pacer
 	// NoPause keeps the service from pausing consumers when a quota gate
 	// closes; the gate alone then holds the work, as on servers older than
@@ -125,7 +127,7 @@ type Config struct {
 	Credentials Credentials
 	// CredentialsCheck is the longest interval between two checks of
 	// Credentials: they start a second apart and slow down to this; zero
-	// means 30s.
+	// means 30s. While the service is paused they are checked too.
 	CredentialsCheck time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -192,7 +194,7 @@ type Service struct {
 	log   zerolog.Logger
 	now   func() time.Time
 	topo  topology.Topology
-	hold  *quota.Hold
+	pause *pause
 	track inflight
 	pacer *quota.Pacer
 	gates *quota.Gates
@@ -202,10 +204,16 @@ type Service struct {
 	metrics *metrics.Metrics
 	tracer  trace.Tracer
 
+	// afterPace, if set (by tests), runs after each wait for pacing,
+	// before the check that the delivery still owns its request.
+	afterPace func(context.Context, zoom.Call) error
+
 	// Set by Run before any request is handled.
-	attempts jetstream.KeyValue
+	failures jetstream.KeyValue
 	coord    *quota.Coordinator
-	order    *order.Index
+	// current is the request stream's incarnation and its order index,
+	// replaced when the stream is recreated.
+	current atomic.Pointer[streamState]
 	// pruneSoon asks pruneOrder for a prune before its next tick, once the
 	// index holds more than pruneAt requests.
 	pruneSoon chan struct{}
@@ -227,7 +235,7 @@ func New(js jetstream.JetStream, z Zoom, cfg Config) (*Service, error) {
 		log:   cfg.Logger,
 		now:   cfg.Now,
 		topo:  cfg.Topology,
-		hold:  quota.NewHold(cfg.Now),
+		pause: newPause(cfg.Now),
 		pacer: cfg.Pacer,
 		gates: cfg.Pacer.Gates(),
 		free:  newSlots(cfg.MaxInFlight),
@@ -260,11 +268,11 @@ func New(js jetstream.JetStream, z Zoom, cfg Config) (*Service, error) {
 type Status struct {
 	// Bound is true once every consumer is bound and consuming.
 	Bound bool `json:"bound"`
-	// Held is true while an account-level problem stops new work.
-	Held bool `json:"held"`
-	// HeldUntil and HeldReason describe the hold.
-	HeldUntil  time.Time `json:"held_until,omitzero"`
-	HeldReason string    `json:"held_reason,omitempty"`
+	// Paused is true while an account-level problem stops new work.
+	Paused bool `json:"paused"`
+	// PausedUntil and PauseReason describe the pause.
+	PausedUntil time.Time `json:"paused_until,omitzero"`
+	PauseReason string    `json:"pause_reason,omitempty"`
 	// InFlight is the number of requests being handled.
 	InFlight int `json:"in_flight"`
 	// Replicas is how many live replicas share the account's budget, and
@@ -290,8 +298,8 @@ func (s *Service) Status() Status {
 	s.mu.Lock()
 	bound := s.bound
 	s.mu.Unlock()
-	until, reason, held := s.hold.State()
-	st := Status{Bound: bound, Held: held, HeldUntil: until, HeldReason: reason, InFlight: s.track.count()}
+	until, reason, paused := s.pause.State()
+	st := Status{Bound: bound, Paused: paused, PausedUntil: until, PauseReason: reason, InFlight: s.track.count()}
 	st.RateShare, st.Replicas, st.Pace = s.pacer.Current()
 	now := s.now()
 	for _, gt := range s.gates.All() {
@@ -300,8 +308,8 @@ func (s *Service) Status() Status {
 		}
 	}
 	st.ZoomCredentials, st.ZoomCredentialsError = s.creds.get()
-	if o := s.orderIndex(); o != nil {
-		st.OrderReads = o.Reads()
+	if cur := s.current.Load(); cur != nil {
+		st.OrderReads = cur.reads()
 	}
 	return st
 }
@@ -310,7 +318,7 @@ func (s *Service) Status() Status {
 func (s *Service) metricsState() metrics.ServiceState {
 	st := s.Status()
 	ms := metrics.ServiceState{
-		Bound: st.Bound, Held: st.Held, CredentialsAccepted: st.ZoomCredentials == CredentialsAccepted,
+		Bound: st.Bound, Paused: st.Paused, CredentialsAccepted: st.ZoomCredentials == CredentialsAccepted,
 		InFlight: st.InFlight, Replicas: st.Replicas, RateShare: st.RateShare, Pace: st.Pace,
 		GateResets: make(map[string]time.Duration, len(st.Gates)),
 	}
@@ -345,8 +353,9 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := s.prepare(ctx); err != nil {
 		return startFailed(err)
 	}
-	consumers := make([]jetstream.Consumer, len(s.cfg.Actions))
-	for i, a := range s.cfg.Actions {
+	names := topology.Consumers(s.cfg.Actions)
+	consumers := make([]jetstream.Consumer, len(names))
+	for i, a := range names {
 		if err := topology.Retry(ctx, func(ctx context.Context) (err error) {
 			consumers[i], err = s.js.Consumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(a))
 			return err
@@ -386,7 +395,7 @@ func (s *Service) Run(ctx context.Context) error {
 
 	fatal := make(chan error, len(consumers))
 	var dispatchers sync.WaitGroup
-	for i, a := range s.cfg.Actions {
+	for i, a := range names {
 		dispatchers.Go(func() {
 			if err := s.dispatch(runCtx, a, consumers[i], work); err != nil {
 				fatal <- err
@@ -462,14 +471,13 @@ func (s *Service) prepare(ctx context.Context) error {
 	// Each bind waits out an election, as provisioning does: a replica
 	// started while a node is down must not exit.
 	var quotaKV jetstream.KeyValue
-	var requests jetstream.Stream
 	var info *jetstream.StreamInfo
 	for _, step := range []struct {
 		what string
 		do   func(ctx context.Context) error
 	}{
 		{"key-value bucket " + s.topo.AttemptsBucket, func(ctx context.Context) (err error) {
-			s.attempts, err = s.js.KeyValue(ctx, s.topo.AttemptsBucket)
+			s.failures, err = s.js.KeyValue(ctx, s.topo.AttemptsBucket)
 			return err
 		}},
 		{"key-value bucket " + s.topo.QuotaBucket, func(ctx context.Context) (err error) {
@@ -477,6 +485,7 @@ func (s *Service) prepare(ctx context.Context) error {
 			return err
 		}},
 		{"stream " + s.topo.RequestStream, func(ctx context.Context) (err error) {
+			var requests jetstream.Stream
 			if requests, err = s.js.Stream(ctx, s.topo.RequestStream); err == nil {
 				info, err = requests.Info(ctx)
 			}
@@ -488,18 +497,48 @@ func (s *Service) prepare(ctx context.Context) error {
 		}
 	}
 	s.coord = quota.NewCoordinator(quotaKV, s.pacer, quota.CoordinatorConfig{ReplicaID: s.cfg.ReplicaID, Conn: s.js.Conn(), Log: s.log, Backlog: s.backlog})
-	o := order.New(requests, s.topo, info.State.FirstSeq)
-	s.mu.Lock()
-	s.order = o
-	s.mu.Unlock()
+	s.follow(info)
 	return nil
 }
 
-// orderIndex is s.order for readers that may run before Run sets it.
-func (s *Service) orderIndex() *order.Index {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.order
+// streamState is one incarnation of the request stream: its name in
+// request ids and failure counts, and its order index.
+type streamState struct {
+	created     time.Time
+	incarnation string
+	index       *order.Index
+	// before is the reads of the indexes of earlier incarnations.
+	before uint64
+}
+
+func (st *streamState) reads() uint64 { return st.before + st.index.Reads() }
+
+// stream is the request stream's current incarnation.
+func (s *Service) stream() *streamState { return s.current.Load() }
+
+// index is the current order index.
+func (s *Service) index() *order.Index { return s.current.Load().index }
+
+// follow starts a new incarnation when the request stream info describes
+// was created since the last one (an operator deleted and recreated it):
+// its sequences start again at 1, so its request ids, failure counts and
+// order index must not be the old ones'.
+func (s *Service) follow(info *jetstream.StreamInfo) {
+	cur := s.current.Load()
+	if cur != nil && cur.created.Equal(info.Created) {
+		return
+	}
+	next := &streamState{
+		created:     info.Created,
+		incarnation: topology.Incarnation(info.Created),
+		index:       order.New(s.js.Conn(), s.topo, info.State.FirstSeq),
+	}
+	if cur != nil {
+		next.before = cur.reads()
+		s.log.Warn().Str("stream", s.topo.RequestStream).Time("created", info.Created).
+			Msg("the request stream was recreated; request ids and the per-user order start afresh")
+	}
+	s.current.Store(next)
 }
 
 // The order index forgets requests known to be finished every
@@ -536,17 +575,19 @@ func (s *Service) pruneOrder(ctx context.Context) {
 		if err != nil {
 			continue
 		}
+		s.follow(stream.CachedInfo())
 		floors := map[string]uint64{}
-		for _, a := range s.cfg.Actions {
+		for _, a := range topology.Consumers(s.cfg.Actions) {
 			if c, err := s.js.Consumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(a)); err == nil {
 				if info, err := c.Info(ctx); err == nil {
 					floors[a] = info.AckFloor.Stream
 				}
 			}
 		}
-		left := s.order.Prune(stream.CachedInfo().State.FirstSeq, floors)
+		cur := s.stream()
+		left := cur.index.Prune(stream.CachedInfo().State.FirstSeq, floors)
 		s.pruneAt.Store(int64(max(pruneMinAt, 2*left)))
-		s.log.Debug().Int("entries", left).Uint64("reads", s.order.Reads()).Msg("order index pruned")
+		s.log.Debug().Int("entries", left).Uint64("reads", cur.reads()).Msg("order index pruned")
 	}
 }
 

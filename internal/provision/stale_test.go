@@ -12,10 +12,6 @@ import (
 	"github.com/zoomprov/consumer/testenv"
 )
 
-type limiterFunc func(context.Context, zoom.Call) error
-
-func (f limiterFunc) Wait(ctx context.Context, c zoom.Call) error { return f(ctx, c) }
-
 // Ensure a delivery that the server has meanwhile handed to another
 // replica, which finished the request, makes no Zoom call: otherwise it
 // would overtake the user's later requests (the chaos test saw an update
@@ -47,26 +43,21 @@ func TestStaleDeliveryMakesNoCall(t *testing.T) {
 			cfg := testConfig(3)
 			cfg.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
 			var intercepted atomic.Bool
-			h.wrapLimiter = func(next zoom.Limiter) zoom.Limiter {
-				return limiterFunc(func(ctx context.Context, c zoom.Call) error {
-					if err := next.Wait(ctx, c); err != nil {
-						return err
-					}
-					if c.Op != tc.op || intercepted.Swap(true) {
-						return nil
-					}
-					if tc.late {
-						skew.Store(int64(cfg.AckWait))
-					}
-					if tc.gone {
-						for _, m := range h.storedMsgs("ZOOM_USERS") {
-							if err := h.stream("ZOOM_USERS").DeleteMsg(ctx, m.Sequence); err != nil {
-								return err
-							}
+			h.afterPace = func(ctx context.Context, c zoom.Call) error {
+				if c.Op != tc.op || intercepted.Swap(true) {
+					return nil
+				}
+				if tc.late {
+					skew.Store(int64(cfg.AckWait))
+				}
+				if tc.gone {
+					for _, m := range h.storedMsgs("ZOOM_USERS") {
+						if err := h.stream("ZOOM_USERS").DeleteMsg(ctx, m.Sequence); err != nil {
+							return err
 						}
 					}
-					return nil
-				})
+				}
+				return nil
 			}
 			id := fmt.Sprintf("stale-%d", i)
 			h.publish(id, tc.action, tc.body)

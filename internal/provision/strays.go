@@ -117,13 +117,15 @@ func (s *Service) deadLetterStray(ctx context.Context, stream jetstream.Stream, 
 		start:     s.now(),
 		stray:     true,
 	}
-	d.requestID = s.topo.RequestID(m.Header.Get(jetstream.MsgIDHeader), m.Sequence)
+	d.msgSeq = m.Sequence
+	d.published = m.Subject
+	d.requestID = s.topo.RequestID(m.Header.Get(jetstream.MsgIDHeader), s.stream().incarnation, m.Sequence)
 	d.email = messages.BestEffortEmail(m.Data)
 	ctx, span := s.startSpan(ctx, d)
 	defer span.End()
 	detail := fmt.Sprintf("subject %q names no action; publish on %s.<create|autoCreate|custCreate|ssoCreate>", m.Subject, s.topo.RequestPrefix)
-	a := attempt{kind: retry.Invalid, reason: messages.ReasonInvalidRequest, detail: detail, err: errors.New("provision: " + detail)}
-	s.settle(ctx, d, a, s.decide(d, retry.Outcome{Kind: retry.Invalid, Try: 1}))
+	a := attempt{kind: retry.Invalid, reason: messages.ReasonInvalidRequest, detail: detail, err: errors.New("provision: " + detail), try: 1}
+	s.settle(ctx, d, a, s.decide(a))
 	if _, err := stream.GetMsg(ctx, m.Sequence); err == nil {
 		return fmt.Errorf("stray request %d could not be dead-lettered", m.Sequence)
 	}

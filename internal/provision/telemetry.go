@@ -162,7 +162,7 @@ func (s *Service) observe(d *delivery, a attempt, outcome string) {
 	}
 	d.span.SetAttributes(attrs...)
 	switch outcome {
-	case string(messages.OutcomeFailed), metrics.OutcomeUnsettled, metrics.OutcomeHeld:
+	case string(messages.OutcomeFailed), metrics.OutcomeUnsettled, metrics.OutcomePaused:
 		// The error text may hold a Zoom message with an address in it.
 		desc := string(a.reason)
 		if a.err != nil {

@@ -183,7 +183,7 @@ func TestMetricsTracesAndOutcomeLines(t *testing.T) {
 		{"zoomprov_quota_gate_closed", []string{"scope", "all"}, 0},
 		{"zoomprov_request_deliveries", []string{"outcome", "created"}, 4},
 		{"zoomprov_request_deliveries", []string{"outcome", "failed"}, 4},
-		{"zoomprov_held", nil, 0},
+		{"zoomprov_paused", nil, 0},
 		{"zoomprov_consumers_bound", nil, 1},
 		{"zoomprov_publish_failures_total", []string{"kind", "result"}, 0},
 	} {

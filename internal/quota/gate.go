@@ -46,9 +46,9 @@ func ScopeOf(action string) string {
 	return ScopeAll
 }
 
-// Holds reports whether the gate, while closed, holds requests of action:
+// Covers reports whether the gate, while closed, holds back requests of action:
 // its own scope's, or every action's for ScopeAll.
-func (g Gate) Holds(action string) bool { return g.Scope == ScopeAll || g.Scope == action }
+func (g Gate) Covers(action string) bool { return g.Scope == ScopeAll || g.Scope == action }
 
 // Closed reports whether the gate is still closed at now.
 func (g Gate) Closed(now time.Time) bool { return now.Before(g.Until) }
@@ -144,7 +144,7 @@ func (g *Gates) Closed(action string) (Gate, bool) {
 	var best Gate
 	found := false
 	for _, gt := range g.byScope {
-		if gt.Holds(action) && gt.Closed(now) && (!found || gt.Until.After(best.Until)) {
+		if gt.Covers(action) && gt.Closed(now) && (!found || gt.Until.After(best.Until)) {
 			best, found = gt, true
 		}
 	}

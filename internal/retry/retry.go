@@ -1,8 +1,8 @@
 // Package retry decides what happens to a request after each attempt: ack
-// it, try again at once, hand it back to the broker for later, dead-letter
-// it, or hold all work because the account itself has a problem. It also
-// owns the backoff schedules. It knows neither NATS nor Zoom: callers
-// classify what happened into a Kind first.
+// it, try again at once, hand it back to the broker for later, park it,
+// dead-letter it, or pause all work because the account itself has a
+// problem. It also owns the backoff schedules. It knows neither NATS nor
+// Zoom: callers classify what happened into a Kind first.
 package retry
 
 import (
@@ -31,7 +31,7 @@ const (
 	// (Zoom 404).
 	NotFound
 	// RateLimited means a quota was exhausted; the request is fine and must
-	// wait until the quota resets (Outcome.RetryAt). It never counts as a
+	// wait until the quota resets (Case.RetryAt). It never counts as a
 	// failed attempt.
 	RateLimited
 	// Transient means a failure that may go away by itself: 5xx, time-out,
@@ -41,9 +41,9 @@ const (
 	// service's credentials, not to the request: rejected credentials,
 	// missing scope, no privilege.
 	AccountProblem
-	// Held means an account problem found earlier still holds all work
-	// until Outcome.RetryAt; no call was made.
-	Held
+	// Paused means an account problem found earlier still pauses all
+	// work until Case.RetryAt; no call was made.
+	Paused
 	// Interrupted means shutdown cut the delivery short, or it arrived
 	// while shutting down.
 	Interrupted
@@ -53,15 +53,26 @@ const (
 	// dead letter was not acknowledged by its stream).
 	Unrecorded
 	// Blocked means an earlier request about the same user is not finished
-	// yet; it may be retried at Outcome.RetryAt (zero: soon).
+	// yet; it may be retried at Case.RetryAt (zero: soon).
 	Blocked
+	// BlockedLong means an earlier request about the same user waits for
+	// something long (a closed quota gate, or it is parked itself): the
+	// request is parked.
+	BlockedLong
 	// Superseded means the request left the stream while this delivery
-	// held it: the server handed it to another, which finished it.
+	// had it: the server handed it to another, which finished it.
 	Superseded
+	// Copied means a parked copy of the request took over from this
+	// delivery of the original.
+	Copied
+	// Unpaced means the delivery's time ran out while it waited for its
+	// pace or a pause: the request itself is fine, and nothing failed.
+	Unpaced
 )
 
 var kindNames = [...]string{"succeeded", "invalid", "rejected", "not_found", "rate_limited", "transient",
-	"account_problem", "held", "interrupted", "panicked", "unrecorded", "blocked", "superseded"}
+	"account_problem", "paused", "interrupted", "panicked", "unrecorded", "blocked", "blocked_long", "superseded",
+	"copied", "unpaced"}
 
 func (k Kind) String() string {
 	if k < 0 || int(k) >= len(kindNames) {
@@ -91,15 +102,19 @@ const (
 	// HandBack means give the message back after Decision.Delay (zero: at
 	// once) without counting a failure: the request itself is fine.
 	HandBack
-	// Hold means stop taking new work for Decision.Delay because of an
+	// Pause means stop taking new work for Decision.Delay because of an
 	// account-level problem, and hand the message back for that long.
-	Hold
-	// Drop means do nothing more: the request has its outcome already,
-	// recorded by another delivery.
+	Pause
+	// Drop means acknowledge the message without a result: another
+	// delivery, or a parked copy, carries the request.
 	Drop
+	// Park means store a copy of the request on the parked subject and
+	// acknowledge the original, so the request waits without holding an
+	// ack-pending slot of its consumer.
+	Park
 )
 
-var verdictNames = [...]string{"ack", "dead_letter", "retry_now", "retry_later", "defer", "hand_back", "hold", "drop"}
+var verdictNames = [...]string{"ack", "dead_letter", "retry_now", "retry_later", "defer", "hand_back", "pause", "drop", "park"}
 
 func (v Verdict) String() string {
 	if v < 0 || int(v) >= len(verdictNames) {
@@ -108,8 +123,8 @@ func (v Verdict) String() string {
 	return verdictNames[v]
 }
 
-// Outcome is what the caller knows about a delivery so far.
-type Outcome struct {
+// Case is what the caller knows about a delivery so far.
+type Case struct {
 	// Kind classifies it.
 	Kind Kind
 	// Try is the 1-based number of this attempt within the current
@@ -125,9 +140,9 @@ type Outcome struct {
 	// RetryAt is when a rate-limited, held or blocked request may be tried
 	// again. The zero value means unknown.
 	RetryAt time.Time
-	// Holds is how many account-level holds happened in a row before this
-	// one, so the hold grows while the problem lasts.
-	Holds int
+	// Pauses is how many account-level pauses happened in a row before
+	// this one, so the pause grows while the problem lasts.
+	Pauses int
 	// Waits is how many times in a row this request was blocked by an
 	// earlier one about the same user, so the wait grows.
 	Waits int
@@ -140,20 +155,7 @@ type Decision struct {
 	// Exhausted is set with DeadLetter when the request failed transiently
 	// too often, as opposed to being permanently refused.
 	Exhausted bool
-	// Label names the outcome for metrics and log lines when the verdict
-	// alone does not (a hand-back after shutdown, a panic, an unrecorded
-	// outcome or a wait for an earlier request).
-	Label string
 }
-
-// Labels of Decision.Label.
-const (
-	LabelHandedBack = "handed_back"
-	LabelPanicked   = "panicked"
-	LabelUnsettled  = "unsettled"
-	LabelWaiting    = "waiting"
-	LabelSuperseded = "superseded"
-)
 
 // Schedule is an exponential backoff with jitter. Its zero value is not
 // useful; see DefaultPolicy for tested values.
@@ -209,8 +211,8 @@ type Policy struct {
 	InProcess Schedule
 	// Redelivery spaces the deliveries after transient failures.
 	Redelivery Schedule
-	// Hold spaces the retries while the account has a problem.
-	Hold Schedule
+	// Pause spaces the retries while the account has a problem.
+	Pause Schedule
 	// RateLimitFallback is the wait after a rate limit whose reset time is
 	// unknown.
 	RateLimitFallback time.Duration
@@ -231,19 +233,18 @@ func DefaultPolicy(maxAttempts int) Policy {
 		TriesPerDelivery:  3,
 		InProcess:         Schedule{Initial: 200 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2, Jitter: 0.2},
 		Redelivery:        Schedule{Initial: 5 * time.Second, Max: 5 * time.Minute, Multiplier: 2, Jitter: 0.2},
-		Hold:              Schedule{Initial: 5 * time.Second, Max: 5 * time.Minute, Multiplier: 2, Jitter: 0.1},
+		Pause:             Schedule{Initial: 5 * time.Second, Max: 5 * time.Minute, Multiplier: 2, Jitter: 0.1},
 		RateLimitFallback: time.Second,
 		Unrecorded:        5 * time.Second,
 		// Short: the earlier request usually ends within a Zoom call, and a
-		// longer wait only stretches the user's chain (1,000 lives at 80
-		// calls/s took 90 s capped at 10 s, 73 s at 1 s).
+		// longer wait only stretches the user's chain.
 		Blocked: Schedule{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2, Jitter: 0.2},
 	}
 }
 
 // Decide maps what happened to a delivery to what happens next. It is the
 // single place where that choice is made; the caller only carries it out.
-func (p Policy) Decide(o Outcome, now time.Time) Decision {
+func (p Policy) Decide(o Case, now time.Time) Decision {
 	switch o.Kind {
 	case Succeeded:
 		return Decision{Verdict: Ack}
@@ -264,22 +265,24 @@ func (p Policy) Decide(o Outcome, now time.Time) Decision {
 		}
 		return Decision{Verdict: RetryLater, Delay: p.Redelivery.Delay(o.FailedDeliveries + 1)}
 	case AccountProblem:
-		return Decision{Verdict: Hold, Delay: p.Hold.Delay(o.Holds + 1)}
-	case Held:
-		return Decision{Verdict: Hold, Delay: max(o.RetryAt.Sub(now), minQuotaWait)}
+		return Decision{Verdict: Pause, Delay: p.Pause.Delay(o.Pauses + 1)}
+	case Paused:
+		return Decision{Verdict: Pause, Delay: max(o.RetryAt.Sub(now), minQuotaWait)}
 	case Panicked:
-		return Decision{Verdict: HandBack, Delay: p.Redelivery.Delay(1), Label: LabelPanicked}
+		return Decision{Verdict: HandBack, Delay: p.Redelivery.Delay(1)}
 	case Unrecorded:
-		return Decision{Verdict: HandBack, Delay: p.Unrecorded, Label: LabelUnsettled}
+		return Decision{Verdict: HandBack, Delay: p.Unrecorded}
 	case Blocked:
 		if !o.RetryAt.IsZero() {
-			return Decision{Verdict: HandBack, Delay: QuotaWait(now, o.RetryAt, p.rand()), Label: LabelWaiting}
+			return Decision{Verdict: HandBack, Delay: QuotaWait(now, o.RetryAt, p.rand())}
 		}
-		return Decision{Verdict: HandBack, Delay: p.Blocked.Delay(o.Waits + 1), Label: LabelWaiting}
-	case Superseded:
-		return Decision{Verdict: Drop, Label: LabelSuperseded}
-	default: // Interrupted and anything unknown: give it back at once.
-		return Decision{Verdict: HandBack, Label: LabelHandedBack}
+		return Decision{Verdict: HandBack, Delay: p.Blocked.Delay(o.Waits + 1)}
+	case BlockedLong:
+		return Decision{Verdict: Park}
+	case Superseded, Copied:
+		return Decision{Verdict: Drop}
+	default: // Interrupted, Unpaced and anything unknown: give it back at once.
+		return Decision{Verdict: HandBack}
 	}
 }
 

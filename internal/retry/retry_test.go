@@ -18,7 +18,7 @@ func testPolicy() Policy {
 		TriesPerDelivery:  3,
 		InProcess:         Schedule{Initial: 100 * time.Millisecond, Max: 400 * time.Millisecond, Multiplier: 2},
 		Redelivery:        Schedule{Initial: 5 * time.Second, Max: 40 * time.Second, Multiplier: 2},
-		Hold:              Schedule{Initial: 5 * time.Second, Max: 5 * time.Minute, Multiplier: 2},
+		Pause:             Schedule{Initial: 5 * time.Second, Max: 5 * time.Minute, Multiplier: 2},
 		RateLimitFallback: time.Second,
 		Unrecorded:        7 * time.Second,
 		Blocked:           Schedule{Initial: 250 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2},
@@ -36,112 +36,115 @@ func TestDecide(t *testing.T) {
 	tests := []struct {
 		name   string
 		policy Policy // zero value: testPolicy()
-		out    Outcome
+		out    Case
 		want   Decision
 	}{
-		{name: "succeeded", out: Outcome{Kind: Succeeded, Try: 1}, want: Decision{Verdict: Ack}},
-		{name: "succeeded after earlier failures", out: Outcome{Kind: Succeeded, Try: 3, FailedDeliveries: 2, Holds: 4}, want: Decision{Verdict: Ack}},
+		{name: "succeeded", out: Case{Kind: Succeeded, Try: 1}, want: Decision{Verdict: Ack}},
+		{name: "succeeded after earlier failures", out: Case{Kind: Succeeded, Try: 3, FailedDeliveries: 2, Pauses: 4}, want: Decision{Verdict: Ack}},
 
-		{name: "invalid", out: Outcome{Kind: Invalid, Try: 1}, want: Decision{Verdict: DeadLetter}},
-		{name: "rejected", out: Outcome{Kind: Rejected, Try: 1}, want: Decision{Verdict: DeadLetter}},
-		{name: "not found", out: Outcome{Kind: NotFound, Try: 1}, want: Decision{Verdict: DeadLetter}},
+		{name: "invalid", out: Case{Kind: Invalid, Try: 1}, want: Decision{Verdict: DeadLetter}},
+		{name: "rejected", out: Case{Kind: Rejected, Try: 1}, want: Decision{Verdict: DeadLetter}},
+		{name: "not found", out: Case{Kind: NotFound, Try: 1}, want: Decision{Verdict: DeadLetter}},
 		// A permanent refusal is never "exhausted", however often the
 		// request failed transiently before.
-		{name: "rejected after failed deliveries", out: Outcome{Kind: Rejected, Try: 3, FailedDeliveries: 9}, want: Decision{Verdict: DeadLetter}},
+		{name: "rejected after failed deliveries", out: Case{Kind: Rejected, Try: 3, FailedDeliveries: 9}, want: Decision{Verdict: DeadLetter}},
 
 		// Rand is 0.5: the jitter is half of min(10% of the wait, 5m).
 		{
 			name: "rate limited daily reset 10h away",
-			out:  Outcome{Kind: RateLimited, Try: 1, RetryAt: now.Add(10 * time.Hour)},
+			out:  Case{Kind: RateLimited, Try: 1, RetryAt: now.Add(10 * time.Hour)},
 			want: Decision{Verdict: Defer, Delay: 10*time.Hour + 150*time.Second},
 		},
 		{
 			name: "rate limited 30s away",
-			out:  Outcome{Kind: RateLimited, Try: 1, RetryAt: now.Add(30 * time.Second)},
+			out:  Case{Kind: RateLimited, Try: 1, RetryAt: now.Add(30 * time.Second)},
 			want: Decision{Verdict: Defer, Delay: 31500 * time.Millisecond},
 		},
 		{
 			name: "rate limited reset time unknown uses fallback",
-			out:  Outcome{Kind: RateLimited, Try: 1},
+			out:  Case{Kind: RateLimited, Try: 1},
 			want: Decision{Verdict: Defer, Delay: time.Second + 50*time.Millisecond},
 		},
 		{
 			name: "rate limited reset time in the past waits a little",
-			out:  Outcome{Kind: RateLimited, Try: 1, RetryAt: now.Add(-time.Hour)},
+			out:  Case{Kind: RateLimited, Try: 1, RetryAt: now.Add(-time.Hour)},
 			want: Decision{Verdict: Defer, Delay: 105 * time.Millisecond},
 		},
 		{
 			name: "rate limited reset time is now waits a little",
-			out:  Outcome{Kind: RateLimited, Try: 1, RetryAt: now},
+			out:  Case{Kind: RateLimited, Try: 1, RetryAt: now},
 			want: Decision{Verdict: Defer, Delay: 105 * time.Millisecond},
 		},
 		// Quota deferrals never count as failures: even past MaxAttempts
 		// the request waits instead of being dead-lettered.
 		{
 			name: "rate limited never dead-letters",
-			out:  Outcome{Kind: RateLimited, Try: 3, FailedDeliveries: 99, RetryAt: now.Add(30 * time.Second)},
+			out:  Case{Kind: RateLimited, Try: 3, FailedDeliveries: 99, RetryAt: now.Add(30 * time.Second)},
 			want: Decision{Verdict: Defer, Delay: 31500 * time.Millisecond},
 		},
 
-		{name: "transient first try", out: Outcome{Kind: Transient, Try: 1}, want: Decision{Verdict: RetryNow, Delay: 100 * time.Millisecond}},
-		{name: "transient second try", out: Outcome{Kind: Transient, Try: 2}, want: Decision{Verdict: RetryNow, Delay: 200 * time.Millisecond}},
+		{name: "transient first try", out: Case{Kind: Transient, Try: 1}, want: Decision{Verdict: RetryNow, Delay: 100 * time.Millisecond}},
+		{name: "transient second try", out: Case{Kind: Transient, Try: 2}, want: Decision{Verdict: RetryNow, Delay: 200 * time.Millisecond}},
 		{
 			name:   "transient in-process delay capped",
 			policy: func() Policy { p := testPolicy(); p.TriesPerDelivery = 10; return p }(),
-			out:    Outcome{Kind: Transient, Try: 8},
+			out:    Case{Kind: Transient, Try: 8},
 			want:   Decision{Verdict: RetryNow, Delay: 400 * time.Millisecond},
 		},
 		// The in-process retries do not look at FailedDeliveries: only the
 		// last try of a delivery can end it.
-		{name: "transient first try after failed deliveries", out: Outcome{Kind: Transient, Try: 1, FailedDeliveries: 2}, want: Decision{Verdict: RetryNow, Delay: 100 * time.Millisecond}},
+		{name: "transient first try after failed deliveries", out: Case{Kind: Transient, Try: 1, FailedDeliveries: 2}, want: Decision{Verdict: RetryNow, Delay: 100 * time.Millisecond}},
 
 		// MaxAttempts 3: deliveries 1 and 2 may fail, the third one's
 		// failure dead-letters.
-		{name: "transient last try of first delivery", out: Outcome{Kind: Transient, Try: 3, FailedDeliveries: 0}, want: Decision{Verdict: RetryLater, Delay: 5 * time.Second}},
-		{name: "transient last try of second delivery", out: Outcome{Kind: Transient, Try: 3, FailedDeliveries: 1}, want: Decision{Verdict: RetryLater, Delay: 10 * time.Second}},
-		{name: "transient last try of last delivery", out: Outcome{Kind: Transient, Try: 3, FailedDeliveries: 2}, want: Decision{Verdict: DeadLetter, Exhausted: true}},
-		{name: "transient beyond the last delivery", out: Outcome{Kind: Transient, Try: 3, FailedDeliveries: 7}, want: Decision{Verdict: DeadLetter, Exhausted: true}},
-		{name: "transient try past TriesPerDelivery", out: Outcome{Kind: Transient, Try: 4, FailedDeliveries: 0}, want: Decision{Verdict: RetryLater, Delay: 5 * time.Second}},
-		{name: "transient MaxAttempts 1", policy: withMaxAttempts(1), out: Outcome{Kind: Transient, Try: 3}, want: Decision{Verdict: DeadLetter, Exhausted: true}},
+		{name: "transient last try of first delivery", out: Case{Kind: Transient, Try: 3, FailedDeliveries: 0}, want: Decision{Verdict: RetryLater, Delay: 5 * time.Second}},
+		{name: "transient last try of second delivery", out: Case{Kind: Transient, Try: 3, FailedDeliveries: 1}, want: Decision{Verdict: RetryLater, Delay: 10 * time.Second}},
+		{name: "transient last try of last delivery", out: Case{Kind: Transient, Try: 3, FailedDeliveries: 2}, want: Decision{Verdict: DeadLetter, Exhausted: true}},
+		{name: "transient beyond the last delivery", out: Case{Kind: Transient, Try: 3, FailedDeliveries: 7}, want: Decision{Verdict: DeadLetter, Exhausted: true}},
+		{name: "transient try past TriesPerDelivery", out: Case{Kind: Transient, Try: 4, FailedDeliveries: 0}, want: Decision{Verdict: RetryLater, Delay: 5 * time.Second}},
+		{name: "transient MaxAttempts 1", policy: withMaxAttempts(1), out: Case{Kind: Transient, Try: 3}, want: Decision{Verdict: DeadLetter, Exhausted: true}},
 		// Redelivery delays grow with each failed delivery up to the cap.
-		{name: "transient redelivery 3", policy: withMaxAttempts(10), out: Outcome{Kind: Transient, Try: 3, FailedDeliveries: 2}, want: Decision{Verdict: RetryLater, Delay: 20 * time.Second}},
-		{name: "transient redelivery 4", policy: withMaxAttempts(10), out: Outcome{Kind: Transient, Try: 3, FailedDeliveries: 3}, want: Decision{Verdict: RetryLater, Delay: 40 * time.Second}},
-		{name: "transient redelivery capped", policy: withMaxAttempts(10), out: Outcome{Kind: Transient, Try: 3, FailedDeliveries: 8}, want: Decision{Verdict: RetryLater, Delay: 40 * time.Second}},
-		{name: "transient redelivery boundary", policy: withMaxAttempts(10), out: Outcome{Kind: Transient, Try: 3, FailedDeliveries: 9}, want: Decision{Verdict: DeadLetter, Exhausted: true}},
+		{name: "transient redelivery 3", policy: withMaxAttempts(10), out: Case{Kind: Transient, Try: 3, FailedDeliveries: 2}, want: Decision{Verdict: RetryLater, Delay: 20 * time.Second}},
+		{name: "transient redelivery 4", policy: withMaxAttempts(10), out: Case{Kind: Transient, Try: 3, FailedDeliveries: 3}, want: Decision{Verdict: RetryLater, Delay: 40 * time.Second}},
+		{name: "transient redelivery capped", policy: withMaxAttempts(10), out: Case{Kind: Transient, Try: 3, FailedDeliveries: 8}, want: Decision{Verdict: RetryLater, Delay: 40 * time.Second}},
+		{name: "transient redelivery boundary", policy: withMaxAttempts(10), out: Case{Kind: Transient, Try: 3, FailedDeliveries: 9}, want: Decision{Verdict: DeadLetter, Exhausted: true}},
 
-		{name: "account problem first hold", out: Outcome{Kind: AccountProblem, Try: 1}, want: Decision{Verdict: Hold, Delay: 5 * time.Second}},
-		{name: "account problem second hold", out: Outcome{Kind: AccountProblem, Try: 1, Holds: 1}, want: Decision{Verdict: Hold, Delay: 10 * time.Second}},
-		{name: "account problem third hold", out: Outcome{Kind: AccountProblem, Try: 1, Holds: 2}, want: Decision{Verdict: Hold, Delay: 20 * time.Second}},
-		{name: "account problem hold capped", out: Outcome{Kind: AccountProblem, Try: 1, Holds: 10}, want: Decision{Verdict: Hold, Delay: 5 * time.Minute}},
-		{name: "account problem long outage", out: Outcome{Kind: AccountProblem, Try: 1, Holds: 5000}, want: Decision{Verdict: Hold, Delay: 5 * time.Minute}},
+		{name: "account problem first hold", out: Case{Kind: AccountProblem, Try: 1}, want: Decision{Verdict: Pause, Delay: 5 * time.Second}},
+		{name: "account problem second hold", out: Case{Kind: AccountProblem, Try: 1, Pauses: 1}, want: Decision{Verdict: Pause, Delay: 10 * time.Second}},
+		{name: "account problem third hold", out: Case{Kind: AccountProblem, Try: 1, Pauses: 2}, want: Decision{Verdict: Pause, Delay: 20 * time.Second}},
+		{name: "account problem hold capped", out: Case{Kind: AccountProblem, Try: 1, Pauses: 10}, want: Decision{Verdict: Pause, Delay: 5 * time.Minute}},
+		{name: "account problem long outage", out: Case{Kind: AccountProblem, Try: 1, Pauses: 5000}, want: Decision{Verdict: Pause, Delay: 5 * time.Minute}},
 		// An account problem is not the request's fault: it never
 		// dead-letters, whatever the failure count.
-		{name: "account problem never dead-letters", out: Outcome{Kind: AccountProblem, Try: 3, FailedDeliveries: 99}, want: Decision{Verdict: Hold, Delay: 5 * time.Second}},
+		{name: "account problem never dead-letters", out: Case{Kind: AccountProblem, Try: 3, FailedDeliveries: 99}, want: Decision{Verdict: Pause, Delay: 5 * time.Second}},
 
 		// The delivery's time limit is spent: no more tries in process; the
 		// failure counts like any last try, so a request that always runs
 		// out of time is still dead-lettered after MaxAttempts.
-		{name: "transient expired on first try", out: Outcome{Kind: Transient, Try: 1, Expired: true}, want: Decision{Verdict: RetryLater, Delay: 5 * time.Second}},
-		{name: "transient expired on last delivery", out: Outcome{Kind: Transient, Try: 1, Expired: true, FailedDeliveries: 2}, want: Decision{Verdict: DeadLetter, Exhausted: true}},
+		{name: "transient expired on first try", out: Case{Kind: Transient, Try: 1, Expired: true}, want: Decision{Verdict: RetryLater, Delay: 5 * time.Second}},
+		{name: "transient expired on last delivery", out: Case{Kind: Transient, Try: 1, Expired: true, FailedDeliveries: 2}, want: Decision{Verdict: DeadLetter, Exhausted: true}},
 
-		{name: "held until the hold ends", out: Outcome{Kind: Held, Try: 1, RetryAt: now.Add(7 * time.Second)}, want: Decision{Verdict: Hold, Delay: 7 * time.Second}},
-		{name: "held, hold just ended", out: Outcome{Kind: Held, Try: 1, RetryAt: now}, want: Decision{Verdict: Hold, Delay: 100 * time.Millisecond}},
+		{name: "held until the hold ends", out: Case{Kind: Paused, Try: 1, RetryAt: now.Add(7 * time.Second)}, want: Decision{Verdict: Pause, Delay: 7 * time.Second}},
+		{name: "held, hold just ended", out: Case{Kind: Paused, Try: 1, RetryAt: now}, want: Decision{Verdict: Pause, Delay: 100 * time.Millisecond}},
 
-		{name: "panicked", out: Outcome{Kind: Panicked, Try: 1, FailedDeliveries: 9}, want: Decision{Verdict: HandBack, Delay: 5 * time.Second, Label: LabelPanicked}},
-		{name: "unrecorded", out: Outcome{Kind: Unrecorded, Try: 1}, want: Decision{Verdict: HandBack, Delay: 7 * time.Second, Label: LabelUnsettled}},
-		{name: "blocked, end unknown", out: Outcome{Kind: Blocked, Try: 1}, want: Decision{Verdict: HandBack, Delay: 250 * time.Millisecond, Label: LabelWaiting}},
-		{name: "blocked again", out: Outcome{Kind: Blocked, Try: 1, Waits: 2}, want: Decision{Verdict: HandBack, Delay: time.Second, Label: LabelWaiting}},
-		{name: "blocked, capped", out: Outcome{Kind: Blocked, Try: 1, Waits: 40}, want: Decision{Verdict: HandBack, Delay: 2 * time.Second, Label: LabelWaiting}},
+		{name: "panicked", out: Case{Kind: Panicked, Try: 1, FailedDeliveries: 9}, want: Decision{Verdict: HandBack, Delay: 5 * time.Second}},
+		{name: "unrecorded", out: Case{Kind: Unrecorded, Try: 1}, want: Decision{Verdict: HandBack, Delay: 7 * time.Second}},
+		{name: "blocked, end unknown", out: Case{Kind: Blocked, Try: 1}, want: Decision{Verdict: HandBack, Delay: 250 * time.Millisecond}},
+		{name: "blocked again", out: Case{Kind: Blocked, Try: 1, Waits: 2}, want: Decision{Verdict: HandBack, Delay: time.Second}},
+		{name: "blocked, capped", out: Case{Kind: Blocked, Try: 1, Waits: 40}, want: Decision{Verdict: HandBack, Delay: 2 * time.Second}},
 		// Behind a request that waits for the daily quota: until its reset.
-		{name: "blocked behind a quota wait", out: Outcome{Kind: Blocked, Try: 1, RetryAt: now.Add(30 * time.Second)}, want: Decision{Verdict: HandBack, Delay: 31500 * time.Millisecond, Label: LabelWaiting}},
+		{name: "blocked behind a quota wait", out: Case{Kind: Blocked, Try: 1, RetryAt: now.Add(30 * time.Second)}, want: Decision{Verdict: HandBack, Delay: 31500 * time.Millisecond}},
 		// A blocked request never counts as failed: it cannot dead-letter.
-		{name: "blocked never dead-letters", out: Outcome{Kind: Blocked, Try: 1, FailedDeliveries: 99}, want: Decision{Verdict: HandBack, Delay: 250 * time.Millisecond, Label: LabelWaiting}},
+		{name: "blocked never dead-letters", out: Case{Kind: Blocked, Try: 1, FailedDeliveries: 99}, want: Decision{Verdict: HandBack, Delay: 250 * time.Millisecond}},
 		// Another delivery finished it: nothing is recorded or settled twice.
-		{name: "superseded", out: Outcome{Kind: Superseded, Try: 3, FailedDeliveries: 9}, want: Decision{Verdict: Drop, Label: LabelSuperseded}},
+		{name: "superseded", out: Case{Kind: Superseded, Try: 3, FailedDeliveries: 9}, want: Decision{Verdict: Drop}},
+		{name: "copied", out: Case{Kind: Copied, Try: 1}, want: Decision{Verdict: Drop}},
+		{name: "blocked long", out: Case{Kind: BlockedLong, Try: 1, RetryAt: now.Add(time.Hour)}, want: Decision{Verdict: Park}},
+		{name: "unpaced is no failure", out: Case{Kind: Unpaced, Try: 1, Expired: true, FailedDeliveries: 99}, want: Decision{Verdict: HandBack}},
 
-		{name: "interrupted", out: Outcome{Kind: Interrupted, Try: 2, FailedDeliveries: 2}, want: Decision{Verdict: HandBack, Label: LabelHandedBack}},
-		{name: "unknown kind", out: Outcome{Kind: Kind(99), Try: 1}, want: Decision{Verdict: HandBack, Label: LabelHandedBack}},
-		{name: "negative kind", out: Outcome{Kind: Kind(-1), Try: 1}, want: Decision{Verdict: HandBack, Label: LabelHandedBack}},
+		{name: "interrupted", out: Case{Kind: Interrupted, Try: 2, FailedDeliveries: 2}, want: Decision{Verdict: HandBack}},
+		{name: "unknown kind", out: Case{Kind: Kind(99), Try: 1}, want: Decision{Verdict: HandBack}},
+		{name: "negative kind", out: Case{Kind: Kind(-1), Try: 1}, want: Decision{Verdict: HandBack}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -164,7 +167,7 @@ func TestDecideRateLimitedJitterBounds(t *testing.T) {
 		p := testPolicy()
 		p.Rand = func() float64 { return u }
 		for _, wait := range waits {
-			out := Outcome{Kind: RateLimited, Try: 1, RetryAt: now.Add(wait)}
+			out := Case{Kind: RateLimited, Try: 1, RetryAt: now.Add(wait)}
 			got := p.Decide(out, now)
 			maxJitter := min(wait/10, 5*time.Minute)
 			if got.Verdict != Defer || got.Delay < wait || got.Delay > wait+maxJitter {
@@ -179,11 +182,11 @@ func TestDecideRateLimitedJitterBounds(t *testing.T) {
 func TestDecideRateLimitedDefaultRand(t *testing.T) {
 	p := DefaultPolicy(5)
 	for range 1000 {
-		out := Outcome{Kind: RateLimited, Try: 1, RetryAt: now.Add(-time.Minute)}
+		out := Case{Kind: RateLimited, Try: 1, RetryAt: now.Add(-time.Minute)}
 		if got := p.Decide(out, now); got.Verdict != Defer || got.Delay < minQuotaWait || got.Delay > minQuotaWait*11/10 {
 			t.Fatalf("Decide(%+v) = %+v; want %v after a delay in [%v, %v]", out, got, Defer, minQuotaWait, minQuotaWait*11/10)
 		}
-		out = Outcome{Kind: RateLimited, Try: 1}
+		out = Case{Kind: RateLimited, Try: 1}
 		if got := p.Decide(out, now); got.Verdict != Defer || got.Delay < time.Second || got.Delay > 1100*time.Millisecond {
 			t.Fatalf("Decide(%+v) = %+v; want %v after a delay in [1s, 1.1s]", out, got, Defer)
 		}
@@ -198,7 +201,7 @@ func TestDecideDefaultPolicyRedeliveryGrows(t *testing.T) {
 	for range 50 {
 		var prev time.Duration
 		for i, base := range bases {
-			out := Outcome{Kind: Transient, Try: p.TriesPerDelivery, FailedDeliveries: i}
+			out := Case{Kind: Transient, Try: p.TriesPerDelivery, FailedDeliveries: i}
 			got := p.Decide(out, now)
 			lo, hi := jitterBounds(base, p.Redelivery.Jitter)
 			if got.Verdict != RetryLater || got.Delay < lo || got.Delay > hi {
@@ -332,7 +335,7 @@ func TestScheduleDelayLargeStep(t *testing.T) {
 	}{
 		{name: "in-process", s: p.InProcess},
 		{name: "redelivery", s: p.Redelivery},
-		{name: "hold", s: p.Hold},
+		{name: "pause", s: p.Pause},
 		{name: "no jitter", s: Schedule{Initial: time.Second, Max: time.Hour}},
 	}
 	for _, tc := range tests {
@@ -364,7 +367,7 @@ func TestDefaultPolicy(t *testing.T) {
 		{"TriesPerDelivery", p.TriesPerDelivery, 3},
 		{"InProcess", p.InProcess, Schedule{Initial: 200 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2, Jitter: 0.2}},
 		{"Redelivery", p.Redelivery, Schedule{Initial: 5 * time.Second, Max: 5 * time.Minute, Multiplier: 2, Jitter: 0.2}},
-		{"Hold", p.Hold, Schedule{Initial: 5 * time.Second, Max: 5 * time.Minute, Multiplier: 2, Jitter: 0.1}},
+		{"Pause", p.Pause, Schedule{Initial: 5 * time.Second, Max: 5 * time.Minute, Multiplier: 2, Jitter: 0.1}},
 		{"RateLimitFallback", p.RateLimitFallback, time.Second},
 		{"Rand is nil", p.Rand == nil, true},
 	}
@@ -388,13 +391,16 @@ func TestKindString(t *testing.T) {
 		{RateLimited, "rate_limited"},
 		{Transient, "transient"},
 		{AccountProblem, "account_problem"},
-		{Held, "held"},
+		{Paused, "paused"},
 		{Interrupted, "interrupted"},
 		{Panicked, "panicked"},
 		{Unrecorded, "unrecorded"},
 		{Blocked, "blocked"},
+		{BlockedLong, "blocked_long"},
 		{Superseded, "superseded"},
-		{Kind(13), "kind(13)"},
+		{Copied, "copied"},
+		{Unpaced, "unpaced"},
+		{Kind(16), "kind(16)"},
 		{Kind(-1), "kind(-1)"},
 	}
 	for _, tc := range tests {
@@ -417,9 +423,10 @@ func TestVerdictString(t *testing.T) {
 		{RetryLater, "retry_later"},
 		{Defer, "defer"},
 		{HandBack, "hand_back"},
-		{Hold, "hold"},
+		{Pause, "pause"},
 		{Drop, "drop"},
-		{Verdict(8), "verdict(8)"},
+		{Park, "park"},
+		{Verdict(9), "verdict(9)"},
 		{Verdict(-1), "verdict(-1)"},
 	}
 	for _, tc := range tests {

@@ -102,7 +102,7 @@ func Reconcile(ctx context.Context, js jetstream.JetStream, t Topology, opts Opt
 	for _, kv := range t.BucketConfigs() {
 		steps = append(steps, func(ctx context.Context) error { return r.bucket(ctx, kv) })
 	}
-	for _, a := range opts.Actions {
+	for _, a := range Consumers(opts.Actions) {
 		cc := t.ConsumerConfig(a, opts.AckWait, opts.MaxAckPending)
 		steps = append(steps, func(ctx context.Context) error { return r.consumer(ctx, t.RequestStream, cc) })
 	}
@@ -179,7 +179,7 @@ func Check(ctx context.Context, js jetstream.JetStream, t Topology, actions []st
 			return fmt.Errorf("topology: key-value bucket %s: %w", kv.Bucket, err)
 		}
 	}
-	for _, a := range actions {
+	for _, a := range Consumers(actions) {
 		if _, err := js.Consumer(ctx, t.RequestStream, t.ConsumerName(a)); err != nil {
 			return fmt.Errorf("topology: consumer %s: %w", t.ConsumerName(a), err)
 		}

@@ -7,6 +7,7 @@
 package topology
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
@@ -103,13 +104,36 @@ func (t Topology) ActionOf(subject string) (string, bool) {
 }
 
 // RequestSubjects are the request stream's subjects: every creation
-// subject, and the four lifecycle subjects.
+// subject, the four lifecycle subjects, and the parked copies' subjects.
 func (t Topology) RequestSubjects() []string {
 	out := []string{t.RequestPrefix + ".>"}
 	for _, op := range messages.Operations {
 		out = append(out, t.OperationPrefix+"."+string(op))
 	}
-	return out
+	return append(out, t.ParkedFilter())
+}
+
+// ParkedConsumer is the consumer of parked copies (see ParkedSubject).
+const ParkedConsumer = "parked"
+
+// ParkedSubject is where the service stores the parked copy of a request
+// of action: a request that waits long for an earlier one about its user
+// waits there, off its action consumer's ack-pending slots. Publishers
+// never publish on it.
+func (t Topology) ParkedSubject(action string) string {
+	return t.OperationPrefix + ".parked." + action
+}
+
+// ParkedFilter matches every parked subject.
+func (t Topology) ParkedFilter() string { return t.OperationPrefix + ".parked.>" }
+
+// ParkedAction returns the action of a parked subject.
+func (t Topology) ParkedAction(subject string) (string, bool) {
+	a, ok := messages.ActionFromSubject(subject, t.OperationPrefix+".parked")
+	if !ok || (!messages.Action(a).Valid() && !messages.Operation(a).Valid()) {
+		return "", false
+	}
+	return a, true
 }
 
 // Actions are every action and operation, the default of Config.Actions.
@@ -133,13 +157,21 @@ func (t Topology) DeadLetterSubject(action string) string { return t.DeadLetterP
 // ConsumerName is the durable consumer carrying requests of action.
 func (t Topology) ConsumerName(action string) string { return t.ConsumerPrefix + "-" + action }
 
-// RequestID is a request's id: its Nats-Msg-Id, or the stream and
-// sequence when the publisher sent none.
-func (t Topology) RequestID(msgID string, seq uint64) string {
+// RequestID is a request's id: its Nats-Msg-Id, or, when the publisher
+// sent none, the stream, its incarnation and the request's position. The
+// incarnation (Incarnation) keeps the ids of a recreated stream, whose
+// sequences start again at 1, from repeating earlier ones.
+func (t Topology) RequestID(msgID, incarnation string, pos uint64) string {
 	if msgID != "" {
 		return msgID
 	}
-	return t.RequestStream + "-" + strconv.FormatUint(seq, 10)
+	return t.RequestStream + "-" + incarnation + "-" + strconv.FormatUint(pos, 10)
+}
+
+// Incarnation names one incarnation of a stream: its creation time, in
+// base-36 nanoseconds.
+func Incarnation(created time.Time) string {
+	return strconv.FormatInt(created.UnixNano(), 36)
 }
 
 // RequestStreamConfig is the request stream's definition.
@@ -193,6 +225,9 @@ func (t Topology) StreamConfigs() []jetstream.StreamConfig {
 // ConsumerConfig returns the durable pull consumer for action. Replicas is
 // left at zero, so the consumer has as many replicas as its stream.
 func (t Topology) ConsumerConfig(action string, ackWait time.Duration, maxAckPending int) jetstream.ConsumerConfig {
+	if action == ParkedConsumer {
+		return t.parkedConsumerConfig(ackWait)
+	}
 	return jetstream.ConsumerConfig{
 		Durable:       t.ConsumerName(action),
 		Description:   "Zoom provisioner: " + action + " requests",
@@ -206,6 +241,28 @@ func (t Topology) ConsumerConfig(action string, ackWait time.Duration, maxAckPen
 		MaxDeliver:    -1,
 		MaxAckPending: maxAckPending,
 	}
+}
+
+// parkedConsumerConfig is the consumer of parked copies. It has no
+// ack-pending limit: a parked request waits there, handed back until its
+// turn, and must never keep another from its turn.
+func (t Topology) parkedConsumerConfig(ackWait time.Duration) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       t.ConsumerName(ParkedConsumer),
+		Description:   "Zoom provisioner: parked requests",
+		FilterSubject: t.ParkedFilter(),
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxDeliver:    -1,
+		MaxAckPending: -1,
+	}
+}
+
+// Consumers are the durable consumers a service serving actions binds:
+// one per action, and the parked copies' consumer.
+func Consumers(actions []string) []string {
+	return append(slices.Clone(actions), ParkedConsumer)
 }
 
 // AttemptsConfig returns the bucket of failure counts. Entries expire after
