@@ -23,6 +23,13 @@ const (
 	DefaultSimDailyWindow         = 24 * time.Hour
 	DefaultSimMaxRecordedRequests = 100000
 	DefaultSimTimeoutDelay        = 30 * time.Second
+	// DefaultSimMaxPageSize is the largest page_size GET /v2/users serves:
+	// Zoom's current Users spec allows up to 2,000 (the pagination guide
+	// says 300 for "light" retrieval; reference §9 flags the conflict).
+	DefaultSimMaxPageSize = 2000
+	// DefaultSimPageTokenTTL is how long a next_page_token of GET
+	// /v2/users is accepted: 15 minutes, as Zoom documents (reference §9).
+	DefaultSimPageTokenTTL = 15 * time.Minute
 )
 
 // Route templates used as keys of SimStats.Requests and in
@@ -33,6 +40,7 @@ const (
 	RouteCreateUser = "POST /v2/users"
 	RouteGetUser    = "GET /v2/users/{userId}"
 	RouteUserEmail  = "GET /v2/users/email"
+	RouteListUsers  = "GET /v2/users"
 )
 
 // Values of the X-RateLimit-Type header, also the keys of
@@ -58,10 +66,21 @@ type SimConfig struct {
 	// gateways that leave it out. Tokens expire after TokenTTL either way.
 	TokenExpiresIn ExpiresIn
 
-	// RatePerSecond is the "Light" per-second limit shared by all /v2
-	// endpoints, counted in fixed one-second windows of the sim clock. Zero
-	// means unlimited.
+	// RatePerSecond is the "Light" per-second limit shared by all the
+	// Light /v2 endpoints (every route but RouteListUsers), counted in
+	// fixed one-second windows of the sim clock. Zero means unlimited.
 	RatePerSecond int
+
+	// MediumRatePerSecond is the "Medium" per-second limit, which only
+	// RouteListUsers draws from among the simulated routes. Zoom counts
+	// each label's quota on its own (reference §2.1), so Medium calls do
+	// not use up the Light limit, nor the reverse. Zero means unlimited.
+	MediumRatePerSecond int
+
+	// MaxPageSize is the largest page_size GET /v2/users serves; a larger
+	// one is served at MaxPageSize. Zero means DefaultSimMaxPageSize. Tests
+	// set a small one to exercise pagination with few users.
+	MaxPageSize int
 
 	// DailyCreateLimit is how many POST /v2/users requests with
 	// action=create are admitted per daily window. Zero means unlimited.
@@ -91,8 +110,9 @@ type SimConfig struct {
 	// negative value means unbounded.
 	MaxRecordedRequests int
 
-	// Now is the sim clock used for token expiry and rate-limit windows.
-	// Nil means time.Now. Delays (Latency, Fault.Delay) always use real time.
+	// Now is the sim clock used for token expiry, next_page_token expiry
+	// and rate-limit windows. Nil means time.Now. Delays (Latency,
+	// Fault.Delay) always use real time.
 	Now func() time.Time
 
 	// ManagedDomains are the account's managed (associated) email domains,
@@ -268,10 +288,14 @@ type SimStats struct {
 	Faults map[FaultKind]int
 	// MaxConcurrent is the largest number of /v2 requests in flight at once.
 	MaxConcurrent int
-	// MaxPerSecond is the most authenticated /v2 requests admitted in one
-	// second, counted in the fixed one-second windows of the sim clock that
-	// RatePerSecond limits, as Zoom counts.
+	// MaxPerSecond is the most authenticated Light /v2 requests (every
+	// route but RouteListUsers) admitted in one second, counted in the
+	// fixed one-second windows of the sim clock that RatePerSecond limits,
+	// as Zoom counts.
 	MaxPerSecond int
+	// MaxMediumPerSecond is the same for the Medium requests
+	// (RouteListUsers), which MediumRatePerSecond limits.
+	MaxMediumPerSecond int
 	// InFlight is the number of /v2 requests in flight now, including
 	// stalled ones.
 	InFlight int
@@ -337,6 +361,8 @@ type Simulator struct {
 
 	mu          sync.Mutex
 	rate        int
+	mediumRate  int
+	maxPage     int
 	dailyLimit  int
 	omitHeaders bool
 	latency     time.Duration
@@ -348,6 +374,8 @@ type Simulator struct {
 
 	secWindow time.Time
 	secCount  int
+	medWindow time.Time
+	medCount  int
 	dayWindow time.Time
 	dayCount  int
 
@@ -371,6 +399,8 @@ type Simulator struct {
 	seq       int64             // last SimCall.Seq
 	history   map[string][]SimCall
 	deletions map[string][]SimDeletion
+
+	pageTokens map[string]*pageToken // GET /v2/users next_page_tokens
 }
 
 // NewSimulator starts a simulator listening on 127.0.0.1. Call Close when
@@ -387,6 +417,8 @@ func NewSimulator(cfg SimConfig) *Simulator {
 		now:          cfg.Now,
 		closed:       make(chan struct{}),
 		rate:         cfg.RatePerSecond,
+		mediumRate:   cfg.MediumRatePerSecond,
+		maxPage:      cfg.MaxPageSize,
 		dailyLimit:   cfg.DailyCreateLimit,
 		omitHeaders:  cfg.OmitRateLimitHeaders,
 		latency:      cfg.Latency,
@@ -401,6 +433,7 @@ func NewSimulator(cfg SimConfig) *Simulator {
 		busy:         make(map[string]string),
 		history:      make(map[string][]SimCall),
 		deletions:    make(map[string][]SimDeletion),
+		pageTokens:   make(map[string]*pageToken),
 		stats: SimStats{
 			Requests:    make(map[string]map[int]int),
 			RateLimited: make(map[string]int),
@@ -418,6 +451,9 @@ func NewSimulator(cfg SimConfig) *Simulator {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.maxPage <= 0 {
+		s.maxPage = DefaultSimMaxPageSize
 	}
 	for _, d := range cfg.ManagedDomains {
 		s.managed[strings.ToLower(d)] = true
@@ -454,11 +490,31 @@ func (s *Simulator) Close() {
 	})
 }
 
-// SetRatePerSecond changes the per-second limit; 0 means unlimited.
+// SetRatePerSecond changes the Light per-second limit; 0 means unlimited.
 func (s *Simulator) SetRatePerSecond(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rate = n
+}
+
+// SetMediumRatePerSecond changes the Medium per-second limit (GET
+// /v2/users); 0 means unlimited.
+func (s *Simulator) SetMediumRatePerSecond(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mediumRate = n
+}
+
+// SetMaxPageSize changes the largest page_size GET /v2/users serves; 0
+// means DefaultSimMaxPageSize. Listings already started keep the page size
+// they were started with.
+func (s *Simulator) SetMaxPageSize(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n <= 0 {
+		n = DefaultSimMaxPageSize
+	}
+	s.maxPage = n
 }
 
 // SetDailyCreateLimit changes the daily action=create quota; 0 means

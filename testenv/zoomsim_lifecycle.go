@@ -456,12 +456,7 @@ func (s *Simulator) userStatus(r *http.Request, id string, call *simCall) reply 
 		return errorReply(http.StatusBadRequest, 1120, "A valid invitation to join the Zoom account wasn't found for this user.")
 	}
 	if *b.Action == "deactivate" {
-		u.Status = "inactive"
-		u.Type, u.PlanUnitedType, u.ZoomOneType = 1, "", 0
-		if u.ZoomPhone && s.phone >= 0 {
-			s.phone++
-		}
-		u.ZoomPhone = false
+		s.deactivateLocked(u)
 	} else {
 		u.Status = "active"
 	}

@@ -98,6 +98,8 @@ func matchAPIRoute(r *http.Request) apiRoute {
 	switch {
 	case r.Method == http.MethodPost && p == "/v2/users":
 		return apiRoute{template: RouteCreateUser}
+	case r.Method == http.MethodGet && p == "/v2/users":
+		return apiRoute{template: RouteListUsers}
 	// The literal route must win over {userId}, as in Zoom's router.
 	case r.Method == http.MethodGet && p == "/v2/users/email":
 		return apiRoute{template: RouteUserEmail}
@@ -121,12 +123,34 @@ func matchAPIRoute(r *http.Request) apiRoute {
 // admission is the outcome of the checks that run under the lock before a
 // /v2 request is handled.
 type admission struct {
-	reject    *reply // answer now (401, 429)
-	fault     *Fault
-	latency   time.Duration
-	limit     int // X-RateLimit-Limit for normal answers; 0 omits the headers
-	remaining int
-	held      string // the user lock taken for a state-changing call
+	reject  *reply // answer now (401, 429)
+	fault   *Fault
+	latency time.Duration
+	rl      rateInfo
+	held    string // the user lock taken for a state-changing call
+}
+
+// rateInfo is what the rate-limit headers of a normal answer say.
+type rateInfo struct {
+	// category is the route's rate-limit label, "Light" or "Medium".
+	category string
+	// limit is X-RateLimit-Limit; 0 omits the headers.
+	limit, remaining int
+}
+
+// Zoom's rate-limit labels, the values of X-RateLimit-Category.
+const (
+	labelLight  = "Light"
+	labelMedium = "Medium"
+)
+
+// labelOf is route's rate-limit label: GET /v2/users is Medium, every
+// other simulated route Light (reference §2.2 and §9).
+func labelOf(route string) string {
+	if route == RouteListUsers {
+		return labelMedium
+	}
+	return labelLight
 }
 
 func (s *Simulator) serveAPI(w http.ResponseWriter, r *http.Request) {
@@ -164,7 +188,7 @@ func (s *Simulator) serveAPI(w http.ResponseWriter, r *http.Request) {
 	now = s.now()
 	adm := s.admit(r, now, rt, create.body.Action, email, verbOf(r, rt, body))
 	if adm.reject != nil {
-		s.writeReply(w, &rec, *adm.reject, 0, 0)
+		s.writeReply(w, &rec, *adm.reject, rateInfo{})
 		return
 	}
 	rec.held = adm.held
@@ -173,20 +197,20 @@ func (s *Simulator) serveAPI(w http.ResponseWriter, r *http.Request) {
 		rec.Fault = adm.fault.Kind()
 		call.Fault = rec.Fault
 	}
-	s.respond(w, r, &rec, adm.fault, adm.latency, adm.limit, adm.remaining, handle, func() { s.answerLost(call) })
+	s.respond(w, r, &rec, adm.fault, adm.latency, adm.rl, handle, func() { s.answerLost(call) })
 }
 
 // respond waits latency, applies f (if any) and otherwise answers with
 // handle's reply. lost, if not nil, runs when handle performed the request
 // but its reply will not be the answer.
-func (s *Simulator) respond(w http.ResponseWriter, r *http.Request, rec *RecordedRequest, f *Fault, latency time.Duration, limit, remaining int, handle func() reply, lost func()) {
+func (s *Simulator) respond(w http.ResponseWriter, r *http.Request, rec *RecordedRequest, f *Fault, latency time.Duration, rl rateInfo, handle func() reply, lost func()) {
 	ctx := r.Context()
 	if !s.pause(ctx, latency) {
 		s.abandon(w, rec)
 		return
 	}
 	if f == nil {
-		s.writeReply(w, rec, handle(), limit, remaining)
+		s.writeReply(w, rec, handle(), rl)
 		return
 	}
 	var done *reply
@@ -212,7 +236,7 @@ func (s *Simulator) respond(w http.ResponseWriter, r *http.Request, rec *Recorde
 	}
 	if rep, ok := faultReply(*f); ok {
 		lose()
-		s.writeReply(w, rec, rep, limit, remaining)
+		s.writeReply(w, rec, rep, rl)
 		return
 	}
 	// A delay-only fault answers normally.
@@ -220,7 +244,7 @@ func (s *Simulator) respond(w http.ResponseWriter, r *http.Request, rec *Recorde
 		rep := handle()
 		done = &rep
 	}
-	s.writeReply(w, rec, *done, limit, remaining)
+	s.writeReply(w, rec, *done, rl)
 }
 
 func (s *Simulator) enter() {
@@ -293,12 +317,12 @@ func dropConn(w http.ResponseWriter) {
 	panic(http.ErrAbortHandler)
 }
 
-func (s *Simulator) writeReply(w http.ResponseWriter, rec *RecordedRequest, rep reply, limit, remaining int) {
+func (s *Simulator) writeReply(w http.ResponseWriter, rec *RecordedRequest, rep reply, rl rateInfo) {
 	h := w.Header()
-	if limit > 0 && !rep.gateway {
-		h.Set("X-RateLimit-Category", "Light")
-		h.Set("X-RateLimit-Limit", strconv.Itoa(limit))
-		h.Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
+	if rl.limit > 0 && !rep.gateway {
+		h.Set("X-RateLimit-Category", rl.category)
+		h.Set("X-RateLimit-Limit", strconv.Itoa(rl.limit))
+		h.Set("X-RateLimit-Remaining", strconv.Itoa(rl.remaining))
 	}
 	for k, v := range rep.header {
 		h[k] = v
@@ -313,9 +337,9 @@ func (s *Simulator) writeReply(w http.ResponseWriter, rec *RecordedRequest, rep 
 }
 
 // admit runs, under the lock, the checks Zoom makes before handling a
-// request: authentication, the per-second limit, the user lock of a
-// state-changing call, the daily create quota, then the choice of an
-// injected fault. verb names a state-changing call in the 429 that a later
+// request: authentication, the per-second limit of the route's label, the
+// user lock of a state-changing call, the daily create quota, then the
+// choice of an injected fault. verb names a state-changing call in the 429 that a later
 // call for the same user gets while it is served.
 func (s *Simulator) admit(r *http.Request, now time.Time, rt apiRoute, action, email, verb string) admission {
 	s.mu.Lock()
@@ -331,21 +355,27 @@ func (s *Simulator) admit(r *http.Request, now time.Time, rt apiRoute, action, e
 		return admission{reject: &rep}
 	}
 
-	win := now.Truncate(time.Second)
-	if !win.Equal(s.secWindow) {
-		s.secWindow, s.secCount = win, 0
+	// Each label has its own quota and its own windows (reference §2.1).
+	label := labelOf(route)
+	rate, window, count, busiest := s.rate, &s.secWindow, &s.secCount, &s.stats.MaxPerSecond
+	if label == labelMedium {
+		rate, window, count, busiest = s.mediumRate, &s.medWindow, &s.medCount, &s.stats.MaxMediumPerSecond
 	}
-	if s.rate > 0 && s.secCount >= s.rate {
+	win := now.Truncate(time.Second)
+	if !win.Equal(*window) {
+		*window, *count = win, 0
+	}
+	if rate > 0 && *count >= rate {
 		s.stats.RateLimited[RateLimitQPS]++
-		rep := s.rateLimitedLocked(RateLimitQPS, s.rate, win.Add(time.Second),
+		rep := s.rateLimitedLocked(label, RateLimitQPS, rate, win.Add(time.Second),
 			"You have reached the maximum per-second rate limit for this API. Try again later.")
 		return admission{reject: &rep}
 	}
-	s.secCount++
-	s.stats.MaxPerSecond = max(s.stats.MaxPerSecond, s.secCount)
-	adm := admission{latency: s.latency}
-	if s.rate > 0 {
-		adm.limit, adm.remaining = s.rate, s.rate-s.secCount
+	*count++
+	*busiest = max(*busiest, *count)
+	adm := admission{latency: s.latency, rl: rateInfo{category: label}}
+	if rate > 0 {
+		adm.rl.limit, adm.rl.remaining = rate, rate-*count
 	}
 
 	// A call naming no user (a create without an email) locks nothing.
@@ -370,7 +400,7 @@ func (s *Simulator) admit(r *http.Request, now time.Time, rt apiRoute, action, e
 			delete(s.busy, adm.held)
 			s.stats.RateLimited[RateLimitDaily]++
 			next := dw.Add(s.dailyWindow)
-			rep := s.rateLimitedLocked(RateLimitDaily, s.dailyLimit, next, fmt.Sprintf(
+			rep := s.rateLimitedLocked(labelLight, RateLimitDaily, s.dailyLimit, next, fmt.Sprintf(
 				"You have exceeded the daily rate limit (%d) of user invite requests permitted for this account. You may resume these requests at GMT %s.",
 				s.dailyLimit, ceilSecond(next).UTC().Format("15:04:05")))
 			return admission{reject: &rep}
@@ -408,10 +438,10 @@ func (s *Simulator) authLocked(r *http.Request, now time.Time) (reply, bool) {
 	return reply{}, true
 }
 
-func (s *Simulator) rateLimitedLocked(typ string, limit int, retryAt time.Time, msg string) reply {
+func (s *Simulator) rateLimitedLocked(label, typ string, limit int, retryAt time.Time, msg string) reply {
 	rep := errorReply(http.StatusTooManyRequests, http.StatusTooManyRequests, msg)
 	rep.header = http.Header{}
-	rep.header.Set("X-RateLimit-Category", "Light")
+	rep.header.Set("X-RateLimit-Category", label)
 	rep.header.Set("X-RateLimit-Limit", strconv.Itoa(limit))
 	rep.header.Set("X-RateLimit-Remaining", "0")
 	if !s.omitHeaders {
@@ -534,10 +564,10 @@ func (s *Simulator) serveToken(w http.ResponseWriter, r *http.Request) {
 
 	handle := func() reply { return s.tokenReply(r, body) }
 	if !ok {
-		s.writeReply(w, &rec, handle(), 0, 0)
+		s.writeReply(w, &rec, handle(), rateInfo{})
 		return
 	}
-	s.respond(w, r, &rec, &f, 0, 0, 0, handle, nil)
+	s.respond(w, r, &rec, &f, 0, rateInfo{}, handle, nil)
 }
 
 // pickTokenFaultLocked chooses the fault for a token request: FailNextToken

@@ -85,6 +85,8 @@ func (s *Simulator) handleAPI(r *http.Request, rt apiRoute, c createRequest, cal
 		return s.getUser(rt.userID)
 	case RouteUserEmail:
 		return s.emailExists(r.URL.Query().Get("email"))
+	case RouteListUsers:
+		return s.listUsers(r.URL.Query())
 	}
 	return errorReply(http.StatusNotFound, http.StatusNotFound, "The requested resource does not exist.")
 }

@@ -67,10 +67,11 @@ const (
 	EndpointUpdateUser = "update_user"
 	EndpointUserStatus = "user_status"
 	EndpointDeleteUser = "delete_user"
+	EndpointListUsers  = "list_users"
 	EndpointToken      = "token"
 )
 
-var endpoints = []string{EndpointCreateUser, EndpointGetUser, EndpointUpdateUser, EndpointUserStatus, EndpointDeleteUser, EndpointToken, Other}
+var endpoints = []string{EndpointCreateUser, EndpointGetUser, EndpointUpdateUser, EndpointUserStatus, EndpointDeleteUser, EndpointListUsers, EndpointToken, Other}
 
 // statusClasses are the values of the "status_class" label; "error" is a
 // call that got no HTTP answer (time-out, refused or reset connection).

@@ -142,6 +142,7 @@ func TestSeriesStartAtZero(t *testing.T) {
 		{"zoomprov_requests_total", map[string]string{"action": "create", "outcome": "deferred"}},
 		{"zoomprov_dead_letters_total", map[string]string{"action": "custCreate", "reason": "retries_exhausted"}},
 		{"zoomprov_zoom_requests_total", map[string]string{"endpoint": "token", "status_class": "4xx"}},
+		{"zoomprov_zoom_requests_total", map[string]string{"endpoint": "list_users", "status_class": "5xx"}},
 		{"zoomprov_zoom_rate_limited_total", map[string]string{"limit": "daily"}},
 		{"zoomprov_zoom_tokens_fetched_total", map[string]string{}},
 	} {
@@ -152,8 +153,10 @@ func TestSeriesStartAtZero(t *testing.T) {
 }
 
 // Ensure the Zoom transport names endpoints by method and path (never by
-// the address in GET /users/{email}), classes statuses, counts token
-// fetches, times calls, and passes CloseIdleConnections on.
+// the address in GET /users/{email}, nor by a query), tells GET /users
+// (list) from GET /users/{userId} and /users/email (look-ups), classes
+// statuses, counts token fetches, times calls, and passes
+// CloseIdleConnections on.
 func TestZoomTransport(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
@@ -161,6 +164,8 @@ func TestZoomTransport(t *testing.T) {
 			w.WriteHeader(http.StatusOK)
 		case r.Method == http.MethodPost && r.URL.Path == "/v2/users":
 			w.WriteHeader(http.StatusTooManyRequests)
+		case r.Method == http.MethodGet && r.URL.Path == "/v2/users":
+			w.WriteHeader(http.StatusOK)
 		case strings.HasPrefix(r.URL.Path, "/v2/users/"):
 			w.WriteHeader(http.StatusNotFound)
 		default:
@@ -187,6 +192,8 @@ func TestZoomTransport(t *testing.T) {
 	do(http.MethodPost, "/oauth/token")
 	do(http.MethodPost, "/v2/users")
 	do(http.MethodGet, "/v2/users/alice@example.com")
+	do(http.MethodGet, "/v2/users/email?email=alice@example.com")
+	do(http.MethodGet, "/v2/users?status=pending&page_size=300&next_page_token=abc")
 	do(http.MethodGet, "/v2/other")
 
 	// A call that gets no answer at all.
@@ -207,7 +214,9 @@ func TestZoomTransport(t *testing.T) {
 		{"zoomprov_zoom_requests_total", map[string]string{"endpoint": "token", "status_class": "2xx"}, 2},
 		{"zoomprov_zoom_requests_total", map[string]string{"endpoint": "create_user", "status_class": "4xx"}, 1},
 		{"zoomprov_zoom_requests_total", map[string]string{"endpoint": "create_user", "status_class": "error"}, 1},
-		{"zoomprov_zoom_requests_total", map[string]string{"endpoint": "get_user", "status_class": "4xx"}, 1},
+		{"zoomprov_zoom_requests_total", map[string]string{"endpoint": "get_user", "status_class": "4xx"}, 2},
+		{"zoomprov_zoom_requests_total", map[string]string{"endpoint": "list_users", "status_class": "2xx"}, 1},
+		{"zoomprov_zoom_requests_total", map[string]string{"endpoint": "list_users", "status_class": "4xx"}, 0},
 		{"zoomprov_zoom_requests_total", map[string]string{"endpoint": "other", "status_class": "5xx"}, 1},
 		{"zoomprov_zoom_tokens_fetched_total", map[string]string{}, 2},
 		{"zoomprov_zoom_request_duration_seconds", map[string]string{"endpoint": "create_user"}, 2},

@@ -64,6 +64,10 @@ func (t *zoomTransport) endpoint(req *http.Request) string {
 		return EndpointToken
 	case req.Method == http.MethodPost && strings.HasSuffix(path, "/users"):
 		return EndpointCreateUser
+	case req.Method == http.MethodGet && strings.HasSuffix(path, "/users"):
+		// GET /users lists users (and counts them); GET /users/{userId}
+		// and /users/email, below, look one up.
+		return EndpointListUsers
 	case req.Method == http.MethodGet && strings.Contains(path, "/users/"):
 		return EndpointGetUser
 	case req.Method == http.MethodPatch && strings.Contains(path, "/users/"):

@@ -1,8 +1,9 @@
 // Package zoom is a small client for the parts of Zoom's REST API that user
 // provisioning needs: Server-to-Server OAuth, create a user, look a user
-// up, update, activate or deactivate, and delete one. It returns typed
-// errors (*APIError, *TokenError) that carry everything Zoom said,
-// including its rate-limit headers, and it never logs.
+// up, update, activate or deactivate, and delete one, and list or count
+// the account's users. It returns typed errors (*APIError, *TokenError)
+// that carry everything Zoom said, including its rate-limit headers, and
+// it never logs.
 package zoom
 
 import (
@@ -46,9 +47,22 @@ type Call struct {
 	Op string
 	// Action is the request's action for POST /users ("create",
 	// "ssoCreate", …), the operation for the lifecycle calls ("update",
-	// "activate", "deactivate", "delete"), and empty for look-ups.
+	// "activate", "deactivate", "delete"), and empty for look-ups and
+	// listings, which no action's quota holds.
 	Action string
+	// Label is Zoom's rate-limit label of the endpoint, LabelLight or
+	// LabelMedium: Zoom counts each label's per-second quota on its own.
+	Label string
 }
+
+// Zoom's rate-limit labels, the values of Call.Label.
+const (
+	// LabelLight is the label of every call but the listings.
+	LabelLight = "Light"
+	// LabelMedium is the label of GET /users (ListUsers, EachUser,
+	// CountUsers).
+	LabelMedium = "Medium"
+)
 
 // preconditionKey carries a call's precondition in its context.
 type preconditionKey struct{}
@@ -82,7 +96,7 @@ func (c *Client) ready(ctx context.Context, k *call) error {
 	check, _ := ctx.Value(preconditionKey{}).(func(context.Context) error)
 	for try := 1; ; try++ {
 		if c.limiter != nil {
-			if err := c.limiter.Wait(ctx, Call{Op: k.op, Action: k.action}); err != nil {
+			if err := c.limiter.Wait(ctx, Call{Op: k.op, Action: k.action, Label: k.label()}); err != nil {
 				return fmt.Errorf("zoom: %s: wait for rate limiter: %w", k.op, err)
 			}
 		}
@@ -239,13 +253,19 @@ type CreateUserRequest struct {
 
 // User is the part of Zoom's user object the provisioner uses.
 type User struct {
+	// ID may be empty for a pending user in a listing: Zoom has been
+	// seen leaving it out there, while GET /users/{email} had it.
 	ID          string `json:"id"`
 	Email       string `json:"email"`
 	FirstName   string `json:"first_name,omitempty"`
 	LastName    string `json:"last_name,omitempty"`
 	DisplayName string `json:"display_name,omitempty"`
-	Type        int    `json:"type"`
-	Status      string `json:"status,omitempty"`
+	// Type is 1 Basic, 2 Licensed, 4 Unassigned or 99 None.
+	Type int `json:"type"`
+	// Status is UserActive, UserInactive or UserPending.
+	Status string `json:"status,omitempty"`
+	// Dept is the user's department.
+	Dept string `json:"dept,omitempty"`
 }
 
 // Response is a successful answer with what the logs need about it.
@@ -412,11 +432,24 @@ type call struct {
 	// op names the call; action is the request's action or operation the
 	// Limiter is told.
 	op, action, method, url string
-	body                    []byte // nil: no body
-	ok                      func(status int) bool
+	// medium says the endpoint's rate-limit label is Medium, not Light.
+	medium bool
+	body   []byte // nil: no body
+	ok     func(status int) bool
 	// user says a success body is a user object to decode: an unreadable
 	// one is then a fault, not a success.
 	user bool
+	// into, if not nil, is where a success body is decoded instead, with
+	// the same rule.
+	into any
+}
+
+// label is the Limiter's Call.Label of k.
+func (k *call) label() string {
+	if k.medium {
+		return LabelMedium
+	}
+	return LabelLight
 }
 
 func isCreated(status int) bool { return status == http.StatusCreated }
@@ -488,13 +521,17 @@ func (c *Client) send(ctx context.Context, k *call, tok *bearer) (Response, erro
 		TrackingID: res.Header.Get(HeaderTrackingID),
 		RateLimit:  parseRateLimit(res.Header),
 	}
-	if !k.user {
+	var into any = &out.User
+	switch {
+	case k.into != nil:
+		into = k.into
+	case !k.user:
 		return out, nil // the body, if any, says nothing the caller needs
 	}
-	if err := json.Unmarshal(data, &out.User); err != nil {
-		// A 2xx we cannot read is not a rejection: the user may well exist.
-		// Report it as a server-side fault so the caller retries and finds
-		// the user by its 409.
+	if err := json.Unmarshal(data, into); err != nil {
+		// A 2xx we cannot read is not a rejection: a created user may well
+		// exist. Report it as a server-side fault so the caller retries
+		// (and finds such a user by its 409).
 		return Response{}, &APIError{Op: op, StatusCode: http.StatusBadGateway, Message: "unreadable success response: " + err.Error(), TrackingID: out.TrackingID}
 	}
 	return out, nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/zoomprov/consumer/internal/zoom"
@@ -91,4 +92,66 @@ func ExampleClient_GetUser() {
 	// Output:
 	// john.roe@example.com 2 active
 	// nobody found: false
+}
+
+// ExampleClient_EachUser counts and walks the users of each status, page
+// by page, starting a status again when its page token expired.
+func ExampleClient_EachUser() {
+	sim := testenv.NewSimulator(testenv.SimConfig{MaxPageSize: 2})
+	defer sim.Close()
+	for _, u := range []testenv.SimUser{
+		{Email: "ann@example.com", Type: 2},
+		{Email: "bob@example.com", Type: 1},
+		{Email: "cy@example.com", Type: 2},
+		{Email: "dee@example.com", Status: "inactive"},
+		{Email: "eve@example.com", Action: "create"},
+	} {
+		if _, err := sim.AdminCreate(u); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+
+	client, err := zoom.New(zoom.Config{
+		AccountID:    testenv.DefaultSimAccountID,
+		ClientID:     testenv.DefaultSimClientID,
+		ClientSecret: testenv.DefaultSimClientSecret,
+		BaseURL:      sim.APIURL(),
+		TokenURL:     sim.TokenURL(),
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.CloseIdleConnections()
+
+	ctx := context.Background()
+	for _, status := range []string{zoom.UserActive, zoom.UserInactive, zoom.UserPending} {
+		n, err := client.CountUsers(ctx, status)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		for try := 1; ; try++ {
+			var emails []string
+			err := client.EachUser(ctx, status, 0, func(u zoom.User) error {
+				emails = append(emails, u.Email)
+				return nil
+			})
+			if errors.Is(err, zoom.ErrPageTokenExpired) && try < 3 {
+				continue // the walk took too long: start this status again
+			}
+			if err != nil {
+				fmt.Println(err)
+				return
+			}
+			slices.Sort(emails)
+			fmt.Println(status, n, emails)
+			break
+		}
+	}
+	// Output:
+	// active 3 [ann@example.com bob@example.com cy@example.com]
+	// inactive 1 [dee@example.com]
+	// pending 1 [eve@example.com]
 }
