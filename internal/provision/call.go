@@ -31,12 +31,12 @@ func (s *Service) pace(ctx context.Context, d *delivery, op string) error {
 		if err := s.pacer.Wait(ctx, zoom.Call{Op: op, Action: d.action}); err != nil {
 			return &paceError{err: err}
 		}
+		start := time.Now()
 		if s.afterPace != nil {
 			if err := s.afterPace(ctx, zoom.Call{Op: op, Action: d.action}); err != nil {
 				return err
 			}
 		}
-		start := time.Now()
 		if err := s.stillOwned(ctx, d); err != nil {
 			return err
 		}

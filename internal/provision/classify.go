@@ -13,17 +13,9 @@ import (
 	"github.com/zoomprov/consumer/internal/zoom"
 )
 
-// minGateClose is the shortest a daily-quota gate closes for, whatever
-// reset Zoom gives.
+// minGateClose is how long a daily-quota gate closes when Zoom's reset is
+// not later than now by this replica's clock.
 const minGateClose = time.Minute
-
-// later is the later of two times.
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
 
 // failure classifies a failed attempt. A rate limit also steers every
 // replica: a daily limit closes the shared quota gate, a per-second one
@@ -49,7 +41,9 @@ func (s *Service) failure(ctx context.Context, d *delivery, err error) attempt {
 				// (a clock ahead of Zoom's) would reopen the gate at once
 				// and spend a call every few milliseconds to learn it
 				// again.
-				a.retryAt = later(a.retryAt, now.Add(minGateClose))
+				if !a.retryAt.After(now) {
+					a.retryAt = now.Add(minGateClose)
+				}
 				s.closeGate(ctx, quota.Gate{Scope: quota.ScopeOf(d.action), Until: a.retryAt, Reason: apiErr.Message, ClosedAt: now, ClosedBy: s.cfg.ReplicaID})
 			case zoom.LimitConcurrent:
 				// Another call for this user is under way (a redelivery

@@ -90,8 +90,15 @@ func (s *Service) process(ctx context.Context, d *delivery, problem *attempt) (a
 		}
 		dlog{s: s, d: d}.Debug().Err(a.err).Int("retry_attempt", try).Dur("retry_delay", dec.Delay).Msg("transient failure; retrying")
 		sleep(ctx, dec.Delay)
-		if errors.Is(ctx.Err(), context.Canceled) {
+		switch {
+		case errors.Is(ctx.Err(), context.Canceled):
 			a = attempt{kind: retry.Interrupted, err: ctx.Err(), try: try}
+			return a, s.decide(a)
+		case ctx.Err() != nil:
+			// The delivery's time ran out between tries of a failing
+			// call: the failure counts.
+			a.expired = true
+			a.failedDeliveries = s.countFailure(ctx, d)
 			return a, s.decide(a)
 		}
 	}

@@ -77,11 +77,12 @@ var (
 // new consumer leader lost track of the delivery. The other may then
 // finish it and later requests about the user follow; a call made now
 // would overtake them. A delivery that may be stale reads the stream: a
-// request no longer there is done. Every redelivery, every delivery of a
-// user with later requests known, every one that outlived a reconnection
-// or an ack wait may be stale.
+// request no longer there is done. Every lifecycle operation (a consumer
+// leader elected after a node died may redeliver a request early), every
+// redelivery, every delivery of a user with later requests known, every
+// one that outlived a reconnection or an ack wait may be stale.
 func (s *Service) stillOwned(ctx context.Context, d *delivery) error {
-	stale := d.delivered > 1 || d.turn.HasLater() ||
+	stale := d.op != "" || d.delivered > 1 || d.turn.HasLater() ||
 		s.reconnects() != d.reconnects || s.now().Sub(d.start) >= s.cfg.AckWait
 	if !stale {
 		return nil

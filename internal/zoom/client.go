@@ -35,8 +35,12 @@ const (
 // small, and a gateway error page must not be able to exhaust memory.
 const maxBodyBytes = 1 << 20
 
-// Limiter paces calls to Zoom. The client waits on it before every API
-// call (not token fetches) and gives up the call when it returns an error.
+// Limiter paces calls to Zoom. A call the caller makes is the caller's to
+// pace (Zoom's per-second limits count every call of the account, and the
+// caller may have more to check between its pace and its call); the
+// client waits on the Limiter before the requests it sends on its own: a
+// request sent again after a 401 with a new token, and the pages EachUser
+// walks. It gives up the request when Wait returns an error.
 type Limiter interface {
 	Wait(ctx context.Context, call Call) error
 }
@@ -64,56 +68,16 @@ const (
 	LabelMedium = "Medium"
 )
 
-// preconditionKey carries a call's precondition in its context.
-type preconditionKey struct{}
-
-// WithPrecondition returns a copy of ctx under which every API call runs
-// check after the Limiter's wait, just before the request is sent (a retry
-// after a 401 too). An error from check ends the call, wrapped, and nothing
-// reaches Zoom; so does a check that keeps taking longer than the pacing
-// allows (ErrPreconditionSlow). It is for a caller whose right to make the call can lapse
-// while it waits, as a request can be handed to someone else meanwhile.
-func WithPrecondition(ctx context.Context, check func(context.Context) error) context.Context {
-	return context.WithValue(ctx, preconditionKey{}, check)
-}
-
-// preconditionSlack is how long a precondition may take and the call
-// still keep its place in the Limiter's pacing: a slower one would bunch
-// paced calls together (a check held up by a NATS election releases them
-// all at once), so the call waits for a new place and checks again.
-const (
-	preconditionSlack = 10 * time.Millisecond
-	preconditionTries = 3
-)
-
-// ErrPreconditionSlow reports that a call's precondition kept taking
-// longer than its place in the pacing allows; the call was not made.
-var ErrPreconditionSlow = errors.New("the precondition kept taking too long")
-
-// ready waits for the Limiter, then runs ctx's precondition: a call leaves
-// within preconditionSlack of a successful check and of its pacing.
-func (c *Client) ready(ctx context.Context, k *call) error {
-	check, _ := ctx.Value(preconditionKey{}).(func(context.Context) error)
-	for try := 1; ; try++ {
-		if c.limiter != nil {
-			if err := c.limiter.Wait(ctx, Call{Op: k.op, Action: k.action, Label: k.label()}); err != nil {
-				return fmt.Errorf("zoom: %s: wait for rate limiter: %w", k.op, err)
-			}
-		}
-		if check == nil {
-			return nil
-		}
-		start := time.Now()
-		if err := check(ctx); err != nil {
-			return fmt.Errorf("zoom: %s: precondition: %w", k.op, err)
-		}
-		switch {
-		case c.limiter == nil || time.Since(start) <= preconditionSlack:
-			return nil
-		case try == preconditionTries:
-			return fmt.Errorf("zoom: %s: %w (%d tries)", k.op, ErrPreconditionSlow, try)
-		}
+// wait waits for the Limiter, if any, before a request the client sends
+// on its own.
+func (c *Client) wait(ctx context.Context, call Call) error {
+	if c.limiter == nil {
+		return nil
 	}
+	if err := c.limiter.Wait(ctx, call); err != nil {
+		return fmt.Errorf("zoom: %s: wait for rate limiter: %w", call.Op, err)
+	}
+	return nil
 }
 
 // Config configures a Client.
@@ -457,9 +421,6 @@ func isOK(status int) bool      { return status == http.StatusOK }
 func is2xx(status int) bool     { return status >= 200 && status < 300 }
 
 func (c *Client) do(ctx context.Context, k call) (Response, error) {
-	if err := c.ready(ctx, &k); err != nil {
-		return Response{}, err
-	}
 	tok, err := c.accessToken(ctx, nil)
 	if err != nil {
 		return Response{}, err
@@ -473,7 +434,7 @@ func (c *Client) do(ctx context.Context, k call) (Response, error) {
 			return Response{}, err
 		}
 		// The retry counts against the budget too.
-		if err := c.ready(ctx, &k); err != nil {
+		if err := c.wait(ctx, Call{Op: k.op, Action: k.action, Label: k.label()}); err != nil {
 			return Response{}, err
 		}
 		resp, err = c.send(ctx, &k, tok)

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1194,43 +1193,18 @@ func (l *countingLimiter) Wait(ctx context.Context, call zoom.Call) error {
 	return l.next.Wait(ctx, call)
 }
 
-func TestLimiterPacesAPICalls(t *testing.T) {
-	lim := &countingLimiter{next: rateLimiter{rate.NewLimiter(20, 1)}}
-	e := newEnv(t, testenv.SimConfig{}, func(c *zoom.Config) { c.Limiter = lim })
-	ctx := context.Background()
-	// TokenValid fetches the token without waiting.
-	if err := e.client.TokenValid(ctx); err != nil {
-		t.Fatalf("TokenValid() error: %v", err)
-	}
-	if got := lim.waits.Load(); got != 0 {
-		t.Errorf("limiter waits after TokenValid = %d; want 0", got)
-	}
-	const n = 10
-	start := time.Now()
-	for i := range n {
-		email := fmt.Sprintf("lim%02d@example.com", i)
-		if _, err := e.client.CreateUser(ctx, createReq("create", userInfo(email, 1))); err != nil {
-			t.Fatalf("CreateUser(%q) error: %v", email, err)
-		}
-	}
-	elapsed := time.Since(start)
-	// 20/s with a burst of 1: the first call goes at once, the other nine
-	// wait 50 ms each.
-	if floor := 440 * time.Millisecond; elapsed < floor {
-		t.Errorf("%d calls at 20/s took %v; want at least %v", n, elapsed, floor)
-	}
-	if got := lim.waits.Load(); got != n {
-		t.Errorf("limiter waits = %d; want %d (one per API call)", got, n)
-	}
-	if got := e.sim.Stats().TokensIssued; got != 1 {
-		t.Errorf("tokens issued = %d; want 1", got)
-	}
-}
-
-func TestLimiterNotForTokens(t *testing.T) {
+// Ensure the client paces only what it sends on its own: the calls its
+// caller makes are the caller's to pace (the service checks that a
+// request is still its own between its pace and its call), and the
+// request sent again after a 401 waits on the Limiter, with the call's
+// action.
+func TestLimiterPacesOnlyResends(t *testing.T) {
 	lim := &countingLimiter{}
 	e := newEnv(t, testenv.SimConfig{}, func(c *zoom.Config) { c.Limiter = lim })
 	ctx := context.Background()
+	if err := e.client.TokenValid(ctx); err != nil {
+		t.Fatalf("TokenValid() error: %v", err)
+	}
 	const n = 10
 	for i := range n {
 		email := fmt.Sprintf("count%02d@example.com", i)
@@ -1238,49 +1212,63 @@ func TestLimiterNotForTokens(t *testing.T) {
 			t.Fatalf("CreateUser(%q) error: %v", email, err)
 		}
 	}
-	for _, c := range lim.calls {
-		if c.Op != "create user" || c.Action != "create" {
-			t.Errorf("limiter saw call %+v; want the create user call with its action", c)
-		}
+	if got := lim.waits.Load(); got != 0 {
+		t.Errorf("limiter waits after %d calls = %d; want 0 (the caller paces)", n, got)
 	}
-	if got, tokens := lim.waits.Load(), e.sim.Stats().TokensIssued; got != n || tokens != 1 {
-		t.Errorf("after %d calls: limiter waits = %d, tokens issued = %d; want %d, 1", n, got, tokens, n)
+	e.sim.ExpireTokens()
+	if _, err := e.client.CreateUser(ctx, createReq("create", userInfo("resent@example.com", 1))); err != nil {
+		t.Fatalf("CreateUser after ExpireTokens: %v", err)
+	}
+	if got := lim.waits.Load(); got != 1 {
+		t.Fatalf("limiter waits after a 401 = %d; want 1 (the re-send)", got)
+	}
+	if c := lim.calls[0]; c.Op != "create user" || c.Action != "create" || c.Label != zoom.LabelLight {
+		t.Errorf("limiter saw call %+v; want the create user call with its action", c)
+	}
+	if got := e.sim.Stats().TokensIssued; got != 2 {
+		t.Errorf("tokens issued = %d; want 2", got)
 	}
 }
 
+// Ensure a re-send the Limiter refuses is not made.
 func TestLimiterError(t *testing.T) {
 	tests := []struct {
 		name string
-		lim  func() (zoom.Limiter, context.Context)
+		lim  func() (zoom.Limiter, context.Context, func())
 		want error
 	}{
 		{
 			name: "limiter refuses",
-			lim: func() (zoom.Limiter, context.Context) {
-				return &countingLimiter{err: errLimiter}, context.Background()
+			lim: func() (zoom.Limiter, context.Context, func()) {
+				return &countingLimiter{err: errLimiter}, context.Background(), func() {}
 			},
 			want: errLimiter,
 		},
 		{
 			name: "cancelled while waiting",
-			lim: func() (zoom.Limiter, context.Context) {
+			lim: func() (zoom.Limiter, context.Context, func()) {
 				ctx, cancel := context.WithCancel(context.Background())
-				cancel()
-				return rateLimiter{rate.NewLimiter(1, 1)}, ctx
+				lim := limiterFunc(func(ctx context.Context, _ zoom.Call) error { cancel(); <-ctx.Done(); return ctx.Err() })
+				return lim, ctx, cancel
 			},
 			want: context.Canceled,
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			lim, ctx := tc.lim()
+			lim, ctx, cancel := tc.lim()
+			defer cancel()
 			e := newEnv(t, testenv.SimConfig{}, func(c *zoom.Config) { c.Limiter = lim })
+			if err := e.client.TokenValid(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			e.sim.ExpireTokens()
 			_, err := e.client.CreateUser(ctx, createReq("create", userInfo("limerr@example.com", 1)))
 			if !errors.Is(err, tc.want) {
 				t.Errorf("CreateUser(%q) error = %v; want %v", "limerr@example.com", err, tc.want)
 			}
-			if n := len(e.sim.Requests()); n != 0 {
-				t.Errorf("requests after a limiter error = %d; want 0", n)
+			if n := len(e.routeRequests(testenv.RouteCreateUser)); n != 1 {
+				t.Errorf("POSTs after a limiter error on the re-send = %d; want 1 (the refused one)", n)
 			}
 		})
 	}
@@ -1288,75 +1276,7 @@ func TestLimiterError(t *testing.T) {
 
 var errLimiter = errors.New("limiter closed")
 
-// TestPrecondition checks that a call's precondition runs after the
-// limiter's wait and before each request, and that its error keeps the
-// request from Zoom.
-func TestPrecondition(t *testing.T) {
-	var order []string
-	lim := limiterFunc(func(context.Context, zoom.Call) error { order = append(order, "wait"); return nil })
-	e := newEnv(t, testenv.SimConfig{}, func(c *zoom.Config) { c.Limiter = lim })
-	errGone := errors.New("gone")
-	var refuse bool
-	ctx := zoom.WithPrecondition(context.Background(), func(context.Context) error {
-		order = append(order, "check")
-		if refuse {
-			return errGone
-		}
-		return nil
-	})
-	if _, err := e.client.CreateUser(ctx, createReq("create", userInfo("pre1@example.com", 1))); err != nil {
-		t.Fatalf("CreateUser with a passing precondition: %v", err)
-	}
-	if want := []string{"wait", "check"}; !slices.Equal(order, want) {
-		t.Errorf("order = %v; want %v", order, want)
-	}
-	refuse = true
-	_, err := e.client.UpdateUser(ctx, "pre1@example.com", json.RawMessage(`{"first_name":"A"}`))
-	if !errors.Is(err, errGone) {
-		t.Errorf("UpdateUser with a failing precondition: error = %v; want it to wrap %v", err, errGone)
-	}
-	if n := len(e.routeRequests(testenv.RoutePatchUser)); n != 0 {
-		t.Errorf("PATCH requests = %d; want 0", n)
-	}
-}
-
 type limiterFunc func(context.Context, zoom.Call) error
 
 func (f limiterFunc) Wait(ctx context.Context, c zoom.Call) error { return f(ctx, c) }
 
-// Ensure a slow precondition costs the call its place in the pacing: it
-// waits for the limiter again and checks again, and after three slow
-// checks the call is not made.
-func TestPreconditionSlow(t *testing.T) {
-	for _, tc := range []struct {
-		name       string
-		slow       int // checks that take too long before the fast ones
-		wantWaits  int
-		wantErr    error
-		wantPOSTed int
-	}{
-		{"one slow check", 1, 2, nil, 1},
-		{"always slow", 99, 3, zoom.ErrPreconditionSlow, 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			waits := 0
-			lim := limiterFunc(func(context.Context, zoom.Call) error { waits++; return nil })
-			e := newEnv(t, testenv.SimConfig{}, func(c *zoom.Config) { c.Limiter = lim })
-			checks := 0
-			ctx := zoom.WithPrecondition(context.Background(), func(ctx context.Context) error {
-				checks++
-				if checks <= tc.slow {
-					<-time.After(20 * time.Millisecond) // the slow read the check stands for
-				}
-				return nil
-			})
-			_, err := e.client.CreateUser(ctx, createReq("create", userInfo("slow@example.com", 1)))
-			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
-				t.Errorf("CreateUser error = %v; want %v", err, tc.wantErr)
-			}
-			if waits != tc.wantWaits || len(e.routeRequests(testenv.RouteCreateUser)) != tc.wantPOSTed {
-				t.Errorf("limiter waits %d, POSTs %d; want %d, %d", waits, len(e.routeRequests(testenv.RouteCreateUser)), tc.wantWaits, tc.wantPOSTed)
-			}
-		})
-	}
-}

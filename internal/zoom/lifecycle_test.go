@@ -308,8 +308,8 @@ func TestLifecycleUnauthorized(t *testing.T) {
 			if got := f.tokens(); got != 2 {
 				t.Errorf("tokens issued = %d; want 2 (one refresh)", got)
 			}
-			if got := lim.waits.Load(); got != 2 {
-				t.Errorf("limiter waits = %d; want 2 (the retry is paced too)", got)
+			if got := lim.waits.Load(); got != 1 {
+				t.Errorf("limiter waits = %d; want 1 (the retry is paced, the call is its caller's to pace)", got)
 			}
 		})
 		t.Run(lc.name+" twice", func(t *testing.T) {
@@ -404,7 +404,8 @@ func TestLifecycleRefusedBeforeCall(t *testing.T) {
 	}
 }
 
-// TestLifecycleLimiter: each call waits on the limiter once.
+// TestLifecycleLimiter: a call its caller makes never waits on the
+// limiter: the caller paces it.
 func TestLifecycleLimiter(t *testing.T) {
 	f := newFakeZoom(t, "3599", fakeAnswer{status: http.StatusNoContent})
 	lim := &countingLimiter{}
@@ -413,8 +414,8 @@ func TestLifecycleLimiter(t *testing.T) {
 		if _, err := lc.call(context.Background(), c); err != nil {
 			t.Fatalf("%s error: %v", lc.name, err)
 		}
-		if got := lim.waits.Load(); got != int64(i+1) {
-			t.Errorf("limiter waits after %s = %d; want %d", lc.name, got, i+1)
+		if got := lim.waits.Load(); got != 0 {
+			t.Errorf("limiter waits after call %d (%s) = %d; want 0", i, lc.name, got)
 		}
 	}
 	if got := f.tokens(); got != 1 {

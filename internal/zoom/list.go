@@ -57,8 +57,8 @@ type UserPage struct {
 // Zoom). pageSize is the number of users asked for, 0 meaning
 // DefaultPageSize; Zoom may serve another. pageToken is empty for the
 // first page, else the NextPageToken of the page before, asked with the
-// same status and pageSize. The call waits for the Limiter with the Call
-// {Op: "list users", Label: LabelMedium} and no Action.
+// same status and pageSize. The caller paces the call: it is Zoom's
+// Medium label, and no action's quota holds it.
 //
 // Errors as for CreateUser; an expired or unknown pageToken is an error
 // matching ErrPageTokenExpired. A bad status or a negative pageSize is
@@ -72,7 +72,8 @@ func (c *Client) ListUsers(ctx context.Context, status string, pageSize int, pag
 // caller need not hold them all. It stops at the first error: fn's,
 // returned as is, or ListUsers', when fn may already have seen some of
 // the users. On ErrPageTokenExpired the caller starts the walk again,
-// from the first page.
+// from the first page. Each page waits for the Limiter first, with the
+// Call {Op: "list users", Label: LabelMedium} and no Action.
 //
 // Zoom does not document what a listing shows of users who change during
 // it (the simulator answers every page from the state at the first one),
@@ -81,6 +82,9 @@ func (c *Client) ListUsers(ctx context.Context, status string, pageSize int, pag
 func (c *Client) EachUser(ctx context.Context, status string, pageSize int, fn func(User) error) error {
 	token := ""
 	for {
+		if err := c.wait(ctx, Call{Op: "list users", Label: LabelMedium}); err != nil {
+			return err
+		}
 		page, err := c.ListUsers(ctx, status, pageSize, token)
 		if err != nil {
 			return err
@@ -102,8 +106,8 @@ func (c *Client) EachUser(ctx context.Context, status string, pageSize int, fn f
 }
 
 // CountUsers returns how many users have status (as ListUsers takes it):
-// the total_records of a one-user page, in one call. The call waits for
-// the Limiter with the Call {Op: "count users", Label: LabelMedium}.
+// the total_records of a one-user page, in one call, which the caller
+// paces (Zoom's Medium label).
 // Errors as for ListUsers.
 func (c *Client) CountUsers(ctx context.Context, status string) (int, error) {
 	page, err := c.listUsers(ctx, "count users", status, 1, "")
