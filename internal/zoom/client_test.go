@@ -1279,4 +1279,3 @@ var errLimiter = errors.New("limiter closed")
 type limiterFunc func(context.Context, zoom.Call) error
 
 func (f limiterFunc) Wait(ctx context.Context, c zoom.Call) error { return f(ctx, c) }
-
