@@ -235,6 +235,11 @@ func (s *Service) rebind(ctx context.Context, action string) (jetstream.Consumer
 		}
 		c, err := s.js.Consumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(action))
 		if err == nil {
+			// The consumer may be gone with its stream (recreated by an
+			// operator): the request ids and the order start afresh.
+			if stream, err := s.js.Stream(ctx, s.topo.RequestStream); err == nil {
+				s.follow(stream.CachedInfo())
+			}
 			return c, nil
 		}
 		if ctx.Err() != nil {

@@ -535,10 +535,14 @@ func (s *Service) follow(info *jetstream.StreamInfo) {
 	}
 	if cur != nil {
 		next.before = cur.reads()
+	}
+	if !s.current.CompareAndSwap(cur, next) {
+		return // another goroutine followed it first
+	}
+	if cur != nil {
 		s.log.Warn().Str("stream", s.topo.RequestStream).Time("created", info.Created).
 			Msg("the request stream was recreated; request ids and the per-user order start afresh")
 	}
-	s.current.Store(next)
 }
 
 // The order index forgets requests known to be finished every
