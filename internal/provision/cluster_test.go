@@ -7,9 +7,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zoomprov/consumer/internal/messages"
@@ -435,4 +437,84 @@ func TestQuotaGateSurvivesLeaderKill(t *testing.T) {
 	}
 	check("after the node's restart")
 	t.Logf("gate closed until %v by %s; the quota leader (%s) killed and restarted; %d users created", closed.Until.Format(time.RFC3339), closed.ClosedBy, leader, creates())
+}
+
+// Ensure the per-user order reads the request stream from its leader even
+// when the operator's stream allows direct gets, which any replica (a
+// follower catching up, or a mirror) may answer with a request just
+// stored missing: then a user's later request would overtake it. The test
+// counts the direct gets on the stream while two replicas handle whole
+// lives on a three-node cluster: none, while the order reads are many.
+// Before, the index read through Stream.GetMsg, which nats.go turns into
+// a direct get when the stream allows them.
+func TestOrderReadsFromTheLeader(t *testing.T) {
+	t.Parallel() // mostly waits on the cluster
+	c, err := testenv.StartCluster(3)
+	if err != nil {
+		t.Fatalf("start cluster: %v", err)
+	}
+	h := newHarnessOn(t, clusterServer{c}, testenv.SimConfig{Latency: 5 * time.Millisecond})
+	ctx := context.Background()
+	s, err := h.js.Stream(ctx, "ZOOM_USERS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.AllowDirect = true
+	if _, err := h.js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatalf("allow direct gets: %v", err)
+	}
+	var direct atomic.Int64
+	for _, subj := range []string{"$JS.API.DIRECT.GET.ZOOM_USERS", "$JS.API.DIRECT.GET.ZOOM_USERS.>"} {
+		sub, err := h.nc.Subscribe(subj, func(*nats.Msg) { direct.Add(1) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+	}
+	if err := h.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	const users = 40
+	var ids []string
+	for i := range users {
+		email := fmt.Sprintf("life-%02d@example.com", i)
+		for _, r := range []struct{ op, body string }{
+			{"ssoCreate", userBody("ssoCreate", email, 1)},
+			{"update", fmt.Sprintf(`{"email":%q,"user":{"first_name":"Renamed"}}`, email)},
+			{"deactivate", fmt.Sprintf(`{"email":%q}`, email)},
+		} {
+			id := fmt.Sprintf("lead-%02d-%s", i, r.op)
+			h.publish(id, r.op, r.body)
+			ids = append(ids, id)
+		}
+	}
+	var runs []*serviceRun
+	for i := range 2 {
+		cfg := testConfig(10)
+		cfg.ReplicaID = fmt.Sprintf("lead-%d", i)
+		runs = append(runs, h.start(cfg))
+	}
+	h.waitTerminal(60*time.Second, ids...)
+	for i := range users {
+		email := fmt.Sprintf("life-%02d@example.com", i)
+		var got []string
+		for _, c := range h.sim.History(email) {
+			got = append(got, c.Method)
+		}
+		if strings.Join(got, ",") != "POST,PATCH,PUT" {
+			t.Errorf("Zoom performed for %s: %v; want POST, PATCH, PUT", email, got)
+		}
+	}
+	var reads uint64
+	for _, r := range runs {
+		reads += r.svc.Status().OrderReads
+	}
+	if reads == 0 {
+		t.Fatal("order reads = 0; the test proves nothing")
+	}
+	if n := direct.Load(); n != 0 {
+		t.Errorf("direct gets on the request stream = %d (order reads %d); want 0", n, reads)
+	}
+	t.Logf("%d order reads, %d direct gets", reads, direct.Load())
 }
