@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -120,4 +121,11 @@ func (p *Proxy) Resume() {
 	default:
 		close(p.stalled)
 	}
+}
+
+// HostPort is the host:port of a NATS URL such as nats://127.0.0.1:4222
+// (the first of a comma-separated list).
+func HostPort(url string) string {
+	url, _, _ = strings.Cut(url, ",")
+	return strings.TrimPrefix(url, "nats://")
 }

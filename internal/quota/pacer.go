@@ -73,13 +73,48 @@ func (p *Pacer) Budget() float64 { return p.budget }
 
 // Wait blocks until this replica may make its next Zoom call, then checks
 // the quota gate of the call's action: *GateClosedError if it is closed.
+// Whether this replica may call at all (not paused, its lease's bound not
+// passed) is checked again once its place in the pacing comes: the wait
+// for it can outlast the bound, and the others may then already count
+// this replica gone.
 func (p *Pacer) Wait(ctx context.Context, call zoom.Call) error {
+	for {
+		if err := p.waitResumed(ctx); err != nil {
+			return err
+		}
+		if p.limiter != nil {
+			select {
+			case p.turn <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			err := p.limiter.Wait(ctx)
+			<-p.turn
+			if err != nil {
+				return err
+			}
+		}
+		p.mu.Lock()
+		paused := p.pausedLocked(time.Now())
+		p.mu.Unlock()
+		if !paused {
+			break
+		}
+	}
+	if gt, closed := p.gates.Closed(call.Action); closed {
+		return &GateClosedError{Gate: gt}
+	}
+	return nil
+}
+
+// waitResumed blocks while this replica's calls are paused.
+func (p *Pacer) waitResumed(ctx context.Context) error {
 	for {
 		p.mu.Lock()
 		paused, resumed := p.pausedLocked(time.Now()), p.resumed.wait()
 		p.mu.Unlock()
 		if !paused {
-			break
+			return nil
 		}
 		select {
 		case <-resumed:
@@ -87,22 +122,6 @@ func (p *Pacer) Wait(ctx context.Context, call zoom.Call) error {
 			return ctx.Err()
 		}
 	}
-	if p.limiter != nil {
-		select {
-		case p.turn <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		err := p.limiter.Wait(ctx)
-		<-p.turn
-		if err != nil {
-			return err
-		}
-	}
-	if gt, closed := p.gates.Closed(call.Action); closed {
-		return &GateClosedError{Gate: gt}
-	}
-	return nil
 }
 
 // paceMargin keeps a replica a hair under its share: calls leave evenly

@@ -423,6 +423,9 @@ type membership struct {
 	renewedAt    time.Time
 	healthySince time.Time
 	orphaned     bool
+	// extended says the bound was extended for want of a bucket leader
+	// since the last renewal (see renew).
+	extended bool
 	// joined says this replica may use its share (see joinWindow). It
 	// is lost when the lease lapses: the others may have counted this
 	// replica gone and taken its share meanwhile.
@@ -499,9 +502,12 @@ func (m *membership) renew(ctx context.Context) {
 		if ctx.Err() == nil && m.healthy {
 			m.c.log.Warn().Err(err).Msg("renew replica lease; keeping the current share until the quota bucket answers")
 		}
-		if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+		if (errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)) && !m.extended {
 			// The bucket has no leader: nobody can renew, so nobody can
-			// count this replica gone either.
+			// count this replica gone either. But a replica cut off from
+			// the leader alone gets the same answer while the others
+			// renew, so the bound is extended once per outage, no more.
+			m.extended = true
 			m.renewedAt = start
 			m.c.pacer.setLeaseUntil(m.renewedAt.Add(orphanAfter))
 		}
@@ -526,7 +532,7 @@ func (m *membership) renew(ctx context.Context) {
 		m.c.pacer.setPaused(true)
 		m.joinRev, m.joinStarted = rev, time.Now()
 	}
-	m.healthy, m.selfAt, m.renewedAt = true, e.created, start
+	m.healthy, m.selfAt, m.renewedAt, m.extended = true, e.created, start, false
 	m.c.pacer.setLeaseUntil(m.renewedAt.Add(orphanAfter))
 	m.seen[m.c.replicaID] = seenLease{lease: own, at: m.selfAt, rev: rev}
 }
