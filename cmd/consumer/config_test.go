@@ -450,3 +450,43 @@ func TestRequireZoom(t *testing.T) {
 		})
 	}
 }
+
+// Ensure DLQ_SEAL_KEY_OPTIONAL (the Kubernetes Secret mounted with
+// optional: true) skips key files that do not exist, and only those: with
+// none left passwords are redacted, a malformed key still stops start-up,
+// and without the setting a missing key file is an error as before.
+func TestParseConfigOptionalSealKey(t *testing.T) {
+	good := writeFile(t, "good.key", strings.Repeat("ab", 32))
+	short := writeFile(t, "short.key", "0123456789abcdef")
+	missing := filepath.Join(t.TempDir(), "missing.key")
+	tests := []struct {
+		name        string
+		env         map[string]string
+		wantErr     bool
+		wantKeys    bool
+		wantMissing []string
+	}{
+		{"missing, not optional", map[string]string{"DLQ_SEAL_KEY_FILE": missing}, true, false, nil},
+		{"missing, optional", map[string]string{"DLQ_SEAL_KEY_FILE": missing, "DLQ_SEAL_KEY_OPTIONAL": "true"}, false, false, []string{missing}},
+		{"one of two missing, optional", map[string]string{"DLQ_SEAL_KEY_FILE": missing + "," + good, "DLQ_SEAL_KEY_OPTIONAL": "true"}, false, true, []string{missing}},
+		{"present, optional", map[string]string{"DLQ_SEAL_KEY_FILE": good, "DLQ_SEAL_KEY_OPTIONAL": "true"}, false, true, nil},
+		{"malformed, optional", map[string]string{"DLQ_SEAL_KEY_FILE": short, "DLQ_SEAL_KEY_OPTIONAL": "true"}, true, false, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parse(tc.env)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("parseConfig(%v) = %v; want error %v", tc.env, err, tc.wantErr)
+			}
+			if err != nil {
+				if !strings.Contains(err.Error(), "DLQ_SEAL_KEY_FILE") {
+					t.Errorf("parseConfig(%v) = %q; want it to name DLQ_SEAL_KEY_FILE", tc.env, err)
+				}
+				return
+			}
+			if (cfg.DeadLetterKeys != nil) != tc.wantKeys || !reflect.DeepEqual(cfg.DeadLetterKeysMissing, tc.wantMissing) {
+				t.Errorf("parseConfig(%v) keys %v, missing %q; want keys %v, missing %q", tc.env, cfg.DeadLetterKeys != nil, cfg.DeadLetterKeysMissing, tc.wantKeys, tc.wantMissing)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -873,5 +874,183 @@ func TestNATSAccountsExample(t *testing.T) {
 		eventually(t, 5*time.Second, func() (bool, string) {
 			return len(violations(audit)) > 0, "audit subscribed to requests without a permissions violation"
 		})
+	}
+}
+
+// operationsDoc is the operators' guide, which holds the install steps.
+const operationsDoc = "../../docs/operations.md"
+
+// docSection returns the text of the "## title" section of a Markdown
+// file, up to the next second-level heading.
+func docSection(t *testing.T, path, title string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	start := strings.Index(text, "\n## "+title+"\n")
+	if start < 0 {
+		t.Fatalf("%s has no section %q", path, "## "+title)
+	}
+	text = text[start+1:]
+	if end := strings.Index(text[3:], "\n## "); end >= 0 {
+		text = text[:end+3]
+	}
+	return text
+}
+
+// createdSecrets returns the Secrets that `kubectl ... create secret`
+// commands in text create, with the keys each command gives them
+// (--from-literal=KEY=..., --from-file=KEY=...). Lines continued with a
+// backslash are joined first. Only such commands count: a Secret named in
+// prose, or created from a YAML file, is not recognised.
+func createdSecrets(text string) map[string][]string {
+	text = strings.ReplaceAll(text, "\\\n", " ")
+	cmdRE := regexp.MustCompile(`kubectl\s+(?:(?:-n|--namespace)[= ]\S+\s+)?create\s+secret\s+(?:generic|tls|docker-registry)\s+([a-z0-9][a-z0-9.-]*)([^\n]*)`)
+	keyRE := regexp.MustCompile(`--from-(?:literal|file)=([A-Za-z0-9._-]+)=`)
+	out := map[string][]string{}
+	for _, m := range cmdRE.FindAllStringSubmatch(text, -1) {
+		keys := out[m[1]]
+		for _, k := range keyRE.FindAllStringSubmatch(m[2], -1) {
+			keys = append(keys, k[1])
+		}
+		out[m[1]] = keys
+	}
+	return out
+}
+
+// podSecretRefs returns every Secret the Deployment's pod refers to
+// (secret volumes, projected secret sources, env secretKeyRef, envFrom
+// secretRef), each with whether every reference to it is optional.
+func podSecretRefs(t *testing.T, dm manifest) map[string]bool {
+	t.Helper()
+	type ref struct {
+		Name     string `yaml:"name"`
+		Optional *bool  `yaml:"optional"`
+	}
+	var dep struct {
+		Spec struct {
+			Template struct {
+				Spec struct {
+					Volumes []struct {
+						Secret *struct {
+							SecretName string `yaml:"secretName"`
+							Optional   *bool  `yaml:"optional"`
+						} `yaml:"secret"`
+						Projected *struct {
+							Sources []struct {
+								Secret *ref `yaml:"secret"`
+							} `yaml:"sources"`
+						} `yaml:"projected"`
+					} `yaml:"volumes"`
+					Containers []struct {
+						Env []struct {
+							ValueFrom *struct {
+								SecretKeyRef *ref `yaml:"secretKeyRef"`
+							} `yaml:"valueFrom"`
+						} `yaml:"env"`
+						EnvFrom []struct {
+							SecretRef *ref `yaml:"secretRef"`
+						} `yaml:"envFrom"`
+					} `yaml:"containers"`
+				} `yaml:"spec"`
+			} `yaml:"template"`
+		} `yaml:"spec"`
+	}
+	dm.decode(t, &dep)
+	optional := map[string]bool{}
+	add := func(name string, opt *bool) {
+		o := opt != nil && *opt
+		if prev, seen := optional[name]; seen {
+			o = o && prev // one required reference makes the Secret required
+		}
+		optional[name] = o
+	}
+	pod := dep.Spec.Template.Spec
+	for _, v := range pod.Volumes {
+		if v.Secret != nil {
+			add(v.Secret.SecretName, v.Secret.Optional)
+		}
+		if v.Projected != nil {
+			for _, s := range v.Projected.Sources {
+				if s.Secret != nil {
+					add(s.Secret.Name, s.Secret.Optional)
+				}
+			}
+		}
+	}
+	for _, c := range pod.Containers {
+		for _, e := range c.Env {
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+				add(e.ValueFrom.SecretKeyRef.Name, e.ValueFrom.SecretKeyRef.Optional)
+			}
+		}
+		for _, e := range c.EnvFrom {
+			if e.SecretRef != nil {
+				add(e.SecretRef.Name, e.SecretRef.Optional)
+			}
+		}
+	}
+	return optional
+}
+
+// Ensure the install steps of docs/operations.md ("Deploying on
+// Kubernetes") create every Secret the Deployment needs: a Secret the pod
+// refers to without optional: true must be created by a `kubectl create
+// secret` command there, with every key the ConfigMap's *_FILE settings
+// read from it; otherwise pods following the steps never start.
+func TestK8sInstallStepsCreateMountedSecrets(t *testing.T) {
+	ms := readManifests(t)
+	dm := single(t, ms, "Deployment")
+	refs := podSecretRefs(t, dm)
+	if len(refs) == 0 {
+		t.Fatal("the Deployment refers to no Secret; want at least the Zoom credentials")
+	}
+	created := createdSecrets(docSection(t, operationsDoc, "Deploying on Kubernetes"))
+
+	// Keys read from each Secret, by the *_FILE settings of the ConfigMap.
+	var cm struct {
+		Data map[string]string `yaml:"data"`
+	}
+	single(t, ms, "ConfigMap").decode(t, &cm)
+	var dep k8sDeployment
+	dm.decode(t, &dep)
+	mountSecret := map[string]string{} // mount path -> secret
+	for _, v := range dep.Spec.Template.Spec.Volumes {
+		for _, c := range dep.Spec.Template.Spec.Containers {
+			for _, vm := range c.VolumeMounts {
+				if v.Secret != nil && vm.Name == v.Name {
+					mountSecret[vm.MountPath] = v.Secret.SecretName
+				}
+			}
+		}
+	}
+	readKeys := map[string][]string{}
+	for k, v := range cm.Data {
+		if !strings.HasSuffix(k, "_FILE") {
+			continue
+		}
+		for _, p := range strings.Split(v, ",") {
+			if s, ok := mountSecret[filepath.Dir(p)]; ok {
+				readKeys[s] = append(readKeys[s], filepath.Base(p))
+			}
+		}
+	}
+
+	for name, optional := range refs {
+		if optional {
+			continue
+		}
+		keys, ok := created[name]
+		if !ok {
+			t.Errorf("the Deployment needs Secret %s (no optional: true), but the install steps in %s never create it (found %v)", name, operationsDoc, slices.Sorted(maps.Keys(created)))
+			continue
+		}
+		for _, k := range readKeys[name] {
+			if !slices.Contains(keys, k) {
+				t.Errorf("the install steps create Secret %s with keys %v; the ConfigMap reads key %s from it", name, keys, k)
+			}
+		}
 	}
 }

@@ -69,6 +69,11 @@ type Config struct {
 	ResultMaxAge                       time.Duration
 	// DeadLetterKeys seals passwords in dead letters; nil redacts them.
 	DeadLetterKeys *seal.Keyring
+	// DeadLetterKeysOptional lets key files be missing
+	// (DLQ_SEAL_KEY_OPTIONAL, for a Secret mounted with optional: true);
+	// DeadLetterKeysMissing are the ones that were, which Run warns about.
+	DeadLetterKeysOptional bool
+	DeadLetterKeysMissing  []string
 
 	HTTPAddr  string
 	LogLevel  string
@@ -224,6 +229,7 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}()
 	m := metrics.New()
+	warnMissingSealKeys(cfg, log)
 
 	nc, js, err := Connect(cfg, log)
 	if err != nil {
@@ -383,4 +389,19 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// warnMissingSealKeys says, once at start-up, which optional seal key
+// files were not found, and whether passwords in dead letters are
+// therefore redacted rather than sealed.
+func warnMissingSealKeys(cfg Config, log zerolog.Logger) {
+	if len(cfg.DeadLetterKeysMissing) == 0 {
+		return
+	}
+	ev := log.Warn().Strs("missing", cfg.DeadLetterKeysMissing)
+	if cfg.DeadLetterKeys == nil {
+		ev.Msg("no dead-letter seal key found (DLQ_SEAL_KEY_FILE, optional): passwords in dead letters are redacted and those requests cannot be replayed")
+		return
+	}
+	ev.Msg("some dead-letter seal key files were not found (DLQ_SEAL_KEY_FILE, optional): sealing with the first one found")
 }
