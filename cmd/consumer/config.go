@@ -41,6 +41,13 @@ func settings() []setting {
 		{env: "NATS_TLS_CA", flag: "nats-tls-ca", usage: "CA certificate file for NATS TLS", set: str(func(c *Config) *string { return &c.NATSTLSCA })},
 		{env: "NATS_TLS_CERT", flag: "nats-tls-cert", usage: "client certificate file for NATS mutual TLS", set: str(func(c *Config) *string { return &c.NATSTLSCert })},
 		{env: "NATS_TLS_KEY", flag: "nats-tls-key", usage: "client key file for NATS mutual TLS", set: str(func(c *Config) *string { return &c.NATSTLSKey })},
+		{env: "NATS_INBOX_PREFIX", flag: "nats-inbox-prefix", usage: "prefix of the reply subjects instead of _INBOX, for a NATS user who may subscribe only to <prefix>.> (e.g. _INBOX_operator)", set: func(c *Config, v string) error {
+			if v == "" {
+				c.NATSInboxPrefix = ""
+				return nil
+			}
+			return subjectSetter(func(c *Config) *string { return &c.NATSInboxPrefix })(c, v)
+		}},
 
 		{env: "ZOOM_ACCOUNT_ID", flag: "zoom-account-id", file: true, usage: "Zoom Server-to-Server OAuth account id", set: str(func(c *Config) *string { return &c.ZoomAccountID })},
 		{env: "ZOOM_CLIENT_ID", flag: "zoom-client-id", file: true, usage: "Zoom Server-to-Server OAuth client id", set: str(func(c *Config) *string { return &c.ZoomClientID })},

@@ -41,6 +41,9 @@ type Config struct {
 	NATSTLSCA    string
 	NATSTLSCert  string
 	NATSTLSKey   string
+	// NATSInboxPrefix replaces _INBOX in reply subjects (empty: _INBOX),
+	// for users allowed to subscribe only to their own inboxes.
+	NATSInboxPrefix string
 
 	ZoomAccountID    string
 	ZoomClientID     string
@@ -151,6 +154,9 @@ func Connect(cfg Config, log zerolog.Logger) (*nats.Conn, jetstream.JetStream, e
 	}
 	if cfg.NATSTLSCert != "" {
 		opts = append(opts, nats.ClientCert(cfg.NATSTLSCert, cfg.NATSTLSKey))
+	}
+	if cfg.NATSInboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(cfg.NATSInboxPrefix))
 	}
 	nc, err := nats.Connect(cfg.NATSURL, opts...)
 	if err != nil {
