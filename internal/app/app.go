@@ -286,6 +286,8 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.SetVersion(a.version)
+	observeBacklog(m, js, cfg)
 	m.ObserveNATS(nc.IsConnected, func() uint64 { return nc.Stats().Reconnects })
 	m.ObserveReady(func() bool { ok, _ := ReadyState(nc.IsConnected(), svc.Status()); return ok })
 
