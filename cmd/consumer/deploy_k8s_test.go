@@ -411,7 +411,6 @@ func TestK8sManifests(t *testing.T) {
 		t.Errorf("ServiceMonitor endpoints = %+v; want port %s path /metrics", smon.Spec.Endpoints, svcPort)
 	}
 
-	checkAlerts(t, single(t, ms, "PrometheusRule"))
 	checkNACK(t, ms, cfg)
 	checkKEDA(t, single(t, ms, "ScaledObject"), dm.head.Metadata.Name)
 	checkNetworkPolicy(t, single(t, ms, "NetworkPolicy"), dep, cfg, portName, httpPort)
@@ -430,58 +429,138 @@ func TestK8sManifests(t *testing.T) {
 	}
 }
 
-// checkAlerts checks that every zoomprov_ metric an alert uses exists.
-func checkAlerts(t *testing.T, m manifest) {
+// alertRule is one rule of the PrometheusRule.
+type alertRule struct {
+	Alert       string            `yaml:"alert"`
+	Record      string            `yaml:"record"`
+	Expr        string            `yaml:"expr"`
+	For         *string           `yaml:"for"`
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
+}
+
+// alertRules returns every rule of the PrometheusRule.
+func alertRules(t *testing.T, ms []manifest) []alertRule {
 	t.Helper()
 	var rule struct {
 		Spec struct {
 			Groups []struct {
-				Rules []struct {
-					Alert string `yaml:"alert"`
-					Expr  string `yaml:"expr"`
-				} `yaml:"rules"`
+				Name  string      `yaml:"name"`
+				Rules []alertRule `yaml:"rules"`
 			} `yaml:"groups"`
 		} `yaml:"spec"`
 	}
-	m.decode(t, &rule)
-	reg := metrics.New()
-	reg.ObserveService(func() metrics.ServiceState { return metrics.ServiceState{} })
-	reg.ObserveNATS(func() bool { return true }, func() uint64 { return 0 })
-	reg.ObserveReady(func() bool { return true })
-	fams, err := reg.Registry().Gather()
+	single(t, ms, "PrometheusRule").decode(t, &rule)
+	var out []alertRule
+	for _, g := range rule.Spec.Groups {
+		out = append(out, g.Rules...)
+	}
+	if len(out) == 0 {
+		t.Fatal("the PrometheusRule has no rules")
+	}
+	return out
+}
+
+// runbookBase is where every alert's runbook_url points: the operations
+// guide on the repository's main branch, then "#" and the section's
+// anchor.
+const runbookBase = "https://github.com/zoomprov/consumer/blob/main/docs/operations.md#"
+
+// markdownAnchors returns the anchors GitHub gives the headings of a
+// Markdown text (lower case; letters, digits, spaces turned into hyphens,
+// hyphens and underscores kept; a repeated heading gets -1, -2, ...),
+// with each heading's title.
+func markdownAnchors(text string) map[string]string {
+	out := map[string]string{}
+	seen := map[string]int{}
+	inCode := false
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "```") {
+			inCode = !inCode
+		}
+		if inCode || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		title := strings.TrimSpace(strings.TrimLeft(line, "#"))
+		var b strings.Builder
+		for _, r := range strings.ToLower(title) {
+			switch {
+			case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_':
+				b.WriteRune(r)
+			case r == ' ':
+				b.WriteRune('-')
+			}
+		}
+		a := b.String()
+		if n := seen[a]; n > 0 {
+			seen[a]++
+			a = fmt.Sprintf("%s-%d", a, n)
+		} else {
+			seen[a] = 1
+		}
+		out[a] = title
+	}
+	return out
+}
+
+// Ensure every alerting rule is complete and documented: an expression, a
+// for (0m for "at once"), a severity of warning or critical, a summary, and
+// a runbook_url pointing at a section of docs/operations.md titled with the
+// alert's name; and that the alerts people rely on exist. (.ci/run lints
+// the expressions with promtool; TestDashboardAndRulesUseExportedMetrics
+// checks their metrics.)
+func TestPrometheusRules(t *testing.T) {
+	rules := alertRules(t, readManifests(t))
+	doc, err := os.ReadFile(operationsDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
+	anchors := markdownAnchors(string(doc))
 	names := map[string]bool{}
-	for _, f := range fams {
-		names[f.GetName()] = true
-	}
-	metricRE := regexp.MustCompile(`zoomprov_[a-z_]+`)
-	alerts := 0
-	for _, g := range rule.Spec.Groups {
-		for _, r := range g.Rules {
-			alerts++
-			used := metricRE.FindAllString(r.Expr, -1)
-			if len(used) == 0 {
-				t.Errorf("alert %s uses no zoomprov_ metric: %s", r.Alert, r.Expr)
-			}
-			for _, n := range used {
-				base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(n, "_bucket"), "_sum"), "_count")
-				if !names[n] && !names[base] {
-					t.Errorf("alert %s uses %s, which the service does not export", r.Alert, n)
-				}
-			}
+	for _, r := range rules {
+		if r.Alert == "" {
+			t.Errorf("rule %q is not an alert; want only alerts (or document recording rules here)", r.Record)
+			continue
+		}
+		if names[r.Alert] {
+			t.Errorf("alert %s defined twice", r.Alert)
+		}
+		names[r.Alert] = true
+		if strings.TrimSpace(r.Expr) == "" {
+			t.Errorf("alert %s has no expr", r.Alert)
+		}
+		if r.For == nil {
+			t.Errorf("alert %s has no for; write for: 0m to fire at once", r.Alert)
+		} else if _, err := time.ParseDuration(*r.For); err != nil {
+			t.Errorf("alert %s: for %q: %v", r.Alert, *r.For, err)
+		}
+		if sev := r.Labels["severity"]; sev != "warning" && sev != "critical" {
+			t.Errorf("alert %s: severity %q; want warning or critical", r.Alert, sev)
+		}
+		if r.Annotations["summary"] == "" {
+			t.Errorf("alert %s has no summary", r.Alert)
+		}
+		url := r.Annotations["runbook_url"]
+		anchor, ok := strings.CutPrefix(url, runbookBase)
+		switch {
+		case !ok:
+			t.Errorf("alert %s: runbook_url %q; want %s<anchor>", r.Alert, url, runbookBase)
+		case anchors[anchor] != r.Alert:
+			t.Errorf("alert %s: runbook_url anchor #%s is the heading %q in %s; want a section titled %s", r.Alert, anchor, anchors[anchor], operationsDoc, r.Alert)
 		}
 	}
-	for _, want := range []string{"zoomprov_quota_gate_closed", "zoomprov_dead_letters_total", "zoomprov_ready", "zoomprov_held", "zoomprov_zoom_rate_limited_total"} {
-		found := false
-		for _, g := range rule.Spec.Groups {
-			for _, r := range g.Rules {
-				found = found || strings.Contains(r.Expr, want)
-			}
+	for _, want := range []string{
+		"ZoomProvisionerQuotaExhausted", "ZoomProvisionerDeadLetters", "ZoomProvisionerHeld", "ZoomProvisionerNotReady",
+		"ZoomProvisionerDown", "ZoomProvisionerRateLimited", "ZoomProvisionerBacklogStalled", "ZoomProvisionerBacklogOld",
+		"ZoomProvisioningGuardTripped", "ZoomProvisionerDriftPersisting",
+	} {
+		if !names[want] {
+			t.Errorf("no alert %s", want)
 		}
-		if !found {
-			t.Errorf("no alert on %s", want)
+	}
+	for _, r := range rules {
+		if strings.Contains(r.Expr, "zoomprov_guard_tripped") && r.Alert != "ZoomProvisioningGuardTripped" {
+			t.Errorf("alert %s uses zoomprov_guard_tripped; want that in ZoomProvisioningGuardTripped", r.Alert)
 		}
 	}
 }
