@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -178,6 +180,25 @@ func TestRunMetrics(t *testing.T) {
 	}
 	if n, ok := series(fams, "zoomprov_quota_gate_reset_seconds", "scope", "create"); !ok || n <= 0 {
 		t.Errorf("zoomprov_quota_gate_reset_seconds{scope=create} = %v (present %v); want the time to the reset", n, ok)
+	}
+	if n, ok := series(fams, "zoomprov_quota_gate_reopen_timestamp_seconds", "scope", "create"); !ok || n <= float64(time.Now().Unix()) {
+		t.Errorf("zoomprov_quota_gate_reopen_timestamp_seconds{scope=create} = %v (present %v); want the reset, in the future", n, ok)
+	}
+	// The deferred invitation waits in the create consumer's backlog.
+	if n, ok := series(fams, "zoomprov_backlog_requests", "action", "create"); !ok || n < 1 {
+		t.Errorf("zoomprov_backlog_requests{action=create} = %v (present %v); want the deferred invitation", n, ok)
+	}
+	if n, ok := series(fams, "zoomprov_backlog_oldest_age_seconds", "action", "create"); !ok || n <= 0 {
+		t.Errorf("zoomprov_backlog_oldest_age_seconds{action=create} = %v (present %v); want its age", n, ok)
+	}
+	if n, ok := series(fams, "zoomprov_backlog_requests", "action", "ssoCreate"); !ok || n != 0 {
+		t.Errorf("zoomprov_backlog_requests{action=ssoCreate} = %v (present %v); want 0, all handled", n, ok)
+	}
+	if n, ok := series(fams, "zoomprov_last_handled_timestamp_seconds", "action", "ssoCreate"); !ok || time.Since(time.UnixMilli(int64(n*1000))) > time.Minute {
+		t.Errorf("zoomprov_last_handled_timestamp_seconds{action=ssoCreate} = %v (present %v); want a moment ago", n, ok)
+	}
+	if n, ok := series(fams, "zoomprov_build_info", "version", version, "goversion", runtime.Version(), "natsgo", natsgoVersion()); !ok || n != 1 {
+		t.Errorf("zoomprov_build_info{version=%s,goversion=%s} = %v (present %v); want 1", version, runtime.Version(), n, ok)
 	}
 	for name := range fams {
 		if !strings.HasPrefix(name, "zoomprov_") && !strings.HasPrefix(name, "go_") && !strings.HasPrefix(name, "process_") && !strings.HasPrefix(name, "promhttp_") {
@@ -380,4 +401,17 @@ func TestRunTraceContext(t *testing.T) {
 	if !col.received(raw) {
 		t.Errorf("the collector received no span of trace %s", traceHex)
 	}
+}
+
+// natsgoVersion is the nats.go module's version in this binary's build
+// information.
+func natsgoVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/nats-io/nats.go" {
+				return d.Version
+			}
+		}
+	}
+	return "unknown"
 }
