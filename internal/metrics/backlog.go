@@ -100,14 +100,32 @@ func (c *backlogCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *backlogCollector) Collect(ch chan<- prometheus.Metric) {
+	// One series per label value: consumers that fall into "other"
+	// together add up, and their oldest request is the oldest of all.
+	byLabel := map[string]*Backlog{}
+	var order []string
 	for _, b := range c.reading() {
 		action := b.Action
 		if !slices.Contains(consumerLabels, action) {
 			action = Other
 		}
+		agg, ok := byLabel[action]
+		if !ok {
+			agg = &Backlog{Action: action}
+			byLabel[action] = agg
+			order = append(order, action)
+		}
+		agg.Requests += b.Requests
+		if !b.Oldest.IsZero() && (agg.Oldest.IsZero() || b.Oldest.Before(agg.Oldest)) {
+			agg.Oldest = b.Oldest
+		}
+	}
+	now := c.now()
+	for _, action := range order {
+		b := byLabel[action]
 		age := 0.0
 		if !b.Oldest.IsZero() {
-			age = max(c.now().Sub(b.Oldest).Seconds(), 0)
+			age = max(now.Sub(b.Oldest).Seconds(), 0)
 		}
 		ch <- prometheus.MustNewConstMetric(c.requests, prometheus.GaugeValue, float64(b.Requests), action)
 		ch <- prometheus.MustNewConstMetric(c.oldestAge, prometheus.GaugeValue, age, action)

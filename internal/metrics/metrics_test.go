@@ -75,6 +75,9 @@ func TestNilMetrics(t *testing.T) {
 	m.ObserveService(func() metrics.ServiceState { return metrics.ServiceState{} })
 	m.ObserveNATS(func() bool { return true }, func() uint64 { return 0 })
 	m.ObserveReady(func() bool { return true })
+	m.Handled("create", "created", time.Now(), time.Now())
+	m.SetVersion("v1")
+	m.ObserveBacklog(func(context.Context) ([]metrics.Backlog, error) { return nil, nil }, time.Second, time.Second)
 	if m.Registry() != nil {
 		t.Errorf("nil Metrics Registry() = non-nil; want nil")
 	}
@@ -441,6 +444,7 @@ func TestBacklogCollector(t *testing.T) {
 			{Action: "create", Requests: 7, Oldest: stored},
 			{Action: "parked", Requests: 0},
 			{Action: "bogus", Requests: 1, Oldest: stored},
+			{Action: "made-up", Requests: 2, Oldest: stored.Add(-time.Hour)},
 		}, fail
 	}, time.Hour, time.Second)
 
@@ -455,7 +459,8 @@ func TestBacklogCollector(t *testing.T) {
 	check("zoomprov_backlog_oldest_age_seconds", "create", 90, 95)
 	check("zoomprov_backlog_requests", "parked", 0, 0)
 	check("zoomprov_backlog_oldest_age_seconds", "parked", 0, 0)
-	check("zoomprov_backlog_requests", "other", 1, 1)
+	check("zoomprov_backlog_requests", "other", 3, 3)
+	check("zoomprov_backlog_oldest_age_seconds", "other", 3690, 3695)
 	if reads != 1 {
 		t.Errorf("backlog read %d times for several gathers within the cache period; want 1", reads)
 	}
