@@ -22,6 +22,7 @@ type NATSProcess struct {
 	dir      string
 	port     int
 	ownStore bool
+	extra    string
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -32,7 +33,15 @@ type NATSProcess struct {
 // the same memory and disk limits as StartNATS, and waits until it accepts
 // connections.
 func StartNATSProcess(bin, storeDir string) (*NATSProcess, error) {
-	p := &NATSProcess{bin: bin, dir: storeDir}
+	return StartNATSProcessWithConfig(bin, storeDir, "")
+}
+
+// StartNATSProcessWithConfig is StartNATSProcess with extra appended to
+// the server's configuration file: accounts, users and permissions, a
+// log_file, and the like. The process's configuration file is
+// server.conf in the store directory.
+func StartNATSProcessWithConfig(bin, storeDir, extra string) (*NATSProcess, error) {
+	p := &NATSProcess{bin: bin, dir: storeDir, extra: extra}
 	if p.dir == "" {
 		dir, err := os.MkdirTemp("", "zoomprov-natsproc-")
 		if err != nil {
@@ -77,7 +86,7 @@ func (p *NATSProcess) Start() error {
 		return errors.New("testenv: nats-server process already running")
 	}
 	conf := filepath.Join(p.dir, "server.conf")
-	text := fmt.Sprintf("listen: 127.0.0.1:%d\njetstream {\n  store_dir: %q\n  max_memory_store: 268435456\n  max_file_store: 1073741824\n}\n", p.port, p.dir)
+	text := fmt.Sprintf("listen: 127.0.0.1:%d\njetstream {\n  store_dir: %q\n  max_memory_store: 268435456\n  max_file_store: 1073741824\n}\n", p.port, p.dir) + p.extra
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		return fmt.Errorf("testenv: write server config: %w", err)
 	}

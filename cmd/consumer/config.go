@@ -41,6 +41,13 @@ func settings() []setting {
 		{env: "NATS_TLS_CA", flag: "nats-tls-ca", usage: "CA certificate file for NATS TLS", set: str(func(c *Config) *string { return &c.NATSTLSCA })},
 		{env: "NATS_TLS_CERT", flag: "nats-tls-cert", usage: "client certificate file for NATS mutual TLS", set: str(func(c *Config) *string { return &c.NATSTLSCert })},
 		{env: "NATS_TLS_KEY", flag: "nats-tls-key", usage: "client key file for NATS mutual TLS", set: str(func(c *Config) *string { return &c.NATSTLSKey })},
+		{env: "NATS_INBOX_PREFIX", flag: "nats-inbox-prefix", usage: "prefix of the reply subjects instead of _INBOX, for a NATS user who may subscribe only to <prefix>.> (e.g. _INBOX_operator)", set: func(c *Config, v string) error {
+			if v == "" {
+				c.NATSInboxPrefix = ""
+				return nil
+			}
+			return subjectSetter(func(c *Config) *string { return &c.NATSInboxPrefix })(c, v)
+		}},
 
 		{env: "ZOOM_ACCOUNT_ID", flag: "zoom-account-id", file: true, usage: "Zoom Server-to-Server OAuth account id", set: str(func(c *Config) *string { return &c.ZoomAccountID })},
 		{env: "ZOOM_CLIENT_ID", flag: "zoom-client-id", file: true, usage: "Zoom Server-to-Server OAuth client id", set: str(func(c *Config) *string { return &c.ZoomClientID })},
@@ -95,12 +102,21 @@ func settings() []setting {
 		{env: "RESULT_MAX_AGE", flag: "result-max-age", def: "720h", usage: "how long the result stream keeps events (0 = forever)", set: durationSetter(func(c *Config) *time.Duration { return &c.ResultMaxAge }, 0)},
 		{env: "DLQ_STREAM", flag: "dlq-stream", def: "ZOOM_USERS_DLQ", usage: "dead-letter stream", set: nameSetter(func(c *Config) *string { return &c.DeadLetterStream })},
 		{env: "DLQ_SUBJECT_PREFIX", flag: "dlq-subject-prefix", def: "zoom.users.dlq", usage: "dead-letter subject prefix (dead letters on <prefix>.<action>)", set: subjectSetter(func(c *Config) *string { return &c.DeadLetterPrefix })},
+		// Before sealKeySetting: its setter reads this one.
+		{env: sealKeyOptionalSetting, flag: "dlq-seal-key-optional", def: "false", usage: "a DLQ_SEAL_KEY_FILE that does not exist is skipped with a warning instead of stopping start-up; with none left, passwords in dead letters are redacted (for a Secret mounted with optional: true)", set: boolSetter(func(c *Config) *bool { return &c.DeadLetterKeysOptional })},
 		{env: sealKeySetting, flag: "dlq-seal-key-file", usage: "file(s) of 32 random bytes that seal passwords in dead letters, comma separated: the first seals, any opens (empty = passwords are redacted)", set: func(c *Config, v string) error {
-			c.DeadLetterKeys = nil
+			c.DeadLetterKeys, c.DeadLetterKeysMissing = nil, nil
 			if v == "" {
 				return nil
 			}
-			k, err := seal.Load(strings.Split(v, ",")...)
+			paths := strings.Split(v, ",")
+			if c.DeadLetterKeysOptional {
+				paths, c.DeadLetterKeysMissing = existingFiles(paths)
+				if len(paths) == 0 {
+					return nil
+				}
+			}
+			k, err := seal.Load(paths...)
 			c.DeadLetterKeys = k
 			return err
 		}},
@@ -150,9 +166,26 @@ func parseConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (C
 	return parseSettings(fs, args, getenv, settings())
 }
 
-// natsSettings are the settings of commands that only talk to NATS.
-// sealKeySetting names the seal keys, a setting of run and dlq replay only.
-const sealKeySetting = "DLQ_SEAL_KEY_FILE"
+// sealKeySetting names the seal keys, a setting of run and dlq replay
+// only; sealKeyOptionalSetting, a setting of run only, lets the key files
+// be missing.
+const (
+	sealKeySetting         = "DLQ_SEAL_KEY_FILE"
+	sealKeyOptionalSetting = "DLQ_SEAL_KEY_OPTIONAL"
+)
+
+// existingFiles splits paths into those that exist (or cannot be checked:
+// seal.Load then says why) and those that do not exist.
+func existingFiles(paths []string) (exist, missing []string) {
+	for _, p := range paths {
+		if _, err := os.Stat(strings.TrimSpace(p)); errors.Is(err, os.ErrNotExist) {
+			missing = append(missing, strings.TrimSpace(p))
+			continue
+		}
+		exist = append(exist, p)
+	}
+	return exist, missing
+}
 
 // settingNamed returns the setting of environment variable env.
 func settingNamed(env string) setting {
@@ -164,10 +197,11 @@ func settingNamed(env string) setting {
 	panic("no setting " + env)
 }
 
+// natsSettings are the settings of commands that only talk to NATS.
 func natsSettings() []setting {
 	var out []setting
 	for _, s := range settings() {
-		if strings.HasPrefix(s.env, "NATS_") || strings.HasPrefix(s.env, "REQUEST_") || s.env == "OPERATION_SUBJECT_PREFIX" || strings.HasPrefix(s.env, "RESULT_") || (strings.HasPrefix(s.env, "DLQ_") && s.env != sealKeySetting) || s.env == "CONSUMER_PREFIX" {
+		if strings.HasPrefix(s.env, "NATS_") || strings.HasPrefix(s.env, "REQUEST_") || s.env == "OPERATION_SUBJECT_PREFIX" || strings.HasPrefix(s.env, "RESULT_") || (strings.HasPrefix(s.env, "DLQ_") && s.env != sealKeySetting && s.env != sealKeyOptionalSetting) || s.env == "CONSUMER_PREFIX" {
 			out = append(out, s)
 		}
 	}

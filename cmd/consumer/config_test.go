@@ -149,6 +149,12 @@ func TestParseConfigValues(t *testing.T) {
 			func(c Config) any { return c.StreamReplicas }, topology.AutoReplicas},
 		{"no DLQ_SEAL_KEY_FILE: passwords are redacted", nil, nil,
 			func(c Config) any { return c.DeadLetterKeys == nil }, true},
+		{"no NATS_INBOX_PREFIX: the client's _INBOX", nil, nil,
+			func(c Config) any { return c.NATSInboxPrefix }, ""},
+		{"NATS_INBOX_PREFIX from env", map[string]string{"NATS_INBOX_PREFIX": "_INBOX_operator"}, nil,
+			func(c Config) any { return c.NATSInboxPrefix }, "_INBOX_operator"},
+		{"--nats-inbox-prefix beats NATS_INBOX_PREFIX", map[string]string{"NATS_INBOX_PREFIX": "_INBOX_env"}, []string{"--nats-inbox-prefix", "_INBOX.ops"},
+			func(c Config) any { return c.NATSInboxPrefix }, "_INBOX.ops"},
 
 		{"flag beats env: --nats-url", map[string]string{"NATS_URL": "nats://env:4222"}, []string{"--nats-url", "nats://flag:4222"},
 			func(c Config) any { return c.NATSURL }, "nats://flag:4222"},
@@ -349,6 +355,9 @@ func TestParseConfigRejectsMalformed(t *testing.T) {
 		{env: map[string]string{"RESULT_SUBJECT_PREFIX": "a.>"}, wantName: "RESULT_SUBJECT_PREFIX"},
 		{env: map[string]string{"DLQ_SUBJECT_PREFIX": "a..b"}, wantName: "DLQ_SUBJECT_PREFIX"},
 		{env: map[string]string{"DLQ_SUBJECT_PREFIX": "a."}, wantName: "DLQ_SUBJECT_PREFIX"},
+		{env: map[string]string{"NATS_INBOX_PREFIX": "_INBOX_ops.>"}, wantName: "NATS_INBOX_PREFIX"},
+		{env: map[string]string{"NATS_INBOX_PREFIX": "_INBOX ops"}, wantName: "NATS_INBOX_PREFIX"},
+		{env: map[string]string{"DLQ_SEAL_KEY_OPTIONAL": "perhaps"}, wantName: "DLQ_SEAL_KEY_OPTIONAL"},
 		{args: []string{"--max-in-flight", "0"}, wantName: "--max-in-flight"},
 		{args: []string{"--zoom-timeout=abc"}, wantName: "--zoom-timeout"},
 		{args: []string{"--log-format", "xml"}, wantName: "--log-format"},
@@ -446,6 +455,46 @@ func TestRequireZoom(t *testing.T) {
 			var es *errSetting
 			if !errors.As(err, &es) || es.Name != tc.wantName {
 				t.Errorf("requireZoom(%v) = %#v; want *errSetting for %s", tc.env, err, tc.wantName)
+			}
+		})
+	}
+}
+
+// Ensure DLQ_SEAL_KEY_OPTIONAL (the Kubernetes Secret mounted with
+// optional: true) skips key files that do not exist, and only those: with
+// none left passwords are redacted, a malformed key still stops start-up,
+// and without the setting a missing key file is an error as before.
+func TestParseConfigOptionalSealKey(t *testing.T) {
+	good := writeFile(t, "good.key", strings.Repeat("ab", 32))
+	short := writeFile(t, "short.key", "0123456789abcdef")
+	missing := filepath.Join(t.TempDir(), "missing.key")
+	tests := []struct {
+		name        string
+		env         map[string]string
+		wantErr     bool
+		wantKeys    bool
+		wantMissing []string
+	}{
+		{"missing, not optional", map[string]string{"DLQ_SEAL_KEY_FILE": missing}, true, false, nil},
+		{"missing, optional", map[string]string{"DLQ_SEAL_KEY_FILE": missing, "DLQ_SEAL_KEY_OPTIONAL": "true"}, false, false, []string{missing}},
+		{"one of two missing, optional", map[string]string{"DLQ_SEAL_KEY_FILE": missing + "," + good, "DLQ_SEAL_KEY_OPTIONAL": "true"}, false, true, []string{missing}},
+		{"present, optional", map[string]string{"DLQ_SEAL_KEY_FILE": good, "DLQ_SEAL_KEY_OPTIONAL": "true"}, false, true, nil},
+		{"malformed, optional", map[string]string{"DLQ_SEAL_KEY_FILE": short, "DLQ_SEAL_KEY_OPTIONAL": "true"}, true, false, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parse(tc.env)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("parseConfig(%v) = %v; want error %v", tc.env, err, tc.wantErr)
+			}
+			if err != nil {
+				if !strings.Contains(err.Error(), "DLQ_SEAL_KEY_FILE") {
+					t.Errorf("parseConfig(%v) = %q; want it to name DLQ_SEAL_KEY_FILE", tc.env, err)
+				}
+				return
+			}
+			if (cfg.DeadLetterKeys != nil) != tc.wantKeys || !reflect.DeepEqual(cfg.DeadLetterKeysMissing, tc.wantMissing) {
+				t.Errorf("parseConfig(%v) keys %v, missing %q; want keys %v, missing %q", tc.env, cfg.DeadLetterKeys != nil, cfg.DeadLetterKeysMissing, tc.wantKeys, tc.wantMissing)
 			}
 		})
 	}

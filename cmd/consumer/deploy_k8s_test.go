@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -22,7 +23,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"gopkg.in/yaml.v3"
 
-	"github.com/zoomprov/consumer/internal/metrics"
 	"github.com/zoomprov/consumer/internal/topology"
 	"github.com/zoomprov/consumer/testenv"
 )
@@ -39,6 +39,7 @@ var k8sKinds = map[string]string{
 	"Service":             "v1",
 	"Deployment":          "apps/v1",
 	"PodDisruptionBudget": "policy/v1",
+	"NetworkPolicy":       "networking.k8s.io/v1",
 	"ServiceMonitor":      "monitoring.coreos.com/v1",
 	"PrometheusRule":      "monitoring.coreos.com/v1",
 	"ScaledObject":        "keda.sh/v1alpha1",
@@ -46,6 +47,7 @@ var k8sKinds = map[string]string{
 	"Consumer":            "jetstream.nats.io/v1beta2",
 	"KeyValue":            "jetstream.nats.io/v1beta2",
 	"Kustomization":       "kustomize.config.k8s.io/v1beta1",
+	"Component":           "kustomize.config.k8s.io/v1alpha1",
 }
 
 // sdkEnv are variables the manifests may set that are not settings of
@@ -61,7 +63,7 @@ var sdkEnv = map[string]bool{
 
 // manifest is one YAML document of deploy/k8s.
 type manifest struct {
-	file string
+	file string // the path under deploy/k8s, e.g. components/keda/keda-scaledobject.yaml
 	doc  *yaml.Node
 	head struct {
 		APIVersion string `yaml:"apiVersion"`
@@ -81,10 +83,17 @@ func (m manifest) decode(t *testing.T, v any) {
 }
 
 // readManifests parses every YAML document of every *.yaml file in
-// deploy/k8s and checks each has a known kind with its apiVersion.
+// deploy/k8s and its directories (the components) and checks each has a
+// known kind with its apiVersion.
 func readManifests(t *testing.T) []manifest {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join(k8sDir, "*.yaml"))
+	var paths []string
+	err := filepath.WalkDir(k8sDir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".yaml") {
+			paths = append(paths, p)
+		}
+		return err
+	})
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("no YAML in %s (%v)", k8sDir, err)
 	}
@@ -104,12 +113,13 @@ func readManifests(t *testing.T) []manifest {
 			if err != nil {
 				t.Fatalf("%s document %d: %v", filepath.Base(p), i, err)
 			}
-			m := manifest{file: filepath.Base(p), doc: &doc}
+			rel, _ := filepath.Rel(k8sDir, p)
+			m := manifest{file: filepath.ToSlash(rel), doc: &doc}
 			m.decode(t, &m.head)
 			if want, ok := k8sKinds[m.head.Kind]; !ok || m.head.APIVersion != want {
 				t.Errorf("%s document %d: kind %q apiVersion %q; want a known kind with its apiVersion (%s)", m.file, i, m.head.Kind, m.head.APIVersion, want)
 			}
-			if m.head.Kind != "Kustomization" && m.head.Metadata.Name == "" {
+			if m.head.Kind != "Kustomization" && m.head.Kind != "Component" && m.head.Metadata.Name == "" {
 				t.Errorf("%s document %d (%s): no metadata.name", m.file, i, m.head.Kind)
 			}
 			out = append(out, m)
@@ -217,24 +227,7 @@ type (
 func TestK8sManifests(t *testing.T) {
 	ms := readManifests(t)
 
-	// The kustomization lists files that exist and are not examples.
-	var kust struct {
-		Resources []string `yaml:"resources"`
-	}
-	single(t, ms, "Kustomization").decode(t, &kust)
-	for _, r := range kust.Resources {
-		if _, err := os.Stat(filepath.Join(k8sDir, r)); err != nil {
-			t.Errorf("kustomization.yaml lists %s: %v", r, err)
-		}
-		if strings.Contains(r, "example") {
-			t.Errorf("kustomization.yaml applies %s; examples must not be applied", r)
-		}
-	}
-	for _, want := range []string{"deployment.yaml", "configmap.yaml", "service.yaml", "pdb.yaml"} {
-		if !slices.Contains(kust.Resources, want) {
-			t.Errorf("kustomization.yaml does not list %s", want)
-		}
-	}
+	checkKustomize(t, ms)
 
 	// The ConfigMap: only real settings, and values the service accepts.
 	var cm struct {
@@ -417,9 +410,9 @@ func TestK8sManifests(t *testing.T) {
 		t.Errorf("ServiceMonitor endpoints = %+v; want port %s path /metrics", smon.Spec.Endpoints, svcPort)
 	}
 
-	checkAlerts(t, single(t, ms, "PrometheusRule"))
 	checkNACK(t, ms, cfg)
 	checkKEDA(t, single(t, ms, "ScaledObject"), dm.head.Metadata.Name)
+	checkNetworkPolicy(t, single(t, ms, "NetworkPolicy"), dep, cfg, portName, httpPort)
 
 	var pdb struct {
 		Spec struct {
@@ -435,58 +428,138 @@ func TestK8sManifests(t *testing.T) {
 	}
 }
 
-// checkAlerts checks that every zoomprov_ metric an alert uses exists.
-func checkAlerts(t *testing.T, m manifest) {
+// alertRule is one rule of the PrometheusRule.
+type alertRule struct {
+	Alert       string            `yaml:"alert"`
+	Record      string            `yaml:"record"`
+	Expr        string            `yaml:"expr"`
+	For         *string           `yaml:"for"`
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
+}
+
+// alertRules returns every rule of the PrometheusRule.
+func alertRules(t *testing.T, ms []manifest) []alertRule {
 	t.Helper()
 	var rule struct {
 		Spec struct {
 			Groups []struct {
-				Rules []struct {
-					Alert string `yaml:"alert"`
-					Expr  string `yaml:"expr"`
-				} `yaml:"rules"`
+				Name  string      `yaml:"name"`
+				Rules []alertRule `yaml:"rules"`
 			} `yaml:"groups"`
 		} `yaml:"spec"`
 	}
-	m.decode(t, &rule)
-	reg := metrics.New()
-	reg.ObserveService(func() metrics.ServiceState { return metrics.ServiceState{} })
-	reg.ObserveNATS(func() bool { return true }, func() uint64 { return 0 })
-	reg.ObserveReady(func() bool { return true })
-	fams, err := reg.Registry().Gather()
+	single(t, ms, "PrometheusRule").decode(t, &rule)
+	var out []alertRule
+	for _, g := range rule.Spec.Groups {
+		out = append(out, g.Rules...)
+	}
+	if len(out) == 0 {
+		t.Fatal("the PrometheusRule has no rules")
+	}
+	return out
+}
+
+// runbookBase is where every alert's runbook_url points: the operations
+// guide on the repository's main branch, then "#" and the section's
+// anchor.
+const runbookBase = "https://github.com/zoomprov/consumer/blob/main/docs/operations.md#"
+
+// markdownAnchors returns the anchors GitHub gives the headings of a
+// Markdown text (lower case; letters, digits, spaces turned into hyphens,
+// hyphens and underscores kept; a repeated heading gets -1, -2, ...),
+// with each heading's title.
+func markdownAnchors(text string) map[string]string {
+	out := map[string]string{}
+	seen := map[string]int{}
+	inCode := false
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "```") {
+			inCode = !inCode
+		}
+		if inCode || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		title := strings.TrimSpace(strings.TrimLeft(line, "#"))
+		var b strings.Builder
+		for _, r := range strings.ToLower(title) {
+			switch {
+			case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_':
+				b.WriteRune(r)
+			case r == ' ':
+				b.WriteRune('-')
+			}
+		}
+		a := b.String()
+		if n := seen[a]; n > 0 {
+			seen[a]++
+			a = fmt.Sprintf("%s-%d", a, n)
+		} else {
+			seen[a] = 1
+		}
+		out[a] = title
+	}
+	return out
+}
+
+// Ensure every alerting rule is complete and documented: an expression, a
+// for (0m for "at once"), a severity of warning or critical, a summary, and
+// a runbook_url pointing at a section of docs/operations.md titled with the
+// alert's name; and that the alerts people rely on exist. (.ci/run lints
+// the expressions with promtool; TestDashboardAndRulesUseExportedMetrics
+// checks their metrics.)
+func TestPrometheusRules(t *testing.T) {
+	rules := alertRules(t, readManifests(t))
+	doc, err := os.ReadFile(operationsDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
+	anchors := markdownAnchors(string(doc))
 	names := map[string]bool{}
-	for _, f := range fams {
-		names[f.GetName()] = true
-	}
-	metricRE := regexp.MustCompile(`zoomprov_[a-z_]+`)
-	alerts := 0
-	for _, g := range rule.Spec.Groups {
-		for _, r := range g.Rules {
-			alerts++
-			used := metricRE.FindAllString(r.Expr, -1)
-			if len(used) == 0 {
-				t.Errorf("alert %s uses no zoomprov_ metric: %s", r.Alert, r.Expr)
-			}
-			for _, n := range used {
-				base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(n, "_bucket"), "_sum"), "_count")
-				if !names[n] && !names[base] {
-					t.Errorf("alert %s uses %s, which the service does not export", r.Alert, n)
-				}
-			}
+	for _, r := range rules {
+		if r.Alert == "" {
+			t.Errorf("rule %q is not an alert; want only alerts (or document recording rules here)", r.Record)
+			continue
+		}
+		if names[r.Alert] {
+			t.Errorf("alert %s defined twice", r.Alert)
+		}
+		names[r.Alert] = true
+		if strings.TrimSpace(r.Expr) == "" {
+			t.Errorf("alert %s has no expr", r.Alert)
+		}
+		if r.For == nil {
+			t.Errorf("alert %s has no for; write for: 0m to fire at once", r.Alert)
+		} else if _, err := time.ParseDuration(*r.For); err != nil {
+			t.Errorf("alert %s: for %q: %v", r.Alert, *r.For, err)
+		}
+		if sev := r.Labels["severity"]; sev != "warning" && sev != "critical" {
+			t.Errorf("alert %s: severity %q; want warning or critical", r.Alert, sev)
+		}
+		if r.Annotations["summary"] == "" {
+			t.Errorf("alert %s has no summary", r.Alert)
+		}
+		url := r.Annotations["runbook_url"]
+		anchor, ok := strings.CutPrefix(url, runbookBase)
+		switch {
+		case !ok:
+			t.Errorf("alert %s: runbook_url %q; want %s<anchor>", r.Alert, url, runbookBase)
+		case anchors[anchor] != r.Alert:
+			t.Errorf("alert %s: runbook_url anchor #%s is the heading %q in %s; want a section titled %s", r.Alert, anchor, anchors[anchor], operationsDoc, r.Alert)
 		}
 	}
-	for _, want := range []string{"zoomprov_quota_gate_closed", "zoomprov_dead_letters_total", "zoomprov_ready", "zoomprov_held", "zoomprov_zoom_rate_limited_total"} {
-		found := false
-		for _, g := range rule.Spec.Groups {
-			for _, r := range g.Rules {
-				found = found || strings.Contains(r.Expr, want)
-			}
+	for _, want := range []string{
+		"ZoomProvisionerQuotaExhausted", "ZoomProvisionerDeadLetters", "ZoomProvisionerPaused", "ZoomProvisionerNotReady",
+		"ZoomProvisionerDown", "ZoomProvisionerRateLimited", "ZoomProvisionerBacklogStalled", "ZoomProvisionerBacklogOld",
+		"ZoomProvisioningGuardTripped", "ZoomProvisionerDriftPersisting",
+	} {
+		if !names[want] {
+			t.Errorf("no alert %s", want)
 		}
-		if !found {
-			t.Errorf("no alert on %s", want)
+	}
+	for _, r := range rules {
+		if strings.Contains(r.Expr, "zoomprov_guard_tripped") && r.Alert != "ZoomProvisioningGuardTripped" {
+			t.Errorf("alert %s uses zoomprov_guard_tripped; want that in ZoomProvisioningGuardTripped", r.Alert)
 		}
 	}
 }
@@ -572,7 +645,7 @@ func checkNACK(t *testing.T, ms []manifest, cfg Config) {
 			continue
 		}
 		var action string
-		for _, a := range topology.Actions() {
+		for _, a := range consumersWithParked() {
 			if topo.ConsumerName(a) == c.Spec.DurableName {
 				action = a
 			}
@@ -594,7 +667,7 @@ func checkNACK(t *testing.T, ms []manifest, cfg Config) {
 			t.Errorf("NACK Consumer %s sets pauseUntil; the service pauses and resumes it at run time", c.Spec.DurableName)
 		}
 	}
-	for _, a := range topology.Actions() {
+	for _, a := range consumersWithParked() {
 		if !consumers[topo.ConsumerName(a)] {
 			t.Errorf("no NACK Consumer %s", topo.ConsumerName(a))
 		}
@@ -632,6 +705,252 @@ func checkNACK(t *testing.T, ms []manifest, cfg Config) {
 	for _, b := range []string{topo.AttemptsBucket, topo.QuotaBucket} {
 		if !buckets[b] {
 			t.Errorf("no NACK KeyValue %s", b)
+		}
+	}
+}
+
+func consumersWithParked() []string { return topology.Consumers(topology.Actions()) }
+
+// optionalKinds are the kinds that need an operator's CRDs: only the
+// components may hold them, never the base kustomization.
+var optionalKinds = map[string]string{
+	"ServiceMonitor": "prometheus-operator", "PrometheusRule": "prometheus-operator",
+	"ScaledObject": "keda",
+	"Stream":       "nack", "Consumer": "nack", "KeyValue": "nack",
+}
+
+// checkKustomize checks the base kustomization and the components: the
+// base lists existing files, no example and nothing that needs a CRD; each
+// optional part is a Component in components/<name> listing its own
+// files; every YAML file is applied by one of them or is an example; and
+// the components' patches address fields the base has.
+func checkKustomize(t *testing.T, ms []manifest) {
+	t.Helper()
+	type kustomization struct {
+		Namespace string   `yaml:"namespace"`
+		Resources []string `yaml:"resources"`
+		Patches   []struct {
+			Target struct {
+				Kind string `yaml:"kind"`
+				Name string `yaml:"name"`
+			} `yaml:"target"`
+			Patch string `yaml:"patch"`
+		} `yaml:"patches"`
+	}
+	byFile := map[string][]manifest{}
+	for _, m := range ms {
+		byFile[m.file] = append(byFile[m.file], m)
+	}
+	applied := map[string]bool{}
+
+	var base kustomization
+	single(t, ms, "Kustomization").decode(t, &base)
+	for _, r := range base.Resources {
+		applied[r] = true
+		if _, err := os.Stat(filepath.Join(k8sDir, r)); err != nil {
+			t.Errorf("kustomization.yaml lists %s: %v", r, err)
+		}
+		if strings.Contains(r, "example") {
+			t.Errorf("kustomization.yaml applies %s; examples must not be applied", r)
+		}
+		for _, m := range byFile[r] {
+			if c, ok := optionalKinds[m.head.Kind]; ok {
+				t.Errorf("kustomization.yaml applies %s, a %s, which needs CRDs; it belongs in components/%s", r, m.head.Kind, c)
+			}
+		}
+	}
+	for _, want := range []string{"deployment.yaml", "configmap.yaml", "service.yaml", "pdb.yaml", "networkpolicy.yaml"} {
+		if !slices.Contains(base.Resources, want) {
+			t.Errorf("kustomization.yaml does not list %s", want)
+		}
+	}
+
+	components := map[string]bool{}
+	for _, cm := range byKind(ms, "Component") {
+		dir := filepath.ToSlash(filepath.Dir(cm.file))
+		name, ok := strings.CutPrefix(dir, "components/")
+		if !ok || strings.Contains(name, "/") {
+			t.Errorf("%s: a Component outside components/<name>/", cm.file)
+			continue
+		}
+		components[name] = true
+		var k kustomization
+		cm.decode(t, &k)
+		if k.Namespace != base.Namespace {
+			t.Errorf("%s: namespace %q; want the base's %q, so its objects land there also in an overlay that sets none", cm.file, k.Namespace, base.Namespace)
+		}
+		for _, r := range k.Resources {
+			f := dir + "/" + r
+			applied[f] = true
+			if strings.Contains(r, "/") || strings.Contains(r, "example") {
+				t.Errorf("%s lists %s; want files of its own directory, no example", cm.file, r)
+			}
+			if _, err := os.Stat(filepath.Join(k8sDir, f)); err != nil {
+				t.Errorf("%s lists %s: %v", cm.file, r, err)
+			}
+			for _, m := range byFile[f] {
+				if c, ok := optionalKinds[m.head.Kind]; ok && c != name {
+					t.Errorf("%s: a %s in component %s; want it in components/%s", f, m.head.Kind, name, c)
+				}
+			}
+		}
+		for _, p := range k.Patches {
+			var target *manifest
+			for _, m := range byKind(ms, p.Target.Kind) {
+				if m.head.Metadata.Name == p.Target.Name && !strings.HasPrefix(m.file, "components/") {
+					target = &m
+				}
+			}
+			if target == nil {
+				t.Errorf("%s patches %s %s, which the base does not have", cm.file, p.Target.Kind, p.Target.Name)
+				continue
+			}
+			var ops []struct {
+				Op   string `yaml:"op"`
+				Path string `yaml:"path"`
+			}
+			if err := yaml.Unmarshal([]byte(p.Patch), &ops); err != nil || len(ops) == 0 {
+				t.Errorf("%s: patch of %s %s is not a JSON 6902 list (%v)", cm.file, p.Target.Kind, p.Target.Name, err)
+				continue
+			}
+			for _, op := range ops {
+				if (op.Op == "remove" || op.Op == "replace") && yamlPath(target.doc, op.Path) == nil {
+					t.Errorf("%s: %s %s on %s %s, which has no such field; the patch would fail", cm.file, op.Op, op.Path, p.Target.Kind, p.Target.Name)
+				}
+			}
+		}
+	}
+	for name := range map[string]bool{"keda": true, "nack": true, "prometheus-operator": true} {
+		if !components[name] {
+			t.Errorf("no Component in components/%s", name)
+		}
+	}
+	for f, docs := range byFile {
+		if applied[f] || strings.Contains(f, "example") || docs[0].head.Kind == "Kustomization" || docs[0].head.Kind == "Component" {
+			continue
+		}
+		t.Errorf("%s is applied by neither kustomization.yaml nor a component, and is not an example", f)
+	}
+}
+
+// yamlPath returns the node at a JSON pointer (/spec/replicas) in doc, or
+// nil.
+func yamlPath(doc *yaml.Node, pointer string) *yaml.Node {
+	n := doc
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	for _, key := range strings.Split(strings.TrimPrefix(pointer, "/"), "/") {
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				next = n.Content[i+1]
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		n = next
+	}
+	return n
+}
+
+// checkNetworkPolicy checks the NetworkPolicy selects the Deployment's
+// pods, lets Prometheus reach the metrics port, and lets the pods reach
+// NATS where NATS_URL points (its port, and the namespace its host names),
+// DNS and Zoom.
+func checkNetworkPolicy(t *testing.T, m manifest, dep k8sDeployment, cfg Config, portName string, httpPort int) {
+	t.Helper()
+	type peer struct {
+		NamespaceSelector *struct {
+			MatchLabels map[string]string `yaml:"matchLabels"`
+		} `yaml:"namespaceSelector"`
+		PodSelector *struct {
+			MatchLabels map[string]string `yaml:"matchLabels"`
+		} `yaml:"podSelector"`
+		IPBlock *struct {
+			CIDR string `yaml:"cidr"`
+		} `yaml:"ipBlock"`
+	}
+	type port struct {
+		Port     any    `yaml:"port"`
+		Protocol string `yaml:"protocol"`
+	}
+	type rule struct {
+		From  []peer `yaml:"from"`
+		To    []peer `yaml:"to"`
+		Ports []port `yaml:"ports"`
+	}
+	var np struct {
+		Spec struct {
+			PodSelector struct {
+				MatchLabels map[string]string `yaml:"matchLabels"`
+			} `yaml:"podSelector"`
+			PolicyTypes []string `yaml:"policyTypes"`
+			Ingress     []rule   `yaml:"ingress"`
+			Egress      []rule   `yaml:"egress"`
+		} `yaml:"spec"`
+	}
+	m.decode(t, &np)
+	if fmt.Sprint(np.Spec.PodSelector.MatchLabels) != fmt.Sprint(dep.Spec.Selector.MatchLabels) {
+		t.Errorf("NetworkPolicy selects %v; want the Deployment's pods %v", np.Spec.PodSelector.MatchLabels, dep.Spec.Selector.MatchLabels)
+	}
+	if !slices.Contains(np.Spec.PolicyTypes, "Ingress") || !slices.Contains(np.Spec.PolicyTypes, "Egress") {
+		t.Errorf("NetworkPolicy policyTypes = %v; want Ingress and Egress", np.Spec.PolicyTypes)
+	}
+	allows := func(rules []rule, p int, proto string, peerOK func(peer) bool) bool {
+		for _, r := range rules {
+			portOK := false
+			for _, rp := range r.Ports {
+				v := fmt.Sprint(rp.Port)
+				if (v == strconv.Itoa(p) || (p == httpPort && v == portName)) && (rp.Protocol == proto || (rp.Protocol == "" && proto == "TCP")) {
+					portOK = true
+				}
+			}
+			peers := append(r.From, r.To...)
+			anyPeer := len(peers) == 0
+			for _, pe := range peers {
+				anyPeer = anyPeer || peerOK(pe)
+			}
+			if portOK && anyPeer {
+				return true
+			}
+		}
+		return false
+	}
+	everyone := func(peer) bool { return true }
+	if !allows(np.Spec.Ingress, httpPort, "TCP", func(p peer) bool { return p.NamespaceSelector != nil }) {
+		t.Errorf("NetworkPolicy ingress lets no namespace (Prometheus) reach port %s (%d)", portName, httpPort)
+	}
+	for _, proto := range []string{"UDP", "TCP"} {
+		if !allows(np.Spec.Egress, 53, proto, everyone) {
+			t.Errorf("NetworkPolicy egress does not allow DNS over %s", proto)
+		}
+	}
+	if !allows(np.Spec.Egress, 443, "TCP", func(p peer) bool { return p.IPBlock != nil && p.IPBlock.CIDR == "0.0.0.0/0" }) {
+		t.Errorf("NetworkPolicy egress does not allow HTTPS (Zoom) to 0.0.0.0/0")
+	}
+	for _, u := range strings.Split(cfg.NATSURL, ",") {
+		host, p, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimSpace(u), "nats://"))
+		if err != nil {
+			t.Fatalf("NATS_URL %q: %v", u, err)
+		}
+		natsPort, _ := strconv.Atoi(p)
+		// <pod>.<service>.<namespace>.svc... or <service>.<namespace>.svc...
+		labels := strings.Split(host, ".")
+		ns := ""
+		for i, l := range labels {
+			if l == "svc" && i > 0 {
+				ns = labels[i-1]
+			}
+		}
+		if !allows(np.Spec.Egress, natsPort, "TCP", func(p peer) bool {
+			return p.NamespaceSelector != nil && (ns == "" || p.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] == ns)
+		}) {
+			t.Errorf("NetworkPolicy egress does not let the pods reach NATS at %s (port %d, namespace %q)", host, natsPort, ns)
 		}
 	}
 }
@@ -873,5 +1192,183 @@ func TestNATSAccountsExample(t *testing.T) {
 		eventually(t, 5*time.Second, func() (bool, string) {
 			return len(violations(audit)) > 0, "audit subscribed to requests without a permissions violation"
 		})
+	}
+}
+
+// operationsDoc is the operators' guide, which holds the install steps.
+const operationsDoc = "../../docs/operations.md"
+
+// docSection returns the text of the "## title" section of a Markdown
+// file, up to the next second-level heading.
+func docSection(t *testing.T, path, title string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	start := strings.Index(text, "\n## "+title+"\n")
+	if start < 0 {
+		t.Fatalf("%s has no section %q", path, "## "+title)
+	}
+	text = text[start+1:]
+	if end := strings.Index(text[3:], "\n## "); end >= 0 {
+		text = text[:end+3]
+	}
+	return text
+}
+
+// createdSecrets returns the Secrets that `kubectl ... create secret`
+// commands in text create, with the keys each command gives them
+// (--from-literal=KEY=..., --from-file=KEY=...). Lines continued with a
+// backslash are joined first. Only such commands count: a Secret named in
+// prose, or created from a YAML file, is not recognised.
+func createdSecrets(text string) map[string][]string {
+	text = strings.ReplaceAll(text, "\\\n", " ")
+	cmdRE := regexp.MustCompile(`kubectl\s+(?:(?:-n|--namespace)[= ]\S+\s+)?create\s+secret\s+(?:generic|tls|docker-registry)\s+([a-z0-9][a-z0-9.-]*)([^\n]*)`)
+	keyRE := regexp.MustCompile(`--from-(?:literal|file)=([A-Za-z0-9._-]+)=`)
+	out := map[string][]string{}
+	for _, m := range cmdRE.FindAllStringSubmatch(text, -1) {
+		keys := out[m[1]]
+		for _, k := range keyRE.FindAllStringSubmatch(m[2], -1) {
+			keys = append(keys, k[1])
+		}
+		out[m[1]] = keys
+	}
+	return out
+}
+
+// podSecretRefs returns every Secret the Deployment's pod refers to
+// (secret volumes, projected secret sources, env secretKeyRef, envFrom
+// secretRef), each with whether every reference to it is optional.
+func podSecretRefs(t *testing.T, dm manifest) map[string]bool {
+	t.Helper()
+	type ref struct {
+		Name     string `yaml:"name"`
+		Optional *bool  `yaml:"optional"`
+	}
+	var dep struct {
+		Spec struct {
+			Template struct {
+				Spec struct {
+					Volumes []struct {
+						Secret *struct {
+							SecretName string `yaml:"secretName"`
+							Optional   *bool  `yaml:"optional"`
+						} `yaml:"secret"`
+						Projected *struct {
+							Sources []struct {
+								Secret *ref `yaml:"secret"`
+							} `yaml:"sources"`
+						} `yaml:"projected"`
+					} `yaml:"volumes"`
+					Containers []struct {
+						Env []struct {
+							ValueFrom *struct {
+								SecretKeyRef *ref `yaml:"secretKeyRef"`
+							} `yaml:"valueFrom"`
+						} `yaml:"env"`
+						EnvFrom []struct {
+							SecretRef *ref `yaml:"secretRef"`
+						} `yaml:"envFrom"`
+					} `yaml:"containers"`
+				} `yaml:"spec"`
+			} `yaml:"template"`
+		} `yaml:"spec"`
+	}
+	dm.decode(t, &dep)
+	optional := map[string]bool{}
+	add := func(name string, opt *bool) {
+		o := opt != nil && *opt
+		if prev, seen := optional[name]; seen {
+			o = o && prev // one required reference makes the Secret required
+		}
+		optional[name] = o
+	}
+	pod := dep.Spec.Template.Spec
+	for _, v := range pod.Volumes {
+		if v.Secret != nil {
+			add(v.Secret.SecretName, v.Secret.Optional)
+		}
+		if v.Projected != nil {
+			for _, s := range v.Projected.Sources {
+				if s.Secret != nil {
+					add(s.Secret.Name, s.Secret.Optional)
+				}
+			}
+		}
+	}
+	for _, c := range pod.Containers {
+		for _, e := range c.Env {
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+				add(e.ValueFrom.SecretKeyRef.Name, e.ValueFrom.SecretKeyRef.Optional)
+			}
+		}
+		for _, e := range c.EnvFrom {
+			if e.SecretRef != nil {
+				add(e.SecretRef.Name, e.SecretRef.Optional)
+			}
+		}
+	}
+	return optional
+}
+
+// Ensure the install steps of docs/operations.md ("Deploying on
+// Kubernetes") create every Secret the Deployment needs: a Secret the pod
+// refers to without optional: true must be created by a `kubectl create
+// secret` command there, with every key the ConfigMap's *_FILE settings
+// read from it; otherwise pods following the steps never start.
+func TestK8sInstallStepsCreateMountedSecrets(t *testing.T) {
+	ms := readManifests(t)
+	dm := single(t, ms, "Deployment")
+	refs := podSecretRefs(t, dm)
+	if len(refs) == 0 {
+		t.Fatal("the Deployment refers to no Secret; want at least the Zoom credentials")
+	}
+	created := createdSecrets(docSection(t, operationsDoc, "Deploying on Kubernetes"))
+
+	// Keys read from each Secret, by the *_FILE settings of the ConfigMap.
+	var cm struct {
+		Data map[string]string `yaml:"data"`
+	}
+	single(t, ms, "ConfigMap").decode(t, &cm)
+	var dep k8sDeployment
+	dm.decode(t, &dep)
+	mountSecret := map[string]string{} // mount path -> secret
+	for _, v := range dep.Spec.Template.Spec.Volumes {
+		for _, c := range dep.Spec.Template.Spec.Containers {
+			for _, vm := range c.VolumeMounts {
+				if v.Secret != nil && vm.Name == v.Name {
+					mountSecret[vm.MountPath] = v.Secret.SecretName
+				}
+			}
+		}
+	}
+	readKeys := map[string][]string{}
+	for k, v := range cm.Data {
+		if !strings.HasSuffix(k, "_FILE") {
+			continue
+		}
+		for _, p := range strings.Split(v, ",") {
+			if s, ok := mountSecret[filepath.Dir(p)]; ok {
+				readKeys[s] = append(readKeys[s], filepath.Base(p))
+			}
+		}
+	}
+
+	for name, optional := range refs {
+		if optional {
+			continue
+		}
+		keys, ok := created[name]
+		if !ok {
+			t.Errorf("the Deployment needs Secret %s (no optional: true), but the install steps in %s never create it (found %v)", name, operationsDoc, slices.Sorted(maps.Keys(created)))
+			continue
+		}
+		for _, k := range readKeys[name] {
+			if !slices.Contains(keys, k) {
+				t.Errorf("the install steps create Secret %s with keys %v; the ConfigMap reads key %s from it", name, keys, k)
+			}
+		}
 	}
 }

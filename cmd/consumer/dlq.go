@@ -18,6 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zoomprov/consumer/internal/app"
@@ -202,6 +203,7 @@ type dlqCmd struct {
 
 	filter dlq.Filter
 	js     jetstream.JetStream
+	nc     *nats.Conn
 	topo   topology.Topology
 	close  func()
 }
@@ -232,7 +234,7 @@ func (c *dlqCmd) start(args []string, getenv func(string) string, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	c.js, c.topo, c.close = js, cfg.Topology(), nc.Close
+	c.js, c.nc, c.topo, c.close = js, nc, cfg.Topology(), nc.Close
 	return nil
 }
 
@@ -245,6 +247,7 @@ func (c *dlqCmd) readFilter() error {
 
 // fail words errors from the dlq package for the command line.
 func (c *dlqCmd) fail(err error) error {
+	err = explainRefusal(c.nc, err)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("%s: stream %s does not exist on this server (is the service provisioned here? DLQ_STREAM names it)", c.name, c.topo.DeadLetterStream)
 	}

@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -166,7 +168,7 @@ func TestRunMetrics(t *testing.T) {
 		{"zoomprov_consumers_bound", nil, 1},
 		{"zoomprov_zoom_credentials_accepted", nil, 1},
 		{"zoomprov_ready", nil, 1},
-		{"zoomprov_held", nil, 0},
+		{"zoomprov_paused", nil, 0},
 		{"zoomprov_zoom_rate_share_requests_per_second", nil, 20},
 	} {
 		if got, ok := series(fams, tc.name, tc.labels...); !ok || got != tc.want {
@@ -178,6 +180,25 @@ func TestRunMetrics(t *testing.T) {
 	}
 	if n, ok := series(fams, "zoomprov_quota_gate_reset_seconds", "scope", "create"); !ok || n <= 0 {
 		t.Errorf("zoomprov_quota_gate_reset_seconds{scope=create} = %v (present %v); want the time to the reset", n, ok)
+	}
+	if n, ok := series(fams, "zoomprov_quota_gate_reopen_timestamp_seconds", "scope", "create"); !ok || n <= float64(time.Now().Unix()) {
+		t.Errorf("zoomprov_quota_gate_reopen_timestamp_seconds{scope=create} = %v (present %v); want the reset, in the future", n, ok)
+	}
+	// The deferred invitation waits in the create consumer's backlog.
+	if n, ok := series(fams, "zoomprov_backlog_requests", "action", "create"); !ok || n < 1 {
+		t.Errorf("zoomprov_backlog_requests{action=create} = %v (present %v); want the deferred invitation", n, ok)
+	}
+	if n, ok := series(fams, "zoomprov_backlog_oldest_age_seconds", "action", "create"); !ok || n <= 0 {
+		t.Errorf("zoomprov_backlog_oldest_age_seconds{action=create} = %v (present %v); want its age", n, ok)
+	}
+	if n, ok := series(fams, "zoomprov_backlog_requests", "action", "ssoCreate"); !ok || n != 0 {
+		t.Errorf("zoomprov_backlog_requests{action=ssoCreate} = %v (present %v); want 0, all handled", n, ok)
+	}
+	if n, ok := series(fams, "zoomprov_last_handled_timestamp_seconds", "action", "ssoCreate"); !ok || time.Since(time.UnixMilli(int64(n*1000))) > time.Minute {
+		t.Errorf("zoomprov_last_handled_timestamp_seconds{action=ssoCreate} = %v (present %v); want a moment ago", n, ok)
+	}
+	if n, ok := series(fams, "zoomprov_build_info", "version", version, "goversion", runtime.Version(), "natsgo", natsgoVersion()); !ok || n != 1 {
+		t.Errorf("zoomprov_build_info{version=%s,goversion=%s} = %v (present %v); want 1", version, runtime.Version(), n, ok)
 	}
 	for name := range fams {
 		if !strings.HasPrefix(name, "zoomprov_") && !strings.HasPrefix(name, "go_") && !strings.HasPrefix(name, "process_") && !strings.HasPrefix(name, "promhttp_") {
@@ -235,8 +256,8 @@ func TestReadinessFollowsZoomCredentials(t *testing.T) {
 		code, r, why := getReady(addr)
 		return code == 503 && strings.Contains(r.Reason, "paused"), why
 	})
-	if v, _ := series(scrape(t, addr), "zoomprov_held"); v != 1 {
-		t.Errorf("zoomprov_held = %v while held; want 1", v)
+	if v, _ := series(scrape(t, addr), "zoomprov_paused"); v != 1 {
+		t.Errorf("zoomprov_paused = %v while held; want 1", v)
 	}
 	sim.RejectCredentials(false)
 	eventually(t, 15*time.Second, func() (bool, string) {
@@ -380,4 +401,17 @@ func TestRunTraceContext(t *testing.T) {
 	if !col.received(raw) {
 		t.Errorf("the collector received no span of trace %s", traceHex)
 	}
+}
+
+// natsgoVersion is the nats.go module's version in this binary's build
+// information.
+func natsgoVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/nats-io/nats.go" {
+				return d.Version
+			}
+		}
+	}
+	return "unknown"
 }

@@ -21,7 +21,7 @@ import (
 
 // publishCommand publishes one request, from a JSON file, stdin or flags,
 // with a Nats-Msg-Id, and optionally waits for its result.
-func publishCommand(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+func publishCommand(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) (err error) {
 	fs := newFlagSet("publish")
 	file := fs.String("file", "", "JSON request body to publish ('-' for stdin)")
 	action := fs.String("action", "", "action (create, autoCreate, custCreate, ssoCreate); default: the body's")
@@ -104,6 +104,7 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 		return err
 	}
 	defer nc.Close()
+	defer func() { err = explainRefusal(nc, err) }()
 
 	var results jetstream.ConsumeContext
 	events := make(chan messages.Event, 16)

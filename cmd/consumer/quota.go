@@ -10,11 +10,12 @@ import (
 
 	"github.com/zoomprov/consumer/internal/app"
 	"github.com/zoomprov/consumer/internal/quota"
+	"github.com/zoomprov/consumer/internal/topology"
 )
 
 // quotaCommand prints the shared quota state: the gates, each live
 // replica's share of the per-second budget, and the backlog per action.
-func quotaCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func quotaCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	fs := newFlagSet("quota")
 	asJSON := fs.Bool("json", false, "print JSON instead of tables")
 	cfg, err := parseSettings(fs, args, getenv, natsSettings())
@@ -26,9 +27,16 @@ func quotaCommand(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	defer nc.Close()
+	defer func() { err = explainRefusal(nc, err) }()
 	topo := cfg.Topology()
 	now := time.Now()
-	st, err := quota.Read(ctx, js, topo, cfg.Actions, now)
+	// ACTIONS is not a setting of this command: show every action's
+	// backlog.
+	actions := cfg.Actions
+	if len(actions) == 0 {
+		actions = topology.Actions()
+	}
+	st, err := quota.Read(ctx, js, topo, actions, now)
 	if err != nil {
 		return fmt.Errorf("quota: %w (is the service provisioned on this server?)", err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -36,6 +37,21 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 	return app.New(cfg, newLogger(cfg, stderr), version).Run(ctx)
 }
 
+// logTimeFormat is the format of the "time" field: RFC 3339 in UTC with
+// milliseconds, so that lines of one second keep their order and line up
+// with result events, traces and the metrics' timestamps.
+const logTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// setLogFormats sets zerolog's process-wide formats once: durations in
+// fractional milliseconds, times with milliseconds. Once, because loggers
+// of other services in the same process (tests) read them concurrently.
+var setLogFormats = sync.OnceFunc(func() {
+	zerolog.DurationFieldUnit = time.Millisecond
+	zerolog.DurationFieldInteger = false
+	zerolog.TimeFieldFormat = logTimeFormat
+	zerolog.TimestampFunc = func() time.Time { return time.Now().UTC() }
+})
+
 // newLogger builds the process logger: JSON by default, console for
 // humans.
 func newLogger(cfg Config, w io.Writer) zerolog.Logger {
@@ -43,10 +59,9 @@ func newLogger(cfg Config, w io.Writer) zerolog.Logger {
 	if err != nil {
 		lvl = zerolog.InfoLevel
 	}
-	zerolog.DurationFieldUnit = time.Millisecond
-	zerolog.DurationFieldInteger = false
+	setLogFormats()
 	if cfg.LogFormat == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Str("service", app.ServiceName).Logger()
 }

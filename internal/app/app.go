@@ -41,6 +41,9 @@ type Config struct {
 	NATSTLSCA    string
 	NATSTLSCert  string
 	NATSTLSKey   string
+	// NATSInboxPrefix replaces _INBOX in reply subjects (empty: _INBOX),
+	// for users allowed to subscribe only to their own inboxes.
+	NATSInboxPrefix string
 
 	ZoomAccountID    string
 	ZoomClientID     string
@@ -69,6 +72,11 @@ type Config struct {
 	ResultMaxAge                       time.Duration
 	// DeadLetterKeys seals passwords in dead letters; nil redacts them.
 	DeadLetterKeys *seal.Keyring
+	// DeadLetterKeysOptional lets key files be missing
+	// (DLQ_SEAL_KEY_OPTIONAL, for a Secret mounted with optional: true);
+	// DeadLetterKeysMissing are the ones that were, which Run warns about.
+	DeadLetterKeysOptional bool
+	DeadLetterKeysMissing  []string
 
 	HTTPAddr  string
 	LogLevel  string
@@ -147,6 +155,9 @@ func Connect(cfg Config, log zerolog.Logger) (*nats.Conn, jetstream.JetStream, e
 	if cfg.NATSTLSCert != "" {
 		opts = append(opts, nats.ClientCert(cfg.NATSTLSCert, cfg.NATSTLSKey))
 	}
+	if cfg.NATSInboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(cfg.NATSInboxPrefix))
+	}
 	nc, err := nats.Connect(cfg.NATSURL, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to nats at %s: %w", RedactURL(cfg.NATSURL), err)
@@ -224,6 +235,7 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}()
 	m := metrics.New()
+	warnMissingSealKeys(cfg, log)
 
 	nc, js, err := Connect(cfg, log)
 	if err != nil {
@@ -274,6 +286,8 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.SetVersion(a.version)
+	observeBacklog(m, js, cfg)
 	m.ObserveNATS(nc.IsConnected, func() uint64 { return nc.Stats().Reconnects })
 	m.ObserveReady(func() bool { ok, _ := ReadyState(nc.IsConnected(), svc.Status()); return ok })
 
@@ -383,4 +397,19 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// warnMissingSealKeys says, once at start-up, which optional seal key
+// files were not found, and whether passwords in dead letters are
+// therefore redacted rather than sealed.
+func warnMissingSealKeys(cfg Config, log zerolog.Logger) {
+	if len(cfg.DeadLetterKeysMissing) == 0 {
+		return
+	}
+	ev := log.Warn().Strs("missing", cfg.DeadLetterKeysMissing)
+	if cfg.DeadLetterKeys == nil {
+		ev.Msg("no dead-letter seal key found (DLQ_SEAL_KEY_FILE, optional): passwords in dead letters are redacted and those requests cannot be replayed")
+		return
+	}
+	ev.Msg("some dead-letter seal key files were not found (DLQ_SEAL_KEY_FILE, optional): sealing with the first one found")
 }

@@ -31,8 +31,8 @@ const Namespace = "zoomprov"
 const Other = "other"
 
 // Outcomes of one delivery, the values of the "outcome" label of
-// zoomprov_requests_total: the four result outcomes, then what the service
-// does without a result event.
+// zoomprov_requests_total besides the result outcomes (messages.Outcomes):
+// what the service does without a result event.
 const (
 	OutcomeRetry      = "retry"       // transient failure, redelivery scheduled
 	OutcomePaused     = "paused"      // account-level problem, handed back until the pause ends
@@ -117,6 +117,10 @@ type Metrics struct {
 	tokens      prometheus.Counter
 
 	state *stateCollector
+
+	handled *handledMetrics
+	backlog *backlogCollector
+	build   *buildCollector
 }
 
 // New returns a Metrics whose collectors, plus the Go runtime and process
@@ -134,40 +138,43 @@ func New() *Metrics {
 
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "requests_total",
-		Help: "Deliveries of requests settled, by action and outcome (created, exists, failed and deferred publish a result event; retry, paused, handed_back, unsettled, waiting and panicked are redeliveries without one; parked moved the request to the parked subject; superseded ended a delivery another one carried).",
+		Help: "Deliveries of requests settled, by action (create, autoCreate, custCreate, ssoCreate, update, deactivate, activate, delete, other) and outcome. With a result event: created, exists, updated, deactivated, activated, deleted, failed (also dead-lettered), deferred (a 429: retried after Zoom's reset). Without one, the request is delivered again: retry (a transient failure), paused (an account-level problem pauses all work), handed_back (shutdown), unsettled (its outcome could not be stored), waiting (an earlier request about the same user is not finished), panicked; parked: moved to the parked subject to wait for an earlier request about the same user, with no ack-pending slot; superseded: another delivery already finished the request.",
 	}, []string{"action", "outcome"})
 	deadLetters := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "dead_letters_total",
-		Help: "Requests dead-lettered, by action and reason.",
+		Help: "Requests moved to the dead-letter stream, by action and reason: invalid_request (refused before any Zoom call), zoom_rejected (Zoom answered 400, or a 409 other than user exists), not_found (Zoom answered 404: group, licence or user missing), retries_exhausted (MAX_ATTEMPTS transient failures).",
 	}, []string{"action", "reason"})
 	deliveries := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: Namespace, Name: "request_deliveries",
-		Help:    "Deliveries a request took until its terminal outcome (JetStream's NumDelivered at settlement), by outcome.",
+		Help:    "Deliveries a request took until its terminal outcome (JetStream's NumDelivered at settlement), by outcome (created, exists, updated, deactivated, activated, deleted, failed).",
 		Buckets: []float64{1, 2, 3, 5, 10, 20, 50, 100},
 	}, []string{"outcome"})
 	zoomCalls := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "zoom_requests_total",
-		Help: "HTTP calls to Zoom, by endpoint (create_user, get_user, token) and status class (2xx, 4xx, 5xx, error for no answer).",
+		Help: "HTTP calls to Zoom, by endpoint (create_user: POST /users; get_user: GET /users/{email}; update_user: PATCH /users/{email}; user_status: PUT /users/{email}/status; delete_user: DELETE /users/{email}; token: the OAuth token endpoint; other) and status class (1xx to 5xx, or error: no HTTP answer, such as a time-out or a refused or reset connection).",
 	}, []string{"endpoint", "status_class"})
 	zoomLatency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: Namespace, Name: "zoom_request_duration_seconds",
-		Help:    "Time from sending a call to Zoom to its response headers (or its failure), by endpoint.",
+		Help:    "Seconds from sending an HTTP call to Zoom to its response headers (or its failure), by endpoint (create_user, get_user, update_user, user_status, delete_user, token, other).",
 		Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30},
 	}, []string{"endpoint"})
 	rateLimited := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "zoom_rate_limited_total",
-		Help: "429 answers from Zoom, by limit: per_second, daily, unknown (neither header nor message said), token (the OAuth endpoint's own limit).",
+		Help: "429 answers from Zoom on any endpoint, by limit: per_second (the account's per-second budget), daily (a daily cap: closes a quota gate), unknown (neither header nor message said which), token (the OAuth token endpoint's own limit).",
 	}, []string{"limit"})
 	publishFail := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "publish_failures_total",
-		Help: "Result events and dead letters whose publication was not acknowledged by their stream (the request is handed back and handled again).",
+		Help: "Result events (kind=result) and dead letters (kind=dead_letter) whose stream did not acknowledge their publication; the request is handed back and handled again.",
 	}, []string{"kind"})
 	m.tokens = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "zoom_tokens_fetched_total",
-		Help: "Access tokens fetched from Zoom's OAuth endpoint.",
+		Help: "Access tokens Zoom's OAuth token endpoint issued to this replica (2xx answers).",
 	})
 	m.reg.MustRegister(requests, deadLetters, deliveries, zoomCalls, zoomLatency, rateLimited, publishFail, m.tokens, m.state,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.handled = newHandledMetrics(m.reg, time.Now())
+	m.backlog, m.build = newBacklogCollector(), newBuildCollector()
+	m.reg.MustRegister(m.backlog, m.build)
 
 	m.requests = curry2(requests, actions, outcomes)
 	m.deadLetters = curry2(deadLetters, actions, reasons)
@@ -231,12 +238,18 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 // Request counts one settled delivery of a request of action with outcome
-// (a messages.Outcome or one of the Outcome* constants).
+// (a messages.Outcome or one of the Outcome* constants). A terminal outcome
+// also moves zoomprov_last_handled_timestamp_seconds{action} to now.
 func (m *Metrics) Request(action, outcome string) {
 	if m == nil {
 		return
 	}
 	pick(pick(m.requests, action), outcome).Inc()
+	if messages.Outcome(outcome).Terminal() {
+		// So that the last-handled time is right before every caller
+		// also calls Handled, which has the request's stored time.
+		pick(m.handled.last, action).set(time.Now())
+	}
 }
 
 // Delivered records how many deliveries a request took when it reached
@@ -365,6 +378,8 @@ type stateCollector struct {
 	ready          func() bool
 
 	gateClosed, gateReset, rateShare, pace, replicas, inFlight, paused, bound, creds, natsConnected, natsReconnectsDesc, readyDesc *prometheus.Desc
+	gateReopen                                                                                                                   *prometheus.Desc
+	now                                                                                                                          func() time.Time
 }
 
 func newStateCollector() *stateCollector {
@@ -372,18 +387,20 @@ func newStateCollector() *stateCollector {
 		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, labels, nil)
 	}
 	return &stateCollector{
-		gateClosed:         d("quota_gate_closed", "1 while the quota gate of the scope (create, all) is closed after a daily-limit 429, 0 while open.", "scope"),
-		gateReset:          d("quota_gate_reset_seconds", "Seconds until the closed quota gate of the scope opens (Zoom's reset); 0 while open.", "scope"),
+		gateClosed:         d("quota_gate_closed", "1 while the quota gate of the scope is closed after a daily-limit 429 (create: the create action's daily invitations; all: the account's daily limit, holding every action), 0 while open.", "scope"),
+		gateReset:          d("quota_gate_reset_seconds", "Seconds until the closed quota gate of the scope reopens at Zoom's reset, counting down; 0 while open. zoomprov_quota_gate_reopen_timestamp_seconds says when.", "scope"),
 		rateShare:          d("zoom_rate_share_requests_per_second", "This replica's share of ZOOM_RATE_LIMIT, the account's per-second budget split between live replicas (0: no client-side limit)."),
 		pace:               d("zoom_pace_requests_per_second", "This replica's current pace: its share, lowered for a while after a per-second 429."),
 		replicas:           d("replicas", "Live replicas sharing the account's per-second budget, as this replica sees them."),
-		inFlight:           d("in_flight_requests", "Requests being handled now."),
+		inFlight:           d("in_flight_requests", "Requests this replica is handling now (fetched and not yet settled)."),
 		paused:             d("paused", "1 while an account-level problem (credentials, scope, role) pauses all work, else 0."),
-		bound:              d("consumers_bound", "1 while every action's durable consumer is bound and consuming, else 0."),
+		bound:              d("consumers_bound", "1 while the durable consumer of every action this replica serves is bound and consuming, else 0."),
 		creds:              d("zoom_credentials_accepted", "1 while Zoom's token endpoint accepts the app's credentials, 0 when it refused them or they are not verified yet."),
 		natsConnected:      d("nats_connected", "1 while the NATS connection is up, else 0."),
-		natsReconnectsDesc: d("nats_reconnects_total", "Times the NATS connection was re-established."),
+		natsReconnectsDesc: d("nats_reconnects_total", "Times this replica's NATS connection was re-established since it started."),
 		readyDesc:          d("ready", "1 while /readyz answers 200, else 0."),
+		gateReopen:         d("quota_gate_reopen_timestamp_seconds", "Unix time (seconds, to the second) at which the closed quota gate of the scope (create, all) reopens: Zoom's reset, from its Retry-After or else the next 00:00 UTC; 0 while open.", "scope"),
+		now:                time.Now,
 	}
 }
 
@@ -391,6 +408,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.gateClosed, c.gateReset, c.rateShare, c.pace, c.replicas, c.inFlight, c.paused, c.bound, c.creds, c.natsConnected, c.natsReconnectsDesc, c.readyDesc} {
 		ch <- d
 	}
+	ch <- c.gateReopen
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -412,6 +430,14 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			left, closed := st.GateResets[s]
 			gauge(c.gateClosed, b2f(closed), s)
 			gauge(c.gateReset, max(left.Seconds(), 0), s)
+			reopen := 0.0
+			if closed {
+				// ServiceState carries the time left, taken a moment
+				// ago: rounded to the second, the reopening time does not
+				// drift from scrape to scrape.
+				reopen = float64(c.now().Add(left).Round(time.Second).Unix())
+			}
+			gauge(c.gateReopen, reopen, s)
 		}
 		gauge(c.rateShare, st.RateShare)
 		gauge(c.pace, st.Pace)

@@ -1,9 +1,12 @@
 package metrics_test
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +75,9 @@ func TestNilMetrics(t *testing.T) {
 	m.ObserveService(func() metrics.ServiceState { return metrics.ServiceState{} })
 	m.ObserveNATS(func() bool { return true }, func() uint64 { return 0 })
 	m.ObserveReady(func() bool { return true })
+	m.Handled("create", "created", time.Now(), time.Now())
+	m.SetVersion("v1")
+	m.ObserveBacklog(func(context.Context) ([]metrics.Backlog, error) { return nil, nil }, time.Second, time.Second)
 	if m.Registry() != nil {
 		t.Errorf("nil Metrics Registry() = non-nil; want nil")
 	}
@@ -118,8 +124,8 @@ func TestLabelsAreBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range fams {
-		if !strings.HasPrefix(f.GetName(), metrics.Namespace+"_") {
-			continue // go_info{version="go1.26.8"} and the like
+		if !strings.HasPrefix(f.GetName(), metrics.Namespace+"_") || f.GetName() == "zoomprov_build_info" {
+			continue // go_info{version="go1.26.8"} and the like: one value per build
 		}
 		for _, s := range f.GetMetric() {
 			for _, l := range s.GetLabel() {
@@ -317,5 +323,179 @@ func TestHandler(t *testing.T) {
 		if f.GetType() == dto.MetricType_COUNTER && !strings.HasSuffix(name, "_total") {
 			t.Errorf("counter %s does not end in _total", name)
 		}
+	}
+}
+
+// Ensure Handled records terminal outcomes only: the last-handled time
+// moves to now (never back), and the handling time from the stored time
+// lands in the histogram; Request alone moves the last-handled time too.
+func TestHandled(t *testing.T) {
+	start := time.Now()
+	m := metrics.New()
+	last := func(action string) float64 {
+		t.Helper()
+		v, ok := value(t, m, "zoomprov_last_handled_timestamp_seconds", map[string]string{"action": action})
+		if !ok {
+			t.Fatalf("zoomprov_last_handled_timestamp_seconds{action=%s} absent; want every action present from the start", action)
+		}
+		return v
+	}
+	if v := last("delete"); v < float64(start.Unix())-1 || v > float64(time.Now().Unix())+1 {
+		t.Errorf("last handled before any request = %v; want the start, about %d", v, start.Unix())
+	}
+
+	now := time.Date(2030, 1, 2, 3, 4, 5, 678e6, time.UTC)
+	m.Handled("ssoCreate", "created", now.Add(-90*time.Second), now)
+	m.Handled("ssoCreate", "deferred", now.Add(-time.Hour), now.Add(time.Minute)) // not terminal: ignored
+	m.Handled("ssoCreate", "retry", now.Add(-time.Hour), now.Add(time.Minute))
+	m.Handled("ssoCreate", "failed", now.Add(-61*time.Second), now.Add(-time.Minute)) // earlier: the gauge stays
+	m.Handled("a@b.example", "deleted", now.Add(-2*time.Second), now)
+
+	if got, want := last("ssoCreate"), float64(now.UnixMilli())/1000; got != want {
+		t.Errorf("last handled ssoCreate = %v; want %v (the latest terminal outcome, to the millisecond)", got, want)
+	}
+	if got, ok := value(t, m, "zoomprov_request_handling_duration_seconds", map[string]string{"action": "ssoCreate"}); !ok || got != 2 {
+		t.Errorf("handling duration ssoCreate count = %v (present %v); want 2 (created and failed)", got, ok)
+	}
+	if got, ok := value(t, m, "zoomprov_request_handling_duration_seconds", map[string]string{"action": "other"}); !ok || got != 1 {
+		t.Errorf("handling duration other count = %v (present %v); want 1", got, ok)
+	}
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != "zoomprov_request_handling_duration_seconds" {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			if labelsMatch(s, map[string]string{"action": "ssoCreate"}) && s.GetHistogram().GetSampleSum() != 91 {
+				t.Errorf("handling duration ssoCreate sum = %v; want 91 (90 s and 1 s)", s.GetHistogram().GetSampleSum())
+			}
+			if n := len(s.GetHistogram().GetBucket()); n != len(metrics.HandlingBuckets) {
+				t.Errorf("handling duration has %d buckets; want %d", n, len(metrics.HandlingBuckets))
+			}
+		}
+	}
+
+	before := time.Now()
+	m.Request("update", "updated")
+	if v := last("update"); v < float64(before.UnixMilli())/1000 {
+		t.Errorf("last handled update after Request(update, updated) = %v; want at least %v", v, float64(before.UnixMilli())/1000)
+	}
+	m.Request("activate", "retry")
+	if v := last("activate"); v >= float64(before.UnixMilli())/1000 {
+		t.Errorf("last handled activate after a retry = %v; want the start, before %v", v, float64(before.UnixMilli())/1000)
+	}
+}
+
+// Ensure zoomprov_build_info is one series at 1 naming the Go toolchain
+// and the version set.
+func TestBuildInfo(t *testing.T) {
+	m := metrics.New()
+	m.SetVersion("v1.2.3")
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != "zoomprov_build_info" {
+			continue
+		}
+		if len(f.GetMetric()) != 1 {
+			t.Fatalf("zoomprov_build_info has %d series; want 1", len(f.GetMetric()))
+		}
+		s := f.GetMetric()[0]
+		got := map[string]string{}
+		for _, l := range s.GetLabel() {
+			got[l.GetName()] = l.GetValue()
+		}
+		if s.GetGauge().GetValue() != 1 || got["version"] != "v1.2.3" || got["goversion"] != runtime.Version() || got["natsgo"] == "" {
+			t.Errorf("zoomprov_build_info = %v %v; want 1 with version v1.2.3, goversion %s and natsgo", got, s.GetGauge().GetValue(), runtime.Version())
+		}
+		return
+	}
+	t.Error("zoomprov_build_info absent")
+}
+
+// Ensure a closed gate reports the time it reopens, to the second, and
+// an open one 0.
+func TestGateReopenTimestamp(t *testing.T) {
+	m := metrics.New()
+	m.ObserveService(func() metrics.ServiceState {
+		return metrics.ServiceState{GateResets: map[string]time.Duration{"all": 90 * time.Second}}
+	})
+	want := float64(time.Now().Add(90 * time.Second).Unix())
+	got, ok := value(t, m, "zoomprov_quota_gate_reopen_timestamp_seconds", map[string]string{"scope": "all"})
+	if !ok || got < want-1 || got > want+2 || got != float64(int64(got)) {
+		t.Errorf("reopen timestamp {scope=all} = %v (present %v); want about %v, whole seconds", got, ok, want)
+	}
+	if got, ok := value(t, m, "zoomprov_quota_gate_reopen_timestamp_seconds", map[string]string{"scope": "create"}); !ok || got != 0 {
+		t.Errorf("reopen timestamp {scope=create} = %v (present %v); want 0 while open", got, ok)
+	}
+}
+
+// Ensure the backlog is read at scrape time, once per cache period, with
+// ages computed at each scrape; unknown consumers collapse into "other";
+// a failed reading reports what it read and counts an error; a reading
+// that outlives the timeout is cut off.
+func TestBacklogCollector(t *testing.T) {
+	m := metrics.New()
+	if _, ok := value(t, m, "zoomprov_backlog_requests", map[string]string{"action": "create"}); ok {
+		t.Errorf("zoomprov_backlog_requests present before ObserveBacklog; want absent")
+	}
+	stored := time.Now().Add(-90 * time.Second)
+	reads := 0
+	var fail error
+	m.ObserveBacklog(func(context.Context) ([]metrics.Backlog, error) {
+		reads++
+		return []metrics.Backlog{
+			{Action: "create", Requests: 7, Oldest: stored},
+			{Action: "parked", Requests: 0},
+			{Action: "bogus", Requests: 1, Oldest: stored},
+			{Action: "made-up", Requests: 2, Oldest: stored.Add(-time.Hour)},
+		}, fail
+	}, time.Hour, time.Second)
+
+	check := func(name, action string, lo, hi float64) {
+		t.Helper()
+		got, ok := value(t, m, name, map[string]string{"action": action})
+		if !ok || got < lo || got > hi {
+			t.Errorf("%s{action=%s} = %v (present %v); want %v to %v", name, action, got, ok, lo, hi)
+		}
+	}
+	check("zoomprov_backlog_requests", "create", 7, 7)
+	check("zoomprov_backlog_oldest_age_seconds", "create", 90, 95)
+	check("zoomprov_backlog_requests", "parked", 0, 0)
+	check("zoomprov_backlog_oldest_age_seconds", "parked", 0, 0)
+	check("zoomprov_backlog_requests", "other", 3, 3)
+	check("zoomprov_backlog_oldest_age_seconds", "other", 3690, 3695)
+	if reads != 1 {
+		t.Errorf("backlog read %d times for several gathers within the cache period; want 1", reads)
+	}
+
+	fail = errors.New("consumer zoom-provisioner-delete: timeout")
+	m.ObserveBacklog(func(context.Context) ([]metrics.Backlog, error) {
+		reads++
+		return []metrics.Backlog{{Action: "update", Requests: 2}}, fail
+	}, 0, time.Second)
+	check("zoomprov_backlog_requests", "update", 2, 2)
+	if _, ok := value(t, m, "zoomprov_backlog_requests", map[string]string{"action": "create"}); ok {
+		t.Errorf("zoomprov_backlog_requests{action=create} present though the last reading did not read it; want absent")
+	}
+	if got, _ := value(t, m, "zoomprov_backlog_read_errors_total", map[string]string{}); got < 1 {
+		t.Errorf("zoomprov_backlog_read_errors_total = %v after a failed reading; want at least 1", got)
+	}
+
+	m.ObserveBacklog(func(ctx context.Context) ([]metrics.Backlog, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}, 0, 50*time.Millisecond)
+	start := time.Now()
+	if _, ok := value(t, m, "zoomprov_backlog_requests", map[string]string{"action": "update"}); ok {
+		t.Errorf("zoomprov_backlog_requests present after a timed-out reading; want absent")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("a scrape with a hanging backlog reading took %v; want it cut off at the timeout", took)
 	}
 }
