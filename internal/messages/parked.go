@@ -11,4 +11,7 @@ const (
 	HeaderParkedRequestID = "Zoom-Provisioning-Request-Id"
 	// HeaderParkedSubject is the subject the original was published on.
 	HeaderParkedSubject = "Zoom-Provisioning-Subject"
+	// HeaderParkedStored is when the stream stored the original
+	// (RFC 3339, nanoseconds).
+	HeaderParkedStored = "Zoom-Provisioning-Stored"
 )

@@ -50,9 +50,12 @@ type delivery struct {
 	// reconnects is the connection's reconnection count when the delivery
 	// arrived.
 	reconnects uint64
-	email      string
-	replayOf   string
-	start      time.Time
+	// stored is when the stream stored the request (the original, for a
+	// parked copy).
+	stored   time.Time
+	email    string
+	replayOf string
+	start    time.Time
 	// span is the span around handling the delivery, set by startSpan.
 	span trace.Span
 	// stray marks a request swept off a subject that names no action;
@@ -89,6 +92,7 @@ func (s *Service) newDelivery(msg jetstream.Msg) (*delivery, bool) {
 		header:     msg.Headers(),
 		start:      s.now(),
 		reconnects: s.reconnects(),
+		stored:     md.Timestamp,
 	}
 	d.replayOf = d.header.Get(messages.HeaderOriginalRequestID)
 	if action, ok := s.topo.ParkedAction(d.subject); ok {
@@ -104,6 +108,9 @@ func (s *Service) newDelivery(msg jetstream.Msg) (*delivery, bool) {
 			return d, true
 		}
 		d.seq = pos
+		if t, err := time.Parse(time.RFC3339Nano, d.header.Get(messages.HeaderParkedStored)); err == nil {
+			d.stored = t
+		}
 		return d, true
 	}
 	d.requestID = s.topo.RequestID(d.header.Get(jetstream.MsgIDHeader), s.stream().incarnation, d.seq)

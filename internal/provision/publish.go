@@ -106,6 +106,7 @@ func (s *Service) publishCopy(ctx context.Context, d *delivery) (uint64, error) 
 	m.Header.Set(messages.HeaderPosition, strconv.FormatUint(d.seq, 10))
 	m.Header.Set(messages.HeaderParkedRequestID, d.requestID)
 	m.Header.Set(messages.HeaderParkedSubject, d.published)
+	m.Header.Set(messages.HeaderParkedStored, d.stored.UTC().Format(time.RFC3339Nano))
 	// One id per delivery: a park that was undone may be made again.
 	id := d.requestID + ":parked:" + strconv.FormatUint(d.delivered, 10)
 	ack, err := s.publish(ctx, m, jetstream.WithMsgID(id), jetstream.WithExpectStream(s.topo.RequestStream))
@@ -176,7 +177,8 @@ func (s *Service) publishDeadLetter(ctx context.Context, d *delivery, a attempt)
 
 // parkHeaders are the headers a parked copy adds, which its dead letter
 // does not keep: a replay is a new request.
-var parkHeaders = map[string]bool{messages.HeaderPosition: true, messages.HeaderParkedRequestID: true, messages.HeaderParkedSubject: true}
+var parkHeaders = map[string]bool{messages.HeaderPosition: true, messages.HeaderParkedRequestID: true,
+	messages.HeaderParkedSubject: true, messages.HeaderParkedStored: true}
 
 // sealPasswords returns body with every password sealed with keys, or
 // redacted without them (or if sealing fails), so that a dead letter,

@@ -117,7 +117,7 @@ func (s *Service) deadLetterStray(ctx context.Context, stream jetstream.Stream, 
 		start:     s.now(),
 		stray:     true,
 	}
-	d.msgSeq = m.Sequence
+	d.msgSeq, d.stored = m.Sequence, m.Time
 	d.published = m.Subject
 	d.requestID = s.topo.RequestID(m.Header.Get(jetstream.MsgIDHeader), s.stream().incarnation, m.Sequence)
 	d.email = messages.BestEffortEmail(m.Data)

@@ -138,6 +138,7 @@ func injectTrace(ctx context.Context, h nats.Header) string {
 // It is called by recordOutcome, which runs exactly once per outcome.
 func (s *Service) observe(d *delivery, a attempt, outcome string) {
 	s.metrics.Request(knownAction(d.action), outcome)
+	s.metrics.Handled(knownAction(d.action), outcome, d.stored, s.now())
 	if messages.Outcome(outcome).Terminal() {
 		s.metrics.Delivered(outcome, d.delivered)
 	}
