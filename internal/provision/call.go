@@ -56,10 +56,11 @@ type paceError struct{ err error }
 func (e *paceError) Error() string { return "provision: wait for pacing: " + e.err.Error() }
 func (e *paceError) Unwrap() error { return e.err }
 
-// call makes one attempt at the request: pace, call Zoom, classify.
-func (s *Service) call(ctx context.Context, d *delivery) attempt {
+// call makes one attempt at the request: pace (within ctx), call Zoom
+// (within callCtx), classify.
+func (s *Service) call(ctx, callCtx context.Context, d *delivery) attempt {
 	if d.op != "" {
-		return s.callOperation(ctx, d)
+		return s.callOperation(ctx, callCtx, d)
 	}
 	info, err := json.Marshal(d.create.ForZoom().UserInfo)
 	if err != nil {
@@ -68,7 +69,7 @@ func (s *Service) call(ctx context.Context, d *delivery) attempt {
 	if err := s.pace(ctx, d, "create user"); err != nil {
 		return s.failure(ctx, d, err)
 	}
-	zctx, span := s.zoomSpan(ctx, metrics.EndpointCreateUser)
+	zctx, span := s.zoomSpan(callCtx, metrics.EndpointCreateUser)
 	resp, err := s.zoom.CreateUser(zctx, zoom.CreateUserRequest{Action: string(d.create.Action), UserInfo: info})
 	endZoomSpan(span, statusOf(resp, err), trackingOf(resp, err), err)
 	if err == nil {
@@ -76,7 +77,7 @@ func (s *Service) call(ctx context.Context, d *delivery) attempt {
 	}
 	var apiErr *zoom.APIError
 	if !errors.Is(err, zoom.ErrUserExists) || !errors.As(err, &apiErr) {
-		return s.failure(ctx, d, err)
+		return s.failure(callCtx, d, err)
 	}
 	// The user exists: either created by someone else, or by an earlier
 	// attempt of ours whose answer was lost. Either way the request is
@@ -86,7 +87,7 @@ func (s *Service) call(ctx context.Context, d *delivery) attempt {
 	if err := s.pacer.Wait(ctx, zoom.Call{Op: "get user"}); err != nil {
 		return s.failure(ctx, d, &paceError{err: err})
 	}
-	gctx, span := s.zoomSpan(ctx, metrics.EndpointGetUser)
+	gctx, span := s.zoomSpan(callCtx, metrics.EndpointGetUser)
 	got, gerr := s.zoom.GetUser(gctx, d.create.UserInfo.Email)
 	endZoomSpan(span, statusOf(got, gerr), trackingOf(got, gerr), gerr)
 	switch {
@@ -98,7 +99,7 @@ func (s *Service) call(ctx context.Context, d *delivery) attempt {
 		// 98314). The request is still done.
 		return exists
 	}
-	return s.failure(ctx, d, gerr)
+	return s.failure(callCtx, d, gerr)
 }
 
 // operationCalls are the Zoom call and endpoint of each lifecycle
@@ -113,14 +114,14 @@ var operationCalls = map[messages.Operation]struct{ op, endpoint string }{
 // callOperation makes one attempt at a lifecycle operation. A delete of a
 // user Zoom does not have is done: the user is absent, as asked (a
 // redelivered delete meets exactly that).
-func (s *Service) callOperation(ctx context.Context, d *delivery) attempt {
+func (s *Service) callOperation(ctx, callCtx context.Context, d *delivery) attempt {
 	oc := operationCalls[d.op]
 	if err := s.pace(ctx, d, oc.op); err != nil {
 		return s.failure(ctx, d, err)
 	}
 	var resp zoom.Response
 	var err error
-	zctx, span := s.zoomSpan(ctx, oc.endpoint)
+	zctx, span := s.zoomSpan(callCtx, oc.endpoint)
 	switch d.op {
 	case messages.OpUpdate:
 		resp, err = s.zoom.UpdateUser(zctx, d.email, d.update.User)
@@ -144,7 +145,7 @@ func (s *Service) callOperation(ctx context.Context, d *delivery) attempt {
 	if err == nil {
 		return done
 	}
-	a := s.failure(ctx, d, err)
+	a := s.failure(callCtx, d, err)
 	if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusBadRequest {
 		a.detail += deleteAdvice(d, apiErr.Code)
 	}

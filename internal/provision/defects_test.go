@@ -119,3 +119,31 @@ func (p *panicOnce) CreateUser(ctx context.Context, req zoom.CreateUserRequest) 
 	}
 	return p.Client.CreateUser(ctx, req)
 }
+
+// Ensure a delivery whose time runs out while it waits for its pace never
+// counts as a failure: the request is handed back and created later, not
+// dead-lettered as retries_exhausted. The pace is 2 calls a second for 8
+// requests, and each delivery may last 300 ms; before, every such wait
+// counted toward MaxAttempts (2).
+func TestPacingWaitIsNoFailure(t *testing.T) {
+	h := newHarness(t, testenv.SimConfig{})
+	cfg := testConfig(2)
+	cfg.MessageTimeout = 300 * time.Millisecond
+	cfg.Pacer = quota.NewPacer(2, quota.NewGates(nil))
+	h.start(cfg)
+	var ids []string
+	for i := range 8 {
+		id := fmt.Sprintf("paced-%d", i)
+		h.publish(id, "ssoCreate", userBody("ssoCreate", id+"@example.com", 1))
+		ids = append(ids, id)
+	}
+	evs := h.waitTerminal(30*time.Second, ids...)
+	for _, id := range ids {
+		if term := terminal(evs[id]); len(term) != 1 || term[0].Data.Outcome != messages.OutcomeCreated {
+			t.Errorf("%s: %+v; want created", id, term)
+		}
+	}
+	if n := h.streamMsgCount("ZOOM_USERS_DLQ"); n != 0 {
+		t.Errorf("dead letters = %d; want 0", n)
+	}
+}

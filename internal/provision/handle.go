@@ -80,10 +80,11 @@ func (s *Service) process(ctx context.Context, d *delivery, problem *attempt) (a
 	if problem != nil {
 		return *problem, s.decide(*problem)
 	}
+	callCtx := ctx
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.MessageTimeout)
 	defer cancel()
 	for try := 1; ; try++ {
-		a := s.safely(ctx, d, try)
+		a := s.safely(ctx, callCtx, d, try)
 		dec := s.decide(a)
 		if dec.Verdict != retry.RetryNow {
 			return a, dec
@@ -105,8 +106,11 @@ func (s *Service) process(ctx context.Context, d *delivery, problem *attempt) (a
 }
 
 // safely makes one attempt; a panic becomes an attempt of kind Panicked,
-// logged with its stack.
-func (s *Service) safely(ctx context.Context, d *delivery, try int) (a attempt) {
+// logged with its stack. ctx bounds the waits (the delivery's time);
+// callCtx, which only the shutdown bound cuts, runs the Zoom call itself,
+// so that a call whose place in the pacing came late still has its whole
+// time-out.
+func (s *Service) safely(ctx, callCtx context.Context, d *delivery, try int) (a attempt) {
 	defer func() {
 		if r := recover(); r != nil {
 			dlog{s: s, d: d}.Error().Interface("panic", r).Str("stack", string(debug.Stack())).
@@ -114,7 +118,7 @@ func (s *Service) safely(ctx context.Context, d *delivery, try int) (a attempt) 
 			a = attempt{kind: retry.Panicked, err: fmt.Errorf("provision: panic: %v", r), try: try}
 		}
 	}()
-	a = s.tryOnce(ctx, d)
+	a = s.tryOnce(ctx, callCtx, d)
 	a.try, a.expired = try, ctx.Err() != nil
 	if a.kind == retry.Transient && (try >= s.cfg.Policy.TriesPerDelivery || a.expired) {
 		a.failedDeliveries = s.countFailure(ctx, d)
@@ -124,7 +128,7 @@ func (s *Service) safely(ctx context.Context, d *delivery, try int) (a attempt) 
 
 // tryOnce is one pass down the path: respect a pause, wait for the turn,
 // then pace and call.
-func (s *Service) tryOnce(ctx context.Context, d *delivery) attempt {
+func (s *Service) tryOnce(ctx, callCtx context.Context, d *delivery) attempt {
 	if until, reason, paused := s.pause.State(); paused {
 		// Another request just found an account problem: do not spend a
 		// Zoom call to find it again.
@@ -138,7 +142,7 @@ func (s *Service) tryOnce(ctx context.Context, d *delivery) attempt {
 			return a
 		}
 	}
-	return s.call(ctx, d)
+	return s.call(ctx, callCtx, d)
 }
 
 // decide asks the policy what to do: the one place an outcome is chosen.
