@@ -67,7 +67,7 @@ commands:
   run       run the provisioning service (configured by environment variables or flags)
   sandbox   run the service against an embedded NATS server and a Zoom simulator
   publish   publish one create-user request
-  quota     show the quota gates, each replica's share of the budget, and the backlog per action
+  quota     show the quota gates, each replica's share of the budget, and the backlog per action; quota open <scope> opens a gate
   dlq       list, show, replay and purge dead letters
   version   print the version
 

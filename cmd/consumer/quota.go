@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/zoomprov/consumer/internal/app"
+	"github.com/zoomprov/consumer/internal/audit"
 	"github.com/zoomprov/consumer/internal/quota"
 	"github.com/zoomprov/consumer/internal/topology"
 )
@@ -16,6 +19,9 @@ import (
 // quotaCommand prints the shared quota state: the gates, each live
 // replica's share of the per-second budget, and the backlog per action.
 func quotaCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
+	if len(args) > 0 && args[0] == "open" {
+		return quotaOpenCommand(ctx, args[1:], getenv, stdout, stderr)
+	}
 	fs := newFlagSet("quota")
 	asJSON := fs.Bool("json", false, "print JSON instead of tables")
 	cfg, err := parseSettings(fs, args, getenv, natsSettings())
@@ -75,4 +81,60 @@ func quotaCommand(ctx context.Context, args []string, getenv func(string) string
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t\n", b.Action, b.Pending, b.AckPending, state)
 	}
 	return tw.Flush()
+}
+
+// quotaOpenCommand opens a closed quota gate before its reset, for every
+// replica, and records who did it and why.
+func quotaOpenCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
+	fs := newFlagSet("quota open")
+	reason := fs.String("reason", "", "why the gate is opened (required; recorded in the audit event)")
+	actor := fs.String("actor", audit.DefaultActor(), "who opens it (recorded in the audit event)")
+	scope, rest := "", args
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		scope, rest = args[0], args[1:]
+	}
+	cfg, err := parseSettings(fs, rest, getenv, natsSettings())
+	if err != nil {
+		return flagError(fs, stderr, err)
+	}
+	switch {
+	case scope != "create" && scope != quota.ScopeAll:
+		return usageError("quota open: want a scope, create or all, as in: consumer quota open create --reason TEXT")
+	case fs.NArg() > 0:
+		return usageError("quota open: unexpected argument %q", fs.Arg(0))
+	case strings.TrimSpace(*reason) == "":
+		return usageError("quota open: --reason is required")
+	}
+	nc, js, err := app.Connect(cfg, nopLogger())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	defer func() { err = explainRefusal(nc, err) }()
+	topo := cfg.Topology()
+	kv, err := js.KeyValue(ctx, topo.QuotaBucket)
+	if err != nil {
+		return fmt.Errorf("quota open: %w (is the service provisioned on this server?)", err)
+	}
+	now := time.Now()
+	gt, err := quota.OpenGate(ctx, kv, scope, now)
+	if errors.Is(err, quota.ErrGateOpen) {
+		return &exitError{code: 1, msg: "quota open: the " + scope + " gate is open; nothing to do"}
+	}
+	if err != nil {
+		return err
+	}
+	// The replicas resume the consumers the gate paused when they see it
+	// gone; resume them here too, in case none is running.
+	for _, a := range topology.Consumers(topology.Actions()) {
+		if gt.Covers(a) {
+			_, _ = js.ResumeConsumer(ctx, topo.RequestStream, topo.ConsumerName(a))
+		}
+	}
+	if _, err := audit.Publish(ctx, js, topo, audit.Event{Kind: "quota", Verb: "opened", Subject: scope, Actor: *actor, Reason: *reason,
+		Data: map[string]any{"scope": scope, "until": gt.Until.UTC().Format(time.RFC3339), "closed_by": gt.ClosedBy, "gate_reason": gt.Reason}}, now); err != nil {
+		return fmt.Errorf("quota open: the gate is open, but recording it failed: %w", err)
+	}
+	fmt.Fprintf(stdout, "opened the %s gate (it was closed until %s by %s); recorded as %s's action\n", scope, gt.Until.UTC().Format(time.RFC3339), gt.ClosedBy, *actor)
+	return nil
 }

@@ -378,8 +378,8 @@ type stateCollector struct {
 	ready          func() bool
 
 	gateClosed, gateReset, rateShare, pace, replicas, inFlight, paused, bound, creds, natsConnected, natsReconnectsDesc, readyDesc *prometheus.Desc
-	gateReopen                                                                                                                   *prometheus.Desc
-	now                                                                                                                          func() time.Time
+	gateReopen                                                                                                                     *prometheus.Desc
+	now                                                                                                                            func() time.Time
 }
 
 func newStateCollector() *stateCollector {

@@ -147,3 +147,48 @@ func TestPacingWaitIsNoFailure(t *testing.T) {
 		t.Errorf("dead letters = %d; want 0", n)
 	}
 }
+
+// Ensure a replica whose clock runs ahead of Zoom's does not loop on the
+// daily limit: its gate reopens before Zoom's reset, Zoom answers 429 with
+// the same Retry-After (now in the replica's past), and the gate closes
+// for a minute instead. Before, the gate stayed open and the request was
+// tried every 100 ms until Zoom's reset, a call and a deferred event each
+// time.
+func TestClockAheadOfZoomDoesNotLoop(t *testing.T) {
+	const window, skew = 8 * time.Second, 3 * time.Second
+	base := time.Now()
+	offset := base.Truncate(window).Add(window).Sub(base)
+	zoomClock := func() time.Time { return time.Now().Add(offset) }
+	ahead := func() time.Time { return zoomClock().Add(skew) }
+	h := newHarness(t, testenv.SimConfig{DailyCreateLimit: 1, DailyWindow: window, Now: zoomClock})
+	cfg := testConfig(3)
+	cfg.Now = ahead
+	cfg.Pacer = quota.NewPacer(0, quota.NewGates(ahead))
+	h.start(cfg)
+	h.publish("ahead-a", "create", `{"action":"create","user_info":{"email":"a@example.com","type":1}}`)
+	h.waitTerminal(10*time.Second, "ahead-a")
+	h.publish("ahead-b", "create", `{"action":"create","user_info":{"email":"b@example.com","type":1}}`)
+	// Until Zoom's reset, b may be tried at most twice: once to close the
+	// gate, once when this replica's clock reopens it early. The test
+	// watches that long: it counts calls over a span of time.
+	reset := base.Add(window)
+	<-time.After(time.Until(reset.Add(-200 * time.Millisecond)))
+	if n := countStatus(h.sim, testenv.RouteCreateUser, 429); n > 2 {
+		t.Errorf("POSTs answered 429 before Zoom's reset = %d; want at most 2", n)
+	}
+	if n := len(h.events()["ahead-b"]); n > 2 {
+		t.Errorf("deferred events for b = %d; want at most 2", n)
+	}
+}
+
+// countStatus is how many requests on route the simulator answered with
+// status.
+func countStatus(sim *testenv.Simulator, route string, status int) int {
+	n := 0
+	for _, r := range sim.Requests() {
+		if r.Route == route && r.Status == status {
+			n++
+		}
+	}
+	return n
+}

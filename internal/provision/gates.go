@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/zoomprov/consumer/internal/quota"
+	"github.com/zoomprov/consumer/internal/topology"
 )
 
 // closeGate closes a quota gate for every replica and, where the server
@@ -24,7 +25,7 @@ func (s *Service) closeGate(ctx context.Context, gt quota.Gate) {
 		// nothing of that scope is fetched or sent to Zoom.
 		return
 	}
-	for _, a := range s.cfg.Actions {
+	for _, a := range topology.Consumers(s.cfg.Actions) {
 		if !gt.Covers(a) {
 			continue
 		}
@@ -37,13 +38,37 @@ func (s *Service) closeGate(ctx context.Context, gt quota.Gate) {
 	}
 }
 
+// reopen resumes the consumers a gate of scope paused, once an operator
+// opened it before its reset; the server resumes them by itself only at
+// the pause's deadline. A consumer another closed gate still covers stays
+// paused.
+func (s *Service) reopen(ctx context.Context, scope string) {
+	if !s.canPause() {
+		return
+	}
+	gt := quota.Gate{Scope: scope}
+	for _, a := range topology.Consumers(s.cfg.Actions) {
+		if !gt.Covers(a) {
+			continue
+		}
+		if _, closed := s.gates.Closed(a); closed {
+			continue
+		}
+		if _, err := s.js.ResumeConsumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(a)); err != nil {
+			s.log.Warn().Err(err).Str("consumer", s.topo.ConsumerName(a)).Msg("could not resume the consumer; it resumes at its pause's deadline")
+			continue
+		}
+		s.log.Info().Str("consumer", s.topo.ConsumerName(a)).Str("scope", scope).Msg("consumer resumed: its quota gate was opened")
+	}
+}
+
 // backlog is how many requests of a gate's scope wait: in the stream or
 // delivered and not yet settled (deferred). It is for log lines; an error
 // reads as zero.
 func (s *Service) backlog(ctx context.Context, scope string) uint64 {
 	var n uint64
 	gt := quota.Gate{Scope: scope}
-	for _, a := range s.cfg.Actions {
+	for _, a := range topology.Consumers(s.cfg.Actions) {
 		if !gt.Covers(a) {
 			continue
 		}

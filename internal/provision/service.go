@@ -496,7 +496,9 @@ func (s *Service) prepare(ctx context.Context) error {
 			return fmt.Errorf("provision: %s: %w", step.what, err)
 		}
 	}
-	s.coord = quota.NewCoordinator(quotaKV, s.pacer, quota.CoordinatorConfig{ReplicaID: s.cfg.ReplicaID, Conn: s.js.Conn(), Log: s.log, Backlog: s.backlog})
+	s.coord = quota.NewCoordinator(quotaKV, s.pacer, quota.CoordinatorConfig{
+		ReplicaID: s.cfg.ReplicaID, Conn: s.js.Conn(), Log: s.log, Backlog: s.backlog, Opened: s.reopen,
+	})
 	s.follow(info)
 	return nil
 }

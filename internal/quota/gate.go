@@ -7,8 +7,13 @@ package quota
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zoomprov/consumer/internal/messages"
 )
@@ -124,14 +129,56 @@ func (g *Gates) Set(gt Gate) bool {
 	return true
 }
 
-// Remove forgets scope's gate (an operator deleted it from the bucket).
-func (g *Gates) Remove(scope string) {
+// Remove forgets scope's gate (an operator deleted it from the bucket). It
+// reports whether there was one.
+func (g *Gates) Remove(scope string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if _, ok := g.byScope[scope]; ok {
 		delete(g.byScope, scope)
 		g.changed.notify()
+		return true
 	}
+	return false
+}
+
+// closedScope returns scope's gate when it is closed now.
+func (g *Gates) closedScope(scope string) (Gate, bool) {
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	gt, ok := g.byScope[scope]
+	return gt, ok && gt.Closed(now)
+}
+
+// MaxGateClose bounds how long any gate closes: no Zoom limit lasts longer
+// than a day.
+const MaxGateClose = 25 * time.Hour
+
+// ErrGateOpen is returned by OpenGate when the gate is not closed.
+var ErrGateOpen = errors.New("quota: the gate is open")
+
+// OpenGate opens scope's gate before its reset, for every replica: it
+// removes the gate from the quota bucket (only the entry read: a gate
+// closed again meanwhile stays), and each replica then resumes the
+// consumers the gate paused. It returns the gate it opened, or
+// ErrGateOpen.
+func OpenGate(ctx context.Context, kv jetstream.KeyValue, scope string, now time.Time) (Gate, error) {
+	e, err := kv.Get(ctx, GateKey(scope))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Gate{}, ErrGateOpen
+	}
+	if err != nil {
+		return Gate{}, err
+	}
+	var gt Gate
+	if err := json.Unmarshal(e.Value(), &gt); err != nil || !gt.Closed(now) {
+		return gt, ErrGateOpen
+	}
+	if err := kv.Delete(ctx, GateKey(scope), jetstream.LastRevision(e.Revision())); err != nil {
+		return gt, fmt.Errorf("quota: open gate %s: %w", scope, err)
+	}
+	return gt, nil
 }
 
 // Closed returns the closed gate that holds action now, if any: the one

@@ -109,6 +109,7 @@ type Coordinator struct {
 	log       zerolog.Logger
 	// backlog reports how many requests a scope holds back, for log lines.
 	backlog func(ctx context.Context, scope string) uint64
+	opened  func(ctx context.Context, scope string)
 }
 
 // CoordinatorConfig configures a Coordinator.
@@ -124,6 +125,9 @@ type CoordinatorConfig struct {
 	// Backlog, if not nil, reports how many requests of a scope wait, for
 	// the gate log lines.
 	Backlog func(ctx context.Context, scope string) uint64
+	// Opened, if not nil, is called when a closed gate is removed from the
+	// bucket before its reset (an operator opened it).
+	Opened func(ctx context.Context, scope string)
 }
 
 // NewCoordinator returns a Coordinator over the quota bucket kv for pacer
@@ -132,7 +136,7 @@ func NewCoordinator(kv jetstream.KeyValue, pacer *Pacer, cfg CoordinatorConfig) 
 	if cfg.Conn == nil {
 		panic("quota: NewCoordinator without CoordinatorConfig.Conn")
 	}
-	c := &Coordinator{kv: kv, nc: cfg.Conn, pacer: pacer, gates: pacer.gates, replicaID: cfg.ReplicaID, log: cfg.Log, backlog: cfg.Backlog}
+	c := &Coordinator{kv: kv, nc: cfg.Conn, pacer: pacer, gates: pacer.gates, replicaID: cfg.ReplicaID, log: cfg.Log, backlog: cfg.Backlog, opened: cfg.Opened}
 	if c.backlog == nil {
 		c.backlog = func(context.Context, string) uint64 { return 0 }
 	}
@@ -161,13 +165,10 @@ func (c *Coordinator) CloseGate(ctx context.Context, gt Gate) bool {
 	if !c.gates.Set(gt) {
 		return false
 	}
-	data, err := json.Marshal(gt)
-	if err != nil {
-		return true
-	}
+	var err error
 	for try := range 3 {
 		kctx, cancel := context.WithTimeout(ctx, kvTimeout)
-		_, err = c.kv.Put(kctx, GateKey(gt.Scope), data)
+		err = WriteGate(kctx, c.kv, gt)
 		cancel()
 		if err == nil || ctx.Err() != nil {
 			break
@@ -178,6 +179,53 @@ func (c *Coordinator) CloseGate(ctx context.Context, gt Gate) bool {
 		c.log.Warn().Err(err).Str("scope", gt.Scope).Msg("could not share the quota gate; other replicas will find the limit themselves")
 	}
 	return true
+}
+
+// WriteGate stores gt in the quota bucket unless the gate stored there
+// already lasts as long or longer: two replicas closing one gate at once
+// (or one reading an older reset) never shorten it. Every write is a
+// compare-and-set on the key's revision.
+func WriteGate(ctx context.Context, kv jetstream.KeyValue, gt Gate) error {
+	data, err := json.Marshal(gt)
+	if err != nil {
+		return err
+	}
+	key := GateKey(gt.Scope)
+	for ctx.Err() == nil {
+		e, err := kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			if _, err = kv.Create(ctx, key, data); err == nil || !errors.Is(err, jetstream.ErrKeyExists) {
+				return err
+			}
+			continue // created meanwhile: compare with it
+		case err != nil:
+			return err
+		}
+		var cur Gate
+		if json.Unmarshal(e.Value(), &cur) == nil && cur.Scope == gt.Scope && !gt.Until.After(cur.Until) {
+			return nil
+		}
+		if _, err = kv.Update(ctx, key, data, e.Revision()); err == nil || !isRevisionMismatch(err) {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// purgeLease removes replica id's lease if it is still the one read at
+// revision rev: a renewal since then (a replica back from a long pause)
+// is kept. It reports whether the lease is gone.
+func (c *Coordinator) purgeLease(ctx context.Context, id string, rev uint64) bool {
+	pctx, cancel := context.WithTimeout(ctx, kvTimeout)
+	defer cancel()
+	return c.kv.Purge(pctx, replicaKeyPrefix+id, jetstream.LastRevision(rev)) == nil
+}
+
+// isRevisionMismatch reports whether a compare-and-set lost to another
+// writer.
+func isRevisionMismatch(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)
 }
 
 // followGates keeps the gates in step with the bucket, watching again after
@@ -253,13 +301,25 @@ func (c *Coordinator) watchGates(ctx context.Context, w jetstream.KeyWatcher, op
 			}
 			scope := strings.TrimPrefix(e.Key(), "gate.")
 			if e.Operation() != jetstream.KeyValuePut {
-				c.gates.Remove(scope)
+				if gt, closed := c.gates.closedScope(scope); closed && c.gates.Remove(scope) {
+					c.log.Info().Str("scope", scope).Time("until", gt.Until).Msg("quota gate opened before its reset")
+					if c.opened != nil {
+						c.opened(ctx, scope)
+					}
+				}
 				continue
 			}
 			var gt Gate
 			if err := json.Unmarshal(e.Value(), &gt); err != nil || gt.Scope != scope {
 				c.log.Warn().Str("key", e.Key()).Msg("ignoring a malformed quota gate entry")
 				continue
+			}
+			if limit := c.gates.now().Add(MaxGateClose); gt.Until.After(limit) {
+				// No Zoom limit lasts longer than a day: an entry that says
+				// otherwise was written by hand, or by a clock far ahead.
+				c.log.Warn().Str("scope", gt.Scope).Time("until", gt.Until).Time("capped_at", limit).
+					Msg("quota gate in the bucket closes for longer than any Zoom limit; capping it")
+				gt.Until = limit
 			}
 			if c.gates.Set(gt) && gt.Closed(c.gates.now()) {
 				c.log.Info().Str("scope", gt.Scope).Time("until", gt.Until).Str("closed_by", gt.ClosedBy).
@@ -579,10 +639,9 @@ func (m *membership) resize(ctx context.Context) bool {
 			live = append(live, fresh.lease)
 		case m.selfAt.Sub(e.created) > staleLeasePurge:
 			c.log.Debug().Str("replica", id).Msg("purging a dead replica's lease")
-			pctx, cancel := context.WithTimeout(ctx, kvTimeout)
-			_ = c.kv.Purge(pctx, replicaKeyPrefix+id)
-			cancel()
-			delete(m.seen, id)
+			if c.purgeLease(ctx, id, e.seq) {
+				delete(m.seen, id)
+			}
 		}
 	}
 	if _, ok := m.seen[c.replicaID]; !ok {

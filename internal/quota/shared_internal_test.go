@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -254,4 +255,109 @@ func TestRejoinAfterLapse(t *testing.T) {
 	// counts b again: b takes its half, no sooner than a window later.
 	staysPaused(t, kv, b, 2*leaseRefresh)
 	joinsAtHalf(t, kv, b)
+}
+
+// Ensure a gate is never shortened in the bucket: of replicas closing one
+// gate at once with different resets, the latest stays. Before, each wrote
+// with a plain Put, and the last writer won even with an earlier reset.
+func TestWriteGateNeverShortens(t *testing.T) {
+	kv, _ := leaseBucket(t)
+	ctx := context.Background()
+	base := time.Now().Truncate(time.Second)
+	if err := WriteGate(ctx, kv, Gate{Scope: "create", Until: base.Add(2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 20)
+	for i := range 20 {
+		go func() {
+			done <- WriteGate(ctx, kv, Gate{Scope: "create", Until: base.Add(time.Duration(i) * time.Minute)})
+		}()
+	}
+	for range 20 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, err := kv.Get(ctx, GateKey("create"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gt Gate
+	if err := json.Unmarshal(e.Value(), &gt); err != nil || !gt.Until.Equal(base.Add(2*time.Hour)) {
+		t.Errorf("gate in the bucket until %v (%v); want the latest reset %v", gt.Until, err, base.Add(2*time.Hour))
+	}
+	if err := WriteGate(ctx, kv, Gate{Scope: "create", Until: base.Add(3 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	e, _ = kv.Get(ctx, GateKey("create"))
+	if json.Unmarshal(e.Value(), &gt); !gt.Until.Equal(base.Add(3 * time.Hour)) {
+		t.Errorf("gate until %v after a later reset; want %v", gt.Until, base.Add(3*time.Hour))
+	}
+}
+
+// Ensure the purge of a lease read as stale spares a renewal made since:
+// the purge is a compare-and-set on the revision read. Before, a replica
+// back from a pause could lose the lease it had just written.
+func TestPurgeSparesARenewedLease(t *testing.T) {
+	kv, nc := leaseBucket(t)
+	c := NewCoordinator(kv, NewPacer(0, NewGates(nil)), CoordinatorConfig{ReplicaID: "a", Conn: nc})
+	ctx := context.Background()
+	putLease(t, kv, lease{ID: "x", Budget: 80})
+	stale, err := kv.Get(ctx, replicaKeyPrefix+"x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	putLease(t, kv, lease{ID: "x", Budget: 80}) // x renews
+	if c.purgeLease(ctx, "x", stale.Revision()) {
+		t.Error("purgeLease of the stale revision = true; want the renewal kept")
+	}
+	if _, err := kv.Get(ctx, replicaKeyPrefix+"x"); err != nil {
+		t.Errorf("x's renewed lease: %v; want it kept", err)
+	}
+	cur, _ := kv.Get(ctx, replicaKeyPrefix+"x")
+	if !c.purgeLease(ctx, "x", cur.Revision()) {
+		t.Error("purgeLease of the current revision = false; want the lease gone")
+	}
+}
+
+// Ensure a gate in the bucket that closes for longer than any Zoom limit
+// is capped, and that a gate removed before its reset is reported, so the
+// service resumes the consumers it paused.
+func TestGatesFromTheBucket(t *testing.T) {
+	kv, nc := leaseBucket(t)
+	gates := NewGates(nil)
+	opened := make(chan string, 1)
+	c := NewCoordinator(kv, NewPacer(0, gates), CoordinatorConfig{ReplicaID: "a", Conn: nc,
+		Opened: func(_ context.Context, scope string) { opened <- scope }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	far := time.Now().Add(30 * 24 * time.Hour)
+	data, _ := json.Marshal(Gate{Scope: "create", Until: far, Reason: "by hand"})
+	if _, err := kv.Put(context.Background(), GateKey("create"), data); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, func() (bool, string) {
+		gt, closed := gates.Closed("create")
+		return closed && gt.Until.Before(time.Now().Add(MaxGateClose+time.Minute)),
+			fmt.Sprintf("gate %+v (closed %v); want it capped at %v", gt, closed, MaxGateClose)
+	})
+	if _, err := OpenGate(context.Background(), kv, "create", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case scope := <-opened:
+		if scope != "create" {
+			t.Errorf("opened %q; want create", scope)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the opened gate was not reported")
+	}
+	if _, closed := gates.Closed("create"); closed {
+		t.Error("gate still closed after it was opened")
+	}
+	if _, err := OpenGate(context.Background(), kv, "create", time.Now()); !errors.Is(err, ErrGateOpen) {
+		t.Errorf("OpenGate of an open gate = %v; want ErrGateOpen", err)
+	}
 }
