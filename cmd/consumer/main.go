@@ -93,8 +93,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "dlq":
 		return dlqCommand(ctx, rest, getenv, stdin, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, versionString())
-		return nil
+		return versionCommand(rest, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
