@@ -8,6 +8,7 @@
 //	consumer quota      show the shared quota state
 //	consumer dlq        list, show, replay and purge dead letters
 //	consumer config     check the settings and the connections
+//	consumer completion print a bash or zsh completion script
 //	consumer version    print the version
 package main
 
@@ -114,6 +115,7 @@ var commands = []commandInfo{
 	{name: "config", summary: "check the settings, NATS, the streams and Zoom's token without starting the service", subs: []commandInfo{
 		{name: "check", summary: "check the settings and the connections, one line per check"},
 	}},
+	{name: "completion", summary: "print a shell completion script", args: []string{"bash", "zsh"}},
 	{name: "version", summary: "print the version"},
 }
 
@@ -149,6 +151,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return dlqCommand(ctx, rest, getenv, stdin, stdout, stderr)
 	case "config":
 		return configCommand(ctx, rest, getenv, stdout, stderr)
+	case "completion":
+		return completionCommand(rest, stdout, stderr)
 	case "version":
 		return versionCommand(rest, stdout, stderr)
 	case "-h", "-help", "--help", "help":
