@@ -48,6 +48,10 @@ type versionInfo struct {
 	Arch    string `json:"arch"`
 	// NATSGo is the nats.go module's version, "" if unknown.
 	NATSGo string `json:"nats_go"`
+	// Revision is the source revision: stamped with -ldflags (the
+	// container's build argument REVISION), else the VCS revision the Go
+	// toolchain recorded, else "".
+	Revision string `json:"revision,omitempty"`
 	// Module and ModuleVersion are the main module's path and version
 	// ("(devel)" for a build from a work tree).
 	Module        string `json:"module,omitempty"`
@@ -79,7 +83,7 @@ type moduleInfo struct {
 
 func buildVersion() versionInfo {
 	v := versionInfo{
-		Version: version, Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
+		Version: version, Revision: revision, Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
 		Settings: map[string]string{}, Deps: []moduleInfo{},
 	}
 	bi, ok := debug.ReadBuildInfo()
@@ -100,6 +104,10 @@ func buildVersion() versionInfo {
 		default:
 			v.Settings[s.Key] = s.Value
 		}
+	}
+	v.Revision = revision
+	if v.Revision == "" && v.VCS != nil {
+		v.Revision = v.VCS.Revision
 	}
 	for _, d := range bi.Deps {
 		m := moduleInfo{Path: d.Path, Version: d.Version}
