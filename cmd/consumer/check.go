@@ -42,26 +42,45 @@ func configCommand(ctx context.Context, args []string, getenv func(string) strin
 	}
 }
 
-// checker prints one line per check and counts the failures.
+// checker prints one line per check, or collects them for --json, and
+// counts the failures.
 type checker struct {
 	w      io.Writer
+	asJSON bool
+	checks []checkJSON
 	failed int
 	total  int
 }
 
+// checkJSON is one check in `config check --json`.
+type checkJSON struct {
+	Check  string `json:"check"`
+	Status string `json:"status"` // ok, fail or skip
+	Detail string `json:"detail"`
+}
+
+func (c *checker) report(status, name, format string, args ...any) {
+	detail := fmt.Sprintf(format, args...)
+	if c.asJSON {
+		c.checks = append(c.checks, checkJSON{Check: name, Status: status, Detail: detail})
+		return
+	}
+	fmt.Fprintf(c.w, "%-4s  %s: %s\n", map[string]string{"ok": "ok", "fail": "FAIL", "skip": "skip"}[status], name, detail)
+}
+
 func (c *checker) ok(name, format string, args ...any) {
 	c.total++
-	fmt.Fprintf(c.w, "ok    %s: %s\n", name, fmt.Sprintf(format, args...))
+	c.report("ok", name, format, args...)
 }
 
 func (c *checker) fail(name, format string, args ...any) {
 	c.total++
 	c.failed++
-	fmt.Fprintf(c.w, "FAIL  %s: %s\n", name, fmt.Sprintf(format, args...))
+	c.report("fail", name, format, args...)
 }
 
 func (c *checker) skip(name, format string, args ...any) {
-	fmt.Fprintf(c.w, "skip  %s: %s\n", name, fmt.Sprintf(format, args...))
+	c.report("skip", name, format, args...)
 }
 
 // configCheck checks what `consumer run` would start with, without
@@ -74,6 +93,7 @@ func (c *checker) skip(name, format string, args ...any) {
 func configCheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("config check")
 	timeout := fs.Duration("timeout", 10*time.Second, "limit of each network check (NATS, JetStream, Zoom)")
+	asJSON := fs.Bool("json", false, "print the checks as a JSON array of {check, status (ok, fail, skip), detail}")
 	cfg, err := parseConfig(fs, args, getenv)
 	var es *errSetting
 	switch {
@@ -88,8 +108,13 @@ func configCheck(ctx context.Context, args []string, getenv func(string) string,
 	if *timeout <= 0 {
 		return usageError("config check: --timeout: want a positive duration, got %v", *timeout)
 	}
-	c := &checker{w: stdout}
+	c := &checker{w: stdout, asJSON: *asJSON}
 	done := func() error {
+		if c.asJSON {
+			if err := writeJSON(stdout, c.checks); err != nil {
+				return err
+			}
+		}
 		if c.failed > 0 {
 			return &exitError{code: 1, msg: fmt.Sprintf("config check: %d of %d checks failed", c.failed, c.total)}
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -129,5 +130,38 @@ func TestConfigCheck(t *testing.T) {
 				t.Errorf("config check %q stderr = %q; want one line counting the failed checks", tc.args, res.stderr)
 			}
 		})
+	}
+}
+
+// Ensure `config check --json` prints the same checks as a JSON array,
+// with the same exit codes.
+func TestConfigCheckJSON(t *testing.T) {
+	ns := startNATS(t)
+	sim := startSim(t, testenv.SimConfig{})
+	for _, tc := range []struct {
+		env      map[string]string
+		wantCode int
+		want     map[string]string
+	}{
+		{serviceEnv(ns, sim), 0, map[string]string{"settings": "ok", "nats": "ok", "stream ZOOM_USERS": "ok", "zoom token": "ok"}},
+		{merge(serviceEnv(ns, sim), map[string]string{"LOG_LEVEL": "loud"}), 1, map[string]string{"settings": "fail", "nats": "skip"}},
+	} {
+		res := runCLI(t, 30*time.Second, tc.env, "", "config", "check", "--json")
+		var checks []struct{ Check, Status, Detail string }
+		if err := json.Unmarshal([]byte(res.stdout), &checks); err != nil || res.code != tc.wantCode {
+			t.Fatalf("config check --json = %d, %q (%v); want %d and a JSON array", res.code, res.stdout, err, tc.wantCode)
+		}
+		got := map[string]string{}
+		for _, c := range checks {
+			got[c.Check] = c.Status
+			if c.Detail == "" {
+				t.Errorf("config check --json: %s has no detail", c.Check)
+			}
+		}
+		for name, status := range tc.want {
+			if got[name] != status {
+				t.Errorf("config check --json: %s = %q; want %q (%s)", name, got[name], status, res.stdout)
+			}
+		}
 	}
 }

@@ -738,6 +738,7 @@ func printPlan(w io.Writer, topo topology.Topology, entries []dlq.Entry, plan dl
 func dlqPurge(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	c := newDLQCmd("dlq purge", true)
 	yes := c.fs.Bool("yes", false, "really delete (required)")
+	asJSON := c.fs.Bool("json", false, "print the summary as JSON ({\"deleted\": n, \"gone\": n}); progress goes to stderr")
 	needYes := func() error {
 		if !*yes {
 			return usageError("%s: deleting dead letters cannot be undone: pass --yes (consumer dlq ls with the same filters shows what would go)", c.name)
@@ -752,14 +753,27 @@ func dlqPurge(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	prog := newProgress(stdout, "deleting")
+	progressTo := stdout
+	if *asJSON {
+		progressTo = stderr
+	}
+	prog := newProgress(progressTo, "deleting")
 	sum, err := dlq.Purge(ctx, c.js, c.topo, entries, prog.update)
 	prog.finish()
-	line := "deleted " + plural(sum.Deleted, "dead letter")
-	if sum.Gone > 0 {
-		line += fmt.Sprintf(" (%d more were already gone)", sum.Gone)
+	if *asJSON {
+		if werr := writeJSON(stdout, struct {
+			Deleted int `json:"deleted"`
+			Gone    int `json:"gone"`
+		}{sum.Deleted, sum.Gone}); werr != nil {
+			return werr
+		}
+	} else {
+		line := "deleted " + plural(sum.Deleted, "dead letter")
+		if sum.Gone > 0 {
+			line += fmt.Sprintf(" (%d more were already gone)", sum.Gone)
+		}
+		fmt.Fprintln(stdout, line)
 	}
-	fmt.Fprintln(stdout, line)
 	if err != nil {
 		return c.fail(err)
 	}

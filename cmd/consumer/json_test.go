@@ -100,4 +100,12 @@ func TestDLQReplayJSON(t *testing.T) {
 	if sum.DryRun || sum.Replayed != 2 || sum.Deleted != 2 || len(sum.Skipped) != 1 || len(sum.Entries) != 0 {
 		t.Errorf("consumer %q = %+v; want 2 replayed and deleted, 1 skipped", args, sum)
 	}
+
+	// The invalid one is left for purge.
+	args = []string{"dlq", "purge", "--yes", "--json"}
+	res := runCLI(t, 20*time.Second, env, "", args...)
+	var purged struct{ Deleted, Gone int }
+	if err := json.Unmarshal([]byte(res.stdout), &purged); err != nil || res.code != 0 || purged.Deleted != 1 || purged.Gone != 0 {
+		t.Errorf("consumer %q = %d, %q (%v); want {\"deleted\": 1, \"gone\": 0}", args, res.code, res.stdout, err)
+	}
 }
