@@ -43,7 +43,7 @@ value flag: set them in the environment, or name a file with <NAME>_FILE or --<f
   consumer run --nats-url nats://nats-0:4222,nats://nats-1:4222 --zoom-account-id-file /run/secrets/account \
     --zoom-client-id-file /run/secrets/client --zoom-client-secret-file /run/secrets/secret --log-format console
 
-  # only invitations, on streams an operator provisioned (deploy/nats), two replicas sharing 10 calls/s
+  # only invitations, on streams an operator provisioned (deploy/nats), 10 Zoom calls/s across all replicas
   consumer run --actions create --no-provision --zoom-rate-limit 10`)
 	},
 	"consumer config check": func(w io.Writer, fs *flag.FlagSet) {
