@@ -30,7 +30,9 @@ usage() {
 	exit 2
 }
 
-[ $# -ge 2 ] && [ $# -le 3 ] || usage "want a subject, a body file (- for stdin) and optionally a request id"
+if [ $# -lt 2 ] || [ $# -gt 3 ]; then
+	usage "want a subject, a body file (- for stdin) and optionally a request id"
+fi
 subject=$1
 body_file=$2
 request_id=${3:-sh-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')}
@@ -52,6 +54,7 @@ command -v nats >/dev/null 2>&1 || {
 tmp=$(mktemp -d)
 sub=
 watchdog=
+# shellcheck disable=SC2317 # called by the trap
 cleanup() {
 	[ -z "$sub" ] || kill "$sub" 2>/dev/null || true
 	[ -z "$watchdog" ] || kill "$watchdog" 2>/dev/null || true
