@@ -402,6 +402,14 @@ func subjectSetter(f func(*Config) *string) func(*Config, string) error {
 
 // requireZoom checks the settings `run` cannot start without.
 func requireZoom(c Config) error {
+	if err := zoomCredentials(c); err != nil {
+		return err
+	}
+	return natsTLSPair(c)
+}
+
+// zoomCredentials checks that the three Zoom credentials are set.
+func zoomCredentials(c Config) error {
 	for _, r := range []struct{ name, v string }{
 		{"ZOOM_ACCOUNT_ID", c.ZoomAccountID},
 		{"ZOOM_CLIENT_ID", c.ZoomClientID},
@@ -411,6 +419,12 @@ func requireZoom(c Config) error {
 			return &errSetting{Name: r.name, Err: errors.New("required (set it, or " + r.name + "_FILE)")}
 		}
 	}
+	return nil
+}
+
+// natsTLSPair checks that the NATS client certificate and key come
+// together.
+func natsTLSPair(c Config) error {
 	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
 		return &errSetting{Name: "NATS_TLS_CERT", Err: errors.New("NATS_TLS_CERT and NATS_TLS_KEY must be set together")}
 	}

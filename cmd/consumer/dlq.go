@@ -24,6 +24,7 @@ import (
 	"github.com/zoomprov/consumer/internal/app"
 	"github.com/zoomprov/consumer/internal/dlq"
 	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/internal/quota"
 	"github.com/zoomprov/consumer/internal/seal"
 	"github.com/zoomprov/consumer/internal/topology"
 )
@@ -541,6 +542,7 @@ func dlqReplay(ctx context.Context, args []string, getenv func(string) string, s
 	perSecond := c.fs.Float64("rate", 20, "requests republished per second at most (0 = no pacing)")
 	yes := c.fs.Bool("yes", false, fmt.Sprintf("replay more than %d dead letters without asking", confirmAbove))
 	force := c.fs.Bool("force", false, "replay even while a quota gate holds the requests' action (they then wait in the queue until the reset)")
+	asJSON := c.fs.Bool("json", false, "print the summary (with --dry-run: the plan) as JSON; progress goes to stderr")
 	checkRate := func() error {
 		if *perSecond < 0 || math.IsNaN(*perSecond) || math.IsInf(*perSecond, 0) {
 			return usageError("%s: --rate: want a number of requests per second, 0 for no pacing, got %v", c.name, *perSecond)
@@ -562,6 +564,9 @@ func dlqReplay(ctx context.Context, args []string, getenv func(string) string, s
 		return c.fail(err)
 	}
 	if *dryRun {
+		if *asJSON {
+			return writeJSON(stdout, newReplayJSON(c.topo, plan, entries))
+		}
 		printPlan(stdout, c.topo, entries, plan, *perSecond)
 		return nil
 	}
@@ -584,16 +589,26 @@ func dlqReplay(ctx context.Context, args []string, getenv func(string) string, s
 		}
 	}
 
-	prog := newProgress(stdout, "replaying")
+	progressTo := stdout
+	if *asJSON {
+		progressTo = stderr
+	}
+	prog := newProgress(progressTo, "replaying")
 	sum, err := dlq.Replay(ctx, c.js, c.topo, entries, dlq.Options{Rate: *perSecond, Force: *force, OnProgress: prog.update, Keys: c.keys})
 	prog.finish()
-	for _, s := range sum.Skipped {
-		fmt.Fprintf(stdout, "skipped %d (request %s): still invalid: %s\n", s.Seq, s.RequestID, plainMessage(s.Err.Error()))
+	if *asJSON {
+		if werr := writeJSON(stdout, newReplayJSON(c.topo, sum, nil)); werr != nil {
+			return werr
+		}
+	} else {
+		for _, s := range sum.Skipped {
+			fmt.Fprintf(stdout, "skipped %d (request %s): still invalid: %s\n", s.Seq, s.RequestID, plainMessage(s.Err.Error()))
+		}
+		for _, s := range sum.Refused {
+			fmt.Fprintf(stdout, "refused %d (request %s): %s\n", s.Seq, s.RequestID, plainMessage(s.Err.Error()))
+		}
+		fmt.Fprintln(stdout, summaryLine(sum))
 	}
-	for _, s := range sum.Refused {
-		fmt.Fprintf(stdout, "refused %d (request %s): %s\n", s.Seq, s.RequestID, plainMessage(s.Err.Error()))
-	}
-	fmt.Fprintln(stdout, summaryLine(sum))
 	var gateErr *dlq.GateClosedError
 	switch {
 	case err == nil && len(sum.Refused) > 0:
@@ -608,6 +623,64 @@ func dlqReplay(ctx context.Context, args []string, getenv func(string) string, s
 	default:
 		return c.fail(err)
 	}
+}
+
+// replayJSON is `dlq replay --json`: the summary of a replay, or with
+// --dry-run its plan.
+type replayJSON struct {
+	DryRun bool `json:"dry_run"`
+	// Replayed counts the requests the request stream stored anew; in a
+	// dry run, those that would be replayed, which Entries lists.
+	Replayed   int         `json:"replayed"`
+	Duplicates int         `json:"duplicates"`
+	Deleted    int         `json:"deleted"`
+	Failed     int         `json:"failed"`
+	Gone       int         `json:"gone"`
+	Skipped    []skipJSON  `json:"skipped"`
+	Refused    []skipJSON  `json:"refused"`
+	Creates    int         `json:"creates"`
+	Gate       *quota.Gate `json:"gate,omitempty"`
+	Entries    []entryJSON `json:"entries,omitempty"`
+}
+
+// skipJSON is a dead letter replay skipped (still invalid) or refused
+// (its password cannot be opened).
+type skipJSON struct {
+	Seq       uint64 `json:"seq"`
+	RequestID string `json:"request_id"`
+	Reason    string `json:"reason"`
+}
+
+// newReplayJSON turns a summary into replayJSON; entries, for a dry run,
+// are the dead letters considered, of which those not skipped or refused
+// are listed.
+func newReplayJSON(topo topology.Topology, s dlq.Summary, entries []dlq.Entry) replayJSON {
+	out := replayJSON{
+		DryRun: s.DryRun, Replayed: s.Replayed, Duplicates: s.Duplicates, Deleted: s.Deleted, Failed: s.Failed,
+		Gone: s.Gone, Creates: s.Creates, Gate: s.Gate, Skipped: []skipJSON{}, Refused: []skipJSON{},
+	}
+	left := map[uint64]bool{}
+	for _, k := range s.Skipped {
+		out.Skipped = append(out.Skipped, skipJSON{Seq: k.Seq, RequestID: k.RequestID, Reason: plainMessage(k.Err.Error())})
+		left[k.Seq] = true
+	}
+	for _, k := range s.Refused {
+		out.Refused = append(out.Refused, skipJSON{Seq: k.Seq, RequestID: k.RequestID, Reason: plainMessage(k.Err.Error())})
+		left[k.Seq] = true
+	}
+	for _, e := range entries {
+		if !left[e.Seq] {
+			out.Entries = append(out.Entries, newEntryJSON(topo, e, true))
+		}
+	}
+	return out
+}
+
+// writeJSON prints v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // summaryLine is replay's last line of output.
@@ -668,6 +741,7 @@ func printPlan(w io.Writer, topo topology.Topology, entries []dlq.Entry, plan dl
 func dlqPurge(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	c := newDLQCmd("dlq purge", true)
 	yes := c.fs.Bool("yes", false, "really delete (required)")
+	asJSON := c.fs.Bool("json", false, "print the summary as JSON ({\"deleted\": n, \"gone\": n}); progress goes to stderr")
 	needYes := func() error {
 		if !*yes {
 			return usageError("%s: deleting dead letters cannot be undone: pass --yes (consumer dlq ls with the same filters shows what would go)", c.name)
@@ -682,14 +756,27 @@ func dlqPurge(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	prog := newProgress(stdout, "deleting")
+	progressTo := stdout
+	if *asJSON {
+		progressTo = stderr
+	}
+	prog := newProgress(progressTo, "deleting")
 	sum, err := dlq.Purge(ctx, c.js, c.topo, entries, prog.update)
 	prog.finish()
-	line := "deleted " + plural(sum.Deleted, "dead letter")
-	if sum.Gone > 0 {
-		line += fmt.Sprintf(" (%d more were already gone)", sum.Gone)
+	if *asJSON {
+		if werr := writeJSON(stdout, struct {
+			Deleted int `json:"deleted"`
+			Gone    int `json:"gone"`
+		}{sum.Deleted, sum.Gone}); werr != nil {
+			return werr
+		}
+	} else {
+		line := "deleted " + plural(sum.Deleted, "dead letter")
+		if sum.Gone > 0 {
+			line += fmt.Sprintf(" (%d more were already gone)", sum.Gone)
+		}
+		fmt.Fprintln(stdout, line)
 	}
-	fmt.Fprintln(stdout, line)
 	if err != nil {
 		return c.fail(err)
 	}

@@ -6,6 +6,9 @@
 //	consumer sandbox    the service against an embedded NATS server and a Zoom simulator
 //	consumer publish    publish one request, as an HRIS integrator would
 //	consumer quota      show the shared quota state
+//	consumer dlq        list, show, replay and purge dead letters
+//	consumer config     check the settings and the connections
+//	consumer completion print a bash or zsh completion script
 //	consumer version    print the version
 package main
 
@@ -17,11 +20,17 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and revision are set at build time with -ldflags
+// "-X main.version=... -X main.revision=..." (deploy/Dockerfile does).
+var (
+	version  = "dev"
+	revision = ""
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -49,6 +58,27 @@ func exitCode(stderr io.Writer, err error) int {
 	}
 }
 
+// flagSets collects the flag set of a command run with -h, in place of
+// its usage text: shell completion is generated from them, so it offers
+// exactly the flags the commands parse. Writes are discarded.
+type flagSets struct {
+	sets []*flag.FlagSet
+}
+
+func (*flagSets) Write(p []byte) (int, error) { return len(p), nil }
+
+// flagsOf returns the flags command path (such as "dlq", "ls") parses, as
+// the command itself defines them before parsing its arguments.
+func flagsOf(path ...string) []*flag.Flag {
+	c := &flagSets{}
+	_ = run(context.Background(), append(slices.Clone(path), "-h"), func(string) string { return "" }, strings.NewReader(""), io.Discard, c)
+	var out []*flag.Flag
+	for _, fs := range c.sets {
+		fs.VisitAll(func(f *flag.Flag) { out = append(out, f) })
+	}
+	return out
+}
+
 // exitError carries a specific exit code; usage mistakes exit 2.
 type exitError struct {
 	code int
@@ -61,17 +91,50 @@ func usageError(format string, args ...any) error {
 	return &exitError{code: 2, msg: fmt.Sprintf(format, args...)}
 }
 
-const usage = `usage: consumer <command> [flags]
+// commandInfo is a command of the CLI, for the usage text and shell
+// completion; run dispatches them.
+type commandInfo struct {
+	name    string
+	summary string
+	// subs are the subcommands (consumer dlq ls, consumer config check).
+	subs []commandInfo
+	// args are the words the command takes after it (completion's shells).
+	args []string
+	// aliases are other names of the command.
+	aliases []string
+}
 
-commands:
-  run       run the provisioning service (configured by environment variables or flags)
-  sandbox   run the service against an embedded NATS server and a Zoom simulator
-  publish   publish one create-user request
-  quota     show the quota gates, each replica's share of the budget, and the backlog per action; quota open <scope> opens a gate
-  dlq       list, show, replay and purge dead letters
-  version   print the version
+// commands lists every command, in the order of the usage text.
+var commands = []commandInfo{
+	{name: "run", summary: "run the provisioning service (configured by environment variables or flags)"},
+	{name: "sandbox", summary: "run the service against an embedded NATS server and a Zoom simulator"},
+	{name: "publish", summary: "publish one request and optionally wait for its result"},
+	{name: "quota", summary: "show the quota gates, each replica's share of the budget, and the backlog per action", subs: []commandInfo{
+		{name: "open", summary: "open a closed quota gate before its reset (audited)", args: []string{"create", "all"}},
+	}},
+	{name: "dlq", summary: "list, show, replay and purge dead letters", subs: []commandInfo{
+		{name: "ls", aliases: []string{"list"}, summary: "list dead letters"},
+		{name: "show", summary: "everything about one dead letter"},
+		{name: "replay", summary: "republish dead letters to their request subject, then delete them"},
+		{name: "purge", summary: "delete dead letters"},
+	}},
+	{name: "config", summary: "check the settings, NATS, the streams and Zoom's token without starting the service", subs: []commandInfo{
+		{name: "check", summary: "check the settings and the connections, one line per check"},
+	}},
+	{name: "completion", summary: "print a shell completion script", args: []string{"bash", "zsh"}},
+	{name: "version", summary: "print the version"},
+}
 
-Run 'consumer <command> -h' for a command's flags.`
+// usage is what `consumer` alone and `consumer help` print.
+var usage = func() string {
+	var b strings.Builder
+	b.WriteString("usage: consumer <command> [flags]\n\ncommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-10s  %s\n", c.name, c.summary)
+	}
+	b.WriteString("\nRun 'consumer <command> -h' for a command's flags.")
+	return b.String()
+}()
 
 // run is the whole program, with its environment passed in so tests can
 // drive it.
@@ -92,14 +155,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return quotaCommand(ctx, rest, getenv, stdout, stderr)
 	case "dlq":
 		return dlqCommand(ctx, rest, getenv, stdin, stdout, stderr)
+	case "config":
+		return configCommand(ctx, rest, getenv, stdout, stderr)
+	case "completion":
+		return completionCommand(rest, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, versionString())
-		return nil
+		return versionCommand(rest, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
 	default:
-		return usageError("unknown command %q (want run, sandbox, publish, quota, dlq or version)", cmd)
+		names := make([]string, len(commands))
+		for i, c := range commands {
+			names[i] = c.name
+		}
+		return usageError("unknown command %q (want %s or %s)", cmd, strings.Join(names[:len(names)-1], ", "), names[len(names)-1])
 	}
 }
 
@@ -114,12 +184,21 @@ func newFlagSet(name string) *flag.FlagSet {
 
 // flagError turns a parsing error into a one-line usage error (exit 2);
 // for -h it prints the flags to stderr and returns flag.ErrHelp (exit 0).
+// When stderr is a *flagSets, it collects fs instead of printing.
 func flagError(fs *flag.FlagSet, stderr io.Writer, err error) error {
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, flag.ErrHelp) {
+		if c, ok := stderr.(*flagSets); ok {
+			c.sets = append(c.sets, fs)
+			return err
+		}
 		fmt.Fprintf(stderr, "usage of %s:\n", fs.Name())
+		if help, ok := helpPrinters[fs.Name()]; ok {
+			help(stderr, fs)
+			return err
+		}
 		fs.SetOutput(stderr)
 		fs.PrintDefaults()
 		fs.SetOutput(io.Discard)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -35,6 +36,7 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	msgID := fs.String("msg-id", "", "request id, sent as Nats-Msg-Id (default: a new random id)")
 	force := fs.Bool("force", false, "publish even if the body is invalid (to see a dead letter)")
 	wait := fs.Duration("wait", 0, "wait this long for the request's result and print it (e.g. 10s)")
+	asJSON := fs.Bool("json", false, "print JSON lines: the stream's acknowledgement, then with --wait each result event of the request as published")
 	cfg, err := parseSettings(fs, args, getenv, natsSettings())
 	if err != nil {
 		return flagError(fs, stderr, err)
@@ -107,7 +109,7 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	defer func() { err = explainRefusal(nc, err) }()
 
 	var results jetstream.ConsumeContext
-	events := make(chan messages.Event, 16)
+	events := make(chan resultMsg, 16)
 	if *wait > 0 {
 		// Subscribe before publishing so the result cannot be missed.
 		oc, err := js.OrderedConsumer(ctx, cfg.ResultStream, jetstream.OrderedConsumerConfig{
@@ -119,7 +121,7 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 		}
 		results, err = oc.Consume(func(m jetstream.Msg) {
 			if ev, err := messages.DecodeEvent(m.Data()); err == nil && ev.Subject == *msgID {
-				events <- ev
+				events <- resultMsg{ev: ev, raw: bytes.Clone(m.Data())}
 			}
 		})
 		if err != nil {
@@ -135,21 +137,32 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil {
 		return fmt.Errorf("publish: %s: %w", subject, err)
 	}
-	if ack.Duplicate {
+	switch {
+	case *asJSON:
+		if err := json.NewEncoder(stdout).Encode(publishAck{RequestID: *msgID, Subject: subject, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}); err != nil {
+			return err
+		}
+	case ack.Duplicate:
 		fmt.Fprintf(stdout, "duplicate: request %s was already published (stream %s, sequence %d); nothing new stored\n", *msgID, ack.Stream, ack.Sequence)
-		return nil
+	default:
+		fmt.Fprintf(stdout, "published request %s to %s (stream %s, sequence %d)\n", *msgID, subject, ack.Stream, ack.Sequence)
 	}
-	fmt.Fprintf(stdout, "published request %s to %s (stream %s, sequence %d)\n", *msgID, subject, ack.Stream, ack.Sequence)
-	if *wait <= 0 {
+	if ack.Duplicate || *wait <= 0 {
 		return nil
 	}
 	deadline := time.NewTimer(*wait)
 	defer deadline.Stop()
 	for {
 		select {
-		case ev := <-events:
-			fmt.Fprintln(stdout, formatEvent(ev))
-			if ev.Data.Outcome.Terminal() {
+		case r := <-events:
+			if *asJSON {
+				if _, err := stdout.Write(append(r.raw, '\n')); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintln(stdout, formatEvent(r.ev))
+			}
+			if r.ev.Data.Outcome.Terminal() {
 				return nil
 			}
 		case <-deadline.C:
@@ -158,6 +171,24 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 			return ctx.Err()
 		}
 	}
+}
+
+// resultMsg is a result event of the published request, decoded and as
+// stored.
+type resultMsg struct {
+	ev  messages.Event
+	raw []byte
+}
+
+// publishAck is `publish --json`'s first line: where the request went.
+type publishAck struct {
+	RequestID string `json:"request_id"`
+	Subject   string `json:"subject"`
+	Stream    string `json:"stream"`
+	Sequence  uint64 `json:"sequence"`
+	// Duplicate is true when the stream already had a request with this
+	// id: nothing new was stored, and publish does not wait.
+	Duplicate bool `json:"duplicate"`
 }
 
 // operationBody builds a lifecycle request from flags. An update sets only

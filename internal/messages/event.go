@@ -97,6 +97,12 @@ const (
 	ContentTypeCloudEvents = "application/cloudevents+json"
 	// SpecVersion is the CloudEvents specification version of the events.
 	SpecVersion = "1.0"
+	// DataSchema is the CloudEvents "dataschema" of every result event:
+	// the $id of api/schemas/result.schema.json, the JSON Schema (draft
+	// 2020-12) of the whole event, whose $defs/data describes Result. The
+	// "v1" in it is the contract's major version; it changes only with a
+	// breaking change (docs/compatibility.md).
+	DataSchema = "https://zoomprov.github.io/consumer/schemas/v1/result.schema.json"
 )
 
 // dataContentType is the media type of Event.Data.
@@ -137,6 +143,8 @@ type Event struct {
 	Subject         string `json:"subject"`
 	Time            string `json:"time"`
 	DataContentType string `json:"datacontenttype"`
+	// DataSchema is DataSchema in every event NewEvent makes.
+	DataSchema string `json:"dataschema"`
 	// TraceParent is the W3C Trace Context distributed-tracing extension
 	// attribute, copied from the request when it had one.
 	TraceParent string `json:"traceparent,omitempty"`
@@ -156,9 +164,9 @@ func EventID(requestID string, o Outcome, attempt int) string {
 }
 
 // NewEvent wraps r in an event. The id comes from EventID, the type is
-// EventTypePrefix plus r.Outcome, the subject is r.RequestID and the time is
-// now in UTC, RFC 3339 with fractional seconds. TraceParent is left for the
-// caller to set.
+// EventTypePrefix plus r.Outcome, the subject is r.RequestID, the data
+// schema is DataSchema and the time is now in UTC, RFC 3339 with fractional
+// seconds. TraceParent is left for the caller to set.
 func NewEvent(r Result, now time.Time) Event {
 	return Event{
 		SpecVersion:     SpecVersion,
@@ -168,6 +176,7 @@ func NewEvent(r Result, now time.Time) Event {
 		Subject:         r.RequestID,
 		Time:            now.UTC().Format(time.RFC3339Nano),
 		DataContentType: dataContentType,
+		DataSchema:      DataSchema,
 		Data:            r,
 	}
 }

@@ -72,7 +72,8 @@ func TestNewEventGolden(t *testing.T) {
 	}
 	const want = `{"specversion":"1.0","id":"01HZX3J9Q7:deferred:2","source":"zoom-provisioner",` +
 		`"type":"zoom.user.provisioning.deferred","subject":"01HZX3J9Q7","time":"2026-03-01T08:30:00.123456789Z",` +
-		`"datacontenttype":"application/json","data":{"request_id":"01HZX3J9Q7","action":"autoCreate",` +
+		`"datacontenttype":"application/json","dataschema":"https://zoomprov.github.io/consumer/schemas/v1/result.schema.json",` +
+		`"data":{"request_id":"01HZX3J9Q7","action":"autoCreate",` +
 		`"email":"alice@example.com","outcome":"deferred","zoom_user_id":"","http_status":429,"zoom_code":429,` +
 		`"zoom_message":"You have exceeded the daily rate limit <1500> & more","reason":"","retry_at":"2026-03-02T00:00:00Z",` +
 		`"attempt":2,"stream_sequence":42}}`
@@ -84,7 +85,7 @@ func TestNewEventGolden(t *testing.T) {
 // TestEventKeys checks the contract's field set: every key is present even
 // when its value is zero, and replay_of only when set.
 func TestEventKeys(t *testing.T) {
-	eventKeys := []string{"data", "datacontenttype", "id", "source", "specversion", "subject", "time", "type"}
+	eventKeys := []string{"data", "datacontenttype", "dataschema", "id", "source", "specversion", "subject", "time", "type"}
 	dataKeys := []string{"action", "attempt", "email", "http_status", "outcome", "reason", "request_id",
 		"retry_at", "stream_sequence", "zoom_code", "zoom_message", "zoom_user_id"}
 
@@ -153,7 +154,8 @@ func TestNewEvent(t *testing.T) {
 		want := Event{
 			SpecVersion: "1.0", ID: EventID("id", o, 1), Source: "zoom-provisioner",
 			Type: "zoom.user.provisioning." + string(o), Subject: "id", Time: "2026-01-02T03:04:05Z",
-			DataContentType: "application/json", Data: r,
+			DataContentType: "application/json",
+			DataSchema:      "https://zoomprov.github.io/consumer/schemas/v1/result.schema.json", Data: r,
 		}
 		if e != want {
 			t.Errorf("NewEvent(%+v) = %+v; want %+v", r, e, want)
