@@ -130,6 +130,11 @@ type Result struct {
 	// ReplayOf is the original request ID when the request was replayed
 	// from the dead-letter stream.
 	ReplayOf string `json:"replay_of,omitempty"`
+	// Request is the request as the service decoded it, without any
+	// password, on the terminal result of a valid request: what a
+	// projection of the result stream (the per-user ledger) needs to know
+	// of what was applied.
+	Request json.RawMessage `json:"request,omitempty"`
 }
 
 // Event is a CloudEvents 1.0 event in structured mode: the attributes and

@@ -157,7 +157,7 @@ func TestNewEvent(t *testing.T) {
 			DataContentType: "application/json",
 			DataSchema:      "https://zoomprov.github.io/consumer/schemas/v1/result.schema.json", Data: r,
 		}
-		if e != want {
+		if !reflect.DeepEqual(e, want) {
 			t.Errorf("NewEvent(%+v) = %+v; want %+v", r, e, want)
 		}
 	}

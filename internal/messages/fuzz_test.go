@@ -227,7 +227,7 @@ func FuzzDecodeEvent(f *testing.F) {
 			t.Fatalf("DecodeEvent(%q).Marshal() error = %v", data, err)
 		}
 		again, err := DecodeEvent(b)
-		if err != nil || again != e {
+		if err != nil || !reflect.DeepEqual(again, e) {
 			t.Fatalf("DecodeEvent(%s) = %+v, %v; want %+v as from DecodeEvent(%q)", b, again, err, e, data)
 		}
 	})

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"time"
 
@@ -116,4 +117,30 @@ func (s *Service) newDelivery(msg jetstream.Msg) (*delivery, bool) {
 	d.requestID = s.topo.RequestID(d.header.Get(jetstream.MsgIDHeader), s.stream().incarnation, d.seq)
 	d.action, _ = s.topo.ActionOf(d.subject)
 	return d, true
+}
+
+// applied is the request as decoded, without any password, for its
+// terminal result (messages.Result.Request).
+func (d *delivery) applied() json.RawMessage {
+	var v any
+	switch d.op {
+	case "":
+		r := d.create.ForZoom()
+		r.UserInfo.Password = ""
+		v = r
+	case messages.OpUpdate:
+		v = struct {
+			Email string          `json:"email"`
+			User  json.RawMessage `json:"user"`
+		}{d.email, d.update.User}
+	case messages.OpDelete:
+		v = d.del
+	default:
+		v = messages.StatusRequest{Email: d.email}
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	return data
 }

@@ -53,6 +53,7 @@ func (s *Service) settle(ctx context.Context, d *delivery, a attempt, dec retry.
 		res := s.result(d, a)
 		res.Outcome = a.outcome
 		res.ZoomUserID = a.user.User.ID
+		res.Request = d.applied()
 		if err := s.publishResult(sctx, res); err != nil {
 			return unrecorded(err)
 		}
@@ -78,6 +79,9 @@ func (s *Service) settle(ctx context.Context, d *delivery, a attempt, dec retry.
 		}
 		res := s.result(d, a)
 		res.Outcome = messages.OutcomeFailed
+		if a.kind != retry.Invalid {
+			res.Request = d.applied()
+		}
 		if err := s.publishResult(sctx, res); err != nil {
 			return unrecorded(err)
 		}
