@@ -20,14 +20,14 @@ type settingTopic struct {
 // settingTopics groups every setting of settings() under one topic; the
 // tests hold it to that.
 var settingTopics = []settingTopic{
-	{title: "NATS", envs: []string{"NATS_URL", "NATS_USER", "NATS_PASSWORD", "NATS_TOKEN", "NATS_CREDS", "NATS_NKEY"}},
+	{title: "NATS", envs: []string{"NATS_URL", "NATS_USER", "NATS_PASSWORD", "NATS_TOKEN", "NATS_CREDS", "NATS_NKEY", "NATS_INBOX_PREFIX"}},
 	{title: "Zoom", envs: []string{"ZOOM_ACCOUNT_ID", "ZOOM_CLIENT_ID", "ZOOM_CLIENT_SECRET", "ZOOM_API_URL", "ZOOM_TOKEN_URL", "ZOOM_TIMEOUT"}},
 	{title: "limits and retries", envs: []string{"ZOOM_RATE_LIMIT", "MAX_IN_FLIGHT", "MAX_ATTEMPTS", "MAX_ACK_PENDING", "ACK_WAIT", "SHUTDOWN_TIMEOUT"}},
 	{title: "streams and subjects", envs: []string{"ACTIONS", "PROVISION_STREAMS", "STREAM_REPLICAS", "REQUEST_STREAM", "REQUEST_SUBJECT_PREFIX",
 		"OPERATION_SUBJECT_PREFIX", "RESULT_STREAM", "RESULT_SUBJECT_PREFIX", "RESULT_MAX_AGE", "DLQ_STREAM", "DLQ_SUBJECT_PREFIX", "CONSUMER_PREFIX"},
 		flags: []string{"no-provision"}},
 	{title: "observability", envs: []string{"HTTP_ADDR", "LOG_LEVEL", "LOG_FORMAT", "OTEL_EXPORTER_OTLP_ENDPOINT"}},
-	{title: "security", envs: []string{"NATS_TLS_CA", "NATS_TLS_CERT", "NATS_TLS_KEY", sealKeySetting, "LOG_EMAILS"}},
+	{title: "security", envs: []string{"NATS_TLS_CA", "NATS_TLS_CERT", "NATS_TLS_KEY", sealKeySetting, "DLQ_SEAL_KEY_OPTIONAL", "LOG_EMAILS"}},
 }
 
 // helpPrinters print the flags of the commands whose -h is more than a

@@ -43,9 +43,9 @@ func TestRunCredentialsRejectedLeaksNothing(t *testing.T) {
 		if err == nil {
 			_ = json.Unmarshal(body, &r)
 		}
-		// The request has been handled once the service is held ("held
+		// The request has been handled once the service is paused ("paused
 		// for ..."); 503 alone comes earlier, from the start-up check.
-		return err == nil && code == 503 && strings.Contains(r.Reason, "held for"), fmt.Sprintf("GET /readyz = %d %s %v; want 503 held for ...", code, body, err)
+		return err == nil && code == 503 && strings.Contains(r.Reason, "paused for"), fmt.Sprintf("GET /readyz = %d %s %v; want 503 paused for ...", code, body, err)
 	})
 	code, scrape, err := httpGet("http://" + addr + "/metrics")
 	switch {
