@@ -232,6 +232,18 @@ func TestChaos(t *testing.T) {
 			}
 		}
 	}
+	// Calls Zoom received again, from its own log: after a failure or a
+	// lost answer (retries), or after a success the service had (a
+	// request applied twice, which must never happen).
+	retried := 0
+	for email := range userEmails(plan) {
+		rep := sim.Repeats(email)
+		retried += rep.Retried
+		if rep.Duplicated > 0 {
+			duplicated += rep.Duplicated
+			t.Errorf("%s: Zoom got %d calls again after answering them with success; calls:\n%s", email, rep.Duplicated, formatCalls(sim.History(email)))
+		}
+	}
 	dlq := dlqByRequest(t, js)
 	for _, r := range plan {
 		want := 0
@@ -281,8 +293,8 @@ func TestChaos(t *testing.T) {
 			t.Errorf("Zoom saw %d calls in one second (%d answered 429); want at most 80", st.MaxPerSecond, st.RateLimited[testenv.RateLimitQPS])
 		}
 	}
-	summary := fmt.Sprintf("chaos: %d requests in %v; faults: %s; outcomes: %s; lost %d, duplicated %d, wrong outcome %d, users out of order %d%s",
-		n, elapsed.Round(time.Second), formatCounts(faults), formatCounts(outcomes), lost, duplicated, wrong, outOfOrder, extra)
+	summary := fmt.Sprintf("chaos: %d requests in %v; faults: %s; outcomes: %s; lost %d, duplicated %d (Zoom calls repeated after a success, by Zoom's log), calls repeated after a failure or a lost answer %d, wrong outcome %d, users out of order %d%s",
+		n, elapsed.Round(time.Second), formatCounts(faults), formatCounts(outcomes), lost, duplicated, retried, wrong, outOfOrder, extra)
 	fmt.Println(summary)
 	t.Log(summary)
 	for _, c := range consumers {
@@ -318,6 +330,20 @@ func (r chaosRequest) accepts(res messages.Result) bool {
 		return res.Outcome == messages.OutcomeFailed && res.Reason == messages.ReasonNotFound
 	}
 	return string(res.Outcome) == r.kind
+}
+
+// userEmails are the users the plan's requests act on.
+func userEmails(plan []chaosRequest) map[string]bool {
+	out := map[string]bool{}
+	for _, r := range plan {
+		switch {
+		case r.email != "":
+			out[r.email] = true
+		case r.life != "":
+			out[r.life] = true
+		}
+	}
+	return out
 }
 
 // lifeSteps returns each lifecycle user's call matchers, in stream order.

@@ -216,6 +216,17 @@ func TestLeaderFailoverUnderLoad(t *testing.T) {
 	// message id) was stored rather than refused as a duplicate, so the
 	// acknowledged "created" was not in the stream then (see the issue
 	// note). Still exactly one terminal result each.
+	for _, id := range ids {
+		if term := terminal(evs[id]); len(term) == 1 && term[0].Data.Outcome == messages.OutcomeExists {
+			var lines []string
+			for _, l := range strings.Split(h.log.String(), "\n") {
+				if strings.Contains(l, `"`+id+`"`) || strings.Contains(l, id+":") {
+					lines = append(lines, l)
+				}
+			}
+			t.Logf("%s ended exists; its log:\n%s\nZoom:\n%v", id, strings.Join(lines, "\n"), h.sim.History(emails[id]))
+		}
+	}
 	if got := outcomes[string(messages.OutcomeCreated)] + outcomes[string(messages.OutcomeExists)]; got != n || outcomes[string(messages.OutcomeExists)] > n/100 {
 		t.Errorf("outcomes = %v; want all %d created (at most 1%% exists)", outcomes, n)
 	}

@@ -229,7 +229,7 @@ func TestLifecycleInOrder(t *testing.T) {
 			t.Errorf("%s: failed (%s: %s); want every step to succeed", id, term[0].Data.Reason, term[0].Data.ZoomMessage)
 		}
 	}
-	violations := 0
+	violations, retried, duplicated := 0, 0, 0
 	for email, life := range lives {
 		u, exists := h.sim.User(email)
 		deleted := life[len(life)-1].action == "delete"
@@ -269,10 +269,17 @@ func TestLifecycleInOrder(t *testing.T) {
 				t.Errorf("%s: Zoom performed the steps in the order %v; want %v (stream order)", email, got, want)
 			}
 		}
+		rep := h.sim.Repeats(email)
+		retried += rep.Retried
+		if rep.Duplicated > 0 {
+			duplicated += rep.Duplicated
+			t.Errorf("%s: Zoom got %d calls again after answering them with success", email, rep.Duplicated)
+		}
 	}
 	if violations > 5 {
 		t.Errorf("%d users' calls out of order in all", violations)
 	}
+	t.Logf("calls repeated after a failure or a lost answer: %d; after a success: %d", retried, duplicated)
 	st := h.sim.Stats()
 	var reads uint64
 	h.mu.Lock()
