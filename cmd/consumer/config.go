@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/internal/provision"
 	"github.com/zoomprov/consumer/internal/seal"
 	"github.com/zoomprov/consumer/internal/topology"
 )
@@ -64,11 +65,11 @@ func settings() []setting {
 		}},
 		{env: "ZOOM_TIMEOUT", flag: "zoom-timeout", def: "15s", usage: "limit of one HTTP call to Zoom", set: durationSetter(func(c *Config) *time.Duration { return &c.ZoomTimeout }, time.Millisecond)},
 
-		{env: "MAX_IN_FLIGHT", flag: "max-in-flight", def: "64", usage: "requests handled at once by this instance", set: intSetter(func(c *Config) *int { return &c.MaxInFlight }, 1, 10000)},
-		{env: "MAX_ATTEMPTS", flag: "max-attempts", def: "10", usage: "deliveries that may fail transiently before a request is dead-lettered", set: intSetter(func(c *Config) *int { return &c.MaxAttempts }, 1, 1000)},
-		{env: "MAX_ACK_PENDING", flag: "max-ack-pending", def: "1000", usage: "unacknowledged messages allowed per action consumer", set: intSetter(func(c *Config) *int { return &c.MaxAckPending }, 1, 1000000)},
-		{env: "ACK_WAIT", flag: "ack-wait", def: "30s", usage: "consumer ack wait (progress heartbeats every third)", set: durationSetter(func(c *Config) *time.Duration { return &c.AckWait }, time.Second)},
-		{env: "SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: "20s", usage: "how long in-flight requests may finish on shutdown", set: durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, time.Millisecond)},
+		{env: "MAX_IN_FLIGHT", flag: "max-in-flight", def: strconv.Itoa(provision.DefaultMaxInFlight), usage: "requests handled at once by this instance", set: intSetter(func(c *Config) *int { return &c.MaxInFlight }, 1, 10000)},
+		{env: "MAX_ATTEMPTS", flag: "max-attempts", def: strconv.Itoa(provision.DefaultMaxAttempts), usage: "deliveries that may fail transiently before a request is dead-lettered", set: intSetter(func(c *Config) *int { return &c.MaxAttempts }, 1, 1000)},
+		{env: "MAX_ACK_PENDING", flag: "max-ack-pending", def: strconv.Itoa(provision.DefaultMaxAckPending), usage: "unacknowledged messages allowed per action consumer (parked requests do not count)", set: intSetter(func(c *Config) *int { return &c.MaxAckPending }, 1, 1000000)},
+		{env: "ACK_WAIT", flag: "ack-wait", def: provision.DefaultAckWait.String(), usage: "consumer ack wait (progress heartbeats every third)", set: durationSetter(func(c *Config) *time.Duration { return &c.AckWait }, time.Second)},
+		{env: "SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: provision.DefaultShutdownTimeout.String(), usage: "how long in-flight requests may finish on shutdown", set: durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, time.Millisecond)},
 		{env: "ACTIONS", flag: "actions", def: strings.Join(topology.Actions(), ","), usage: "creation actions and lifecycle operations this instance serves, comma separated", set: func(c *Config, v string) error {
 			c.Actions = nil
 			for _, a := range strings.Split(v, ",") {

@@ -191,12 +191,11 @@ const (
 )
 
 // gcPercent is the garbage collector's target (GOGC) while serving, unless
-// the GOGC environment variable sets one. The service keeps a small live
-// heap and allocates some 20 KiB per request, so at Go's default of 100 it
-// collected garbage a dozen times a second at full speed; 400 cut its CPU
-// per request by about a sixth for some 10 MiB more memory. GOMEMLIMIT,
-// which the Kubernetes manifest sets to the container's limit, still makes
-// it collect sooner when memory runs short.
+// the GOGC environment variable sets one: the service keeps a small live
+// heap and allocates per request, so at Go's default it spends a notable
+// share of its CPU collecting garbage (docs/benchmarks.md has the figures).
+// GOMEMLIMIT, which the Kubernetes manifest sets to the container's limit,
+// still makes it collect sooner when memory runs short.
 const gcPercent = 400
 
 // App is the service wired from a Config. Run it once.

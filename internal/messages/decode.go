@@ -126,9 +126,6 @@ func parseObject(data []byte, what, base string) (*node, []FieldError, string) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, nil, what + " is empty"
 	}
-	if n, dups, ok := fastParseObject(data, base); ok {
-		return n, dups, ""
-	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber() // keep number literals exact; some Zoom values exceed 2^53
 	p := parser{dec: dec}

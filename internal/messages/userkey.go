@@ -69,251 +69,107 @@ const maxBestEffortBytes = maxEmailChars * utf8.UTFMax
 // as a string holding one). Whichever comes first in the body is returned;
 // a valid body holds only one of them.
 //
-// It tolerates malformed JSON: it reads the members up to the first thing
-// it cannot make sense of, so a truncated body still yields an address
-// that came before the cut. Only the first MaxBodyBytes of body are read,
-// in one pass without recursion. It returns "" when no string value is
-// found, and for one that is not valid UTF-8 or longer than any valid
-// address can be. When Decode, DecodeUpdate, DecodeStatus or DecodeDelete
-// succeed on body, BestEffortEmail returns the email they decoded.
+// It tolerates malformed JSON: it reads the members, token by token, up to
+// the first thing it cannot make sense of, so a truncated body still
+// yields an address that came before the cut. Only the first MaxBodyBytes
+// of body are read. It returns "" when no string value is found, and for
+// one that is not valid UTF-8 or longer than any valid address can be.
+// When Decode, DecodeUpdate, DecodeStatus or DecodeDelete succeed on body,
+// BestEffortEmail returns the email they decoded.
 func BestEffortEmail(body []byte) string {
 	if len(body) > MaxBodyBytes {
 		body = body[:MaxBodyBytes]
 	}
-	var email string
-	s := scanner{b: body}
-	s.object(func(key []byte, esc bool) bool {
-		switch {
-		case keyIs(key, esc, "email"):
-			var ok bool
-			email, ok = s.stringValue()
-			return ok && email == ""
-		case keyIs(key, esc, "user_info"):
-			email = s.userInfoEmail()
-			return email == "" && s.ok
-		}
-		return s.skip()
-	})
-	if len(email) > maxBestEffortBytes || !utf8.ValidString(email) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	email := ""
+	if t, err := dec.Token(); err == nil && t == json.Delim('{') {
+		email = objectEmail(dec, true)
+	}
+	// The decoder replaces invalid UTF-8 with U+FFFD: in a body that is not
+	// UTF-8, an address that holds one came from bytes that were not an
+	// address. (An escaped lone surrogate also decodes to U+FFFD, in a body
+	// the strict decoders accept.)
+	if len(email) > maxBestEffortBytes || (strings.ContainsRune(email, utf8.RuneError) && !utf8.Valid(body)) {
 		return ""
 	}
 	return email
 }
 
-// userInfoEmail reads the user_info value at the scanner: the email of an
-// object, or of the object a string holds.
-func (s *scanner) userInfoEmail() string {
-	if s.i < len(s.b) && s.b[s.i] == '"' {
-		inner, ok := s.stringValue()
-		s.ok = ok
-		if !ok {
+// objectEmail reads the members of an object whose "{" dec has read, and
+// returns the first non-empty "email" string member, or with top, the
+// email of a "user_info" member (an object, or a string holding one) if
+// that comes first. It stops at the first token it cannot read.
+func objectEmail(dec *json.Decoder, top bool) string {
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
 			return ""
 		}
-		is := scanner{b: []byte(inner)}
-		return is.emailMember()
+		key, _ := t.(string)
+		v, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		d, isDelim := v.(json.Delim)
+		switch {
+		case key == "email" && !isDelim:
+			if s, ok := v.(string); ok && s != "" {
+				return s
+			}
+		case key == "user_info" && top && d == '{':
+			if e := objectEmail(dec, false); e != "" {
+				return e
+			}
+			// objectEmail stopped at the end of user_info, or at a token
+			// it could not read: the next Token call tells which.
+			if _, err := dec.Token(); err != nil {
+				return ""
+			}
+		case key == "user_info" && top && !isDelim:
+			if inner, ok := v.(string); ok {
+				in := json.NewDecoder(strings.NewReader(inner))
+				if t, err := in.Token(); err == nil && t == json.Delim('{') {
+					if e := objectEmail(in, false); e != "" {
+						return e
+					}
+				}
+			}
+		case isDelim && !skipRest(dec, d):
+			return ""
+		}
 	}
-	if s.i < len(s.b) && s.b[s.i] == '{' {
-		return s.emailMember()
-	}
-	s.ok = s.skip()
 	return ""
 }
 
-// emailMember returns the string value of the first "email" member of the
-// object at the scanner, reading no further than that member.
-func (s *scanner) emailMember() string {
-	var email string
-	s.ok = s.object(func(key []byte, esc bool) bool {
-		if keyIs(key, esc, "email") {
-			email, _ = s.stringValue()
-			return false
-		}
-		return s.skip()
-	})
-	if email != "" {
-		s.ok = false // found: nothing further needs reading
-	}
-	return email
-}
-
-// memberValue returns the raw bytes of the value of the first top-level
-// member named key in data, which must be well-formed JSON.
-func memberValue(data []byte, key string) ([]byte, bool) {
-	var raw []byte
-	s := scanner{b: data}
-	s.object(func(k []byte, esc bool) bool {
-		start := s.i
-		if !s.skip() {
-			return false
-		}
-		if keyIs(k, esc, key) {
-			raw = data[start:s.i]
-			return false
-		}
-		return true
-	})
-	return raw, raw != nil
-}
-
-// scanner walks JSON leniently and without allocating, for the lookups
-// that must not pay for a full parse. It checks only what it needs to find
-// its way.
-type scanner struct {
-	b  []byte
-	i  int
-	ok bool // scratch result of userInfoEmail and emailMember
-}
-
-func (s *scanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
-
-// object reads the object at the scanner. For each member it calls fn with
-// the raw key (quotes included) and whether it holds escapes, with the
-// scanner at the value; fn must read the value and report whether to go
-// on. object reports whether the whole object was read.
-func (s *scanner) object(fn func(key []byte, esc bool) bool) bool {
-	s.ws()
-	if s.i >= len(s.b) || s.b[s.i] != '{' {
+// skipRest reads the rest of the array or object whose opening d dec has
+// read; it reports whether that worked.
+func skipRest(dec *json.Decoder, d json.Delim) bool {
+	if d != '[' && d != '{' {
 		return false
 	}
-	s.i++
-	for {
-		s.ws()
-		if s.i >= len(s.b) {
+	for depth := 1; depth > 0; {
+		t, err := dec.Token()
+		if err != nil {
 			return false
 		}
-		switch s.b[s.i] {
-		case '}':
-			s.i++
-			return true
-		case ',':
-			s.i++
-			continue
-		case '"':
-		default:
-			return false
-		}
-		key, esc, ok := s.str()
-		if !ok {
-			return false
-		}
-		s.ws()
-		if s.i >= len(s.b) || s.b[s.i] != ':' {
-			return false
-		}
-		s.i++
-		s.ws()
-		if !fn(key, esc) {
-			return false
-		}
-	}
-}
-
-// str reads the string at the scanner (at its opening quote) and returns
-// it raw, quotes included, and whether it holds an escape.
-func (s *scanner) str() (raw []byte, esc bool, ok bool) {
-	start := s.i
-	i := s.i + 1
-	for {
-		q := bytes.IndexByte(s.b[i:], '"')
-		if q < 0 {
-			s.i = len(s.b)
-			return nil, esc, false
-		}
-		bs := bytes.IndexByte(s.b[i:i+q], '\\')
-		if bs < 0 {
-			s.i = i + q + 1
-			return s.b[start:s.i], esc, true
-		}
-		esc = true
-		i += bs + 2 // the backslash and the character it escapes
-		if i > len(s.b) {
-			s.i = len(s.b)
-			return nil, esc, false
-		}
-	}
-}
-
-// stringValue reads the value at the scanner, which must be a string, and
-// returns it unescaped as encoding/json unescapes it.
-func (s *scanner) stringValue() (string, bool) {
-	if s.i >= len(s.b) || s.b[s.i] != '"' {
-		return "", s.skip()
-	}
-	raw, esc, ok := s.str()
-	if !ok {
-		return "", false
-	}
-	return unquote(raw, esc)
-}
-
-func unquote(raw []byte, esc bool) (string, bool) {
-	if !esc {
-		return string(raw[1 : len(raw)-1]), true
-	}
-	var v string
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return "", false
-	}
-	return v, true
-}
-
-func keyIs(raw []byte, esc bool, want string) bool {
-	if !esc {
-		return len(raw) == len(want)+2 && string(raw[1:len(raw)-1]) == want
-	}
-	k, ok := unquote(raw, esc)
-	return ok && k == want
-}
-
-// skip reads past the value at the scanner. Containers are skipped by
-// counting brackets, not by recursion.
-func (s *scanner) skip() bool {
-	s.ws()
-	if s.i >= len(s.b) {
-		return false
-	}
-	switch s.b[s.i] {
-	case '"':
-		_, _, ok := s.str()
-		return ok
-	case '{', '[':
-		depth := 0
-		for s.i < len(s.b) {
-			switch s.b[s.i] {
-			case '"':
-				if _, _, ok := s.str(); !ok {
-					return false
-				}
-				continue
-			case '{', '[':
+		if d, ok := t.(json.Delim); ok {
+			if d == '[' || d == '{' {
 				depth++
-			case '}', ']':
+			} else {
 				depth--
-				if depth == 0 {
-					s.i++
-					return true
-				}
 			}
-			s.i++
 		}
-		return false
 	}
-	start := s.i
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ',', '}', ']', ':', ' ', '\t', '\n', '\r', '"', '{', '[':
-			return s.i > start
-		}
-		s.i++
+	return true
+}
+
+// memberValue returns the raw bytes of the value of the top-level member
+// named key in data, which must be a well-formed JSON object.
+func memberValue(data []byte, key string) ([]byte, bool) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(data, &m) != nil {
+		return nil, false
 	}
-	return s.i > start
+	raw, ok := m[key]
+	return raw, ok
 }

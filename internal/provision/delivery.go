@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/zoomprov/consumer/internal/messages"
@@ -57,8 +58,10 @@ type delivery struct {
 	email    string
 	replayOf string
 	start    time.Time
-	// span is the span around handling the delivery, set by startSpan.
+	// span is the span around handling the delivery, and log the logger of
+	// its lines, both set by startSpan.
 	span trace.Span
+	log  zerolog.Logger
 	// stray marks a request swept off a subject that names no action;
 	// badCopy a message on the parked subject the service did not write.
 	stray, badCopy bool
@@ -106,16 +109,19 @@ func (s *Service) newDelivery(msg jetstream.Msg) (*delivery, bool) {
 			// parked subject.
 			d.badCopy, d.published = true, d.subject
 			d.requestID = s.topo.RequestID(d.header.Get(jetstream.MsgIDHeader), s.stream().incarnation, d.msgSeq)
+			s.logFor(d)
 			return d, true
 		}
 		d.seq = pos
 		if t, err := time.Parse(time.RFC3339Nano, d.header.Get(messages.HeaderParkedStored)); err == nil {
 			d.stored = t
 		}
+		s.logFor(d)
 		return d, true
 	}
 	d.requestID = s.topo.RequestID(d.header.Get(jetstream.MsgIDHeader), s.stream().incarnation, d.seq)
 	d.action, _ = s.topo.ActionOf(d.subject)
+	s.logFor(d)
 	return d, true
 }
 

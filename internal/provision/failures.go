@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -26,6 +25,10 @@ const kvTimeout = 2 * time.Second
 // waits and hand-backs too, so the bound is loose.
 const unknownCountFactor = 4
 
+// casBackoff spaces the tries of a compare-and-set that lost to another
+// delivery of the request, with jitter, so that they do not collide again.
+var casBackoff = retry.Schedule{Initial: time.Millisecond, Max: 10 * time.Millisecond, Jitter: 0.9}
+
 // countFailure adds this delivery's transient failure to the request's
 // count and returns how many earlier deliveries failed. The count is
 // changed with compare-and-set on its revision, so two deliveries of one
@@ -39,7 +42,7 @@ func (s *Service) countFailure(ctx context.Context, d *delivery) int {
 	if err == nil {
 		return n
 	}
-	dlog{s: s, d: d}.Warn().Err(err).Msg("could not count the failure; the count stays as it was")
+	d.log.Warn().Err(err).Msg("could not count the failure; the count stays as it was")
 	if int(d.delivered) >= unknownCountFactor*s.cfg.Policy.MaxAttempts {
 		return s.cfg.Policy.MaxAttempts
 	}
@@ -54,7 +57,7 @@ func (s *Service) addFailure(ctx context.Context, d *delivery) (int, error) {
 		if try > 0 {
 			// Another delivery changed the count meanwhile: read it again,
 			// after a pause that keeps racers from colliding again.
-			sleep(kctx, time.Duration(rand.Int64N(int64(time.Duration(min(try, 10))*time.Millisecond)))+time.Millisecond)
+			retry.Sleep(kctx, casBackoff.Delay(try), nil)
 		}
 		e, err := s.failures.Get(kctx, key)
 		switch {
@@ -109,7 +112,7 @@ func (s *Service) markDeadLettered(ctx context.Context, d *delivery, a attempt) 
 	kctx, cancel := context.WithTimeout(ctx, kvTimeout)
 	defer cancel()
 	if _, err := s.failures.Put(kctx, s.deadKey(d), data); err != nil {
-		dlog{s: s, d: d}.Warn().Err(err).Msg("could not record the dead-lettering before publishing it")
+		d.log.Warn().Err(err).Msg("could not record the dead-lettering before publishing it")
 	}
 }
 

@@ -34,6 +34,10 @@ const (
 	fetchRetryMax = 250 * time.Millisecond
 )
 
+// fetchBackoff spaces the fetches that failed for want of a consumer
+// leader, up to fetchRetryMax.
+var fetchBackoff = retry.Schedule{Initial: 50 * time.Millisecond, Max: fetchRetryMax}
+
 // slots counts free workers. A dispatcher takes slots before fetching, and
 // a worker gives its slot back when it has settled a message.
 type slots struct{ free chan struct{} }
@@ -139,7 +143,7 @@ func (s *Service) dispatch(ctx context.Context, action string, cons jetstream.Co
 				s.log.Warn().Err(err).Str("consumer", s.topo.ConsumerName(action)).Msg("fetch failed; retrying")
 				warned = time.Now()
 			}
-			sleep(ctx, min(time.Duration(failures)*50*time.Millisecond, fetchRetryMax))
+			retry.Sleep(ctx, fetchBackoff.Delay(failures), nil)
 		}
 		busy = false
 	}
@@ -211,16 +215,6 @@ func (s *Service) toWorker(ctx context.Context, msg jetstream.Msg, work chan<- j
 	s.handBack(msg)
 }
 
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
 // rebind binds the consumer again after the server dropped it (e.g. an
 // operator deleted it), recreating it first when provisioning is allowed,
 // with backoff until ctx ends. A nil consumer means ctx ended.
@@ -246,6 +240,6 @@ func (s *Service) rebind(ctx context.Context, action string) (jetstream.Consumer
 			return nil, nil
 		}
 		s.log.Warn().Err(err).Str("consumer", s.topo.ConsumerName(action)).Msg("bind consumer")
-		sleep(ctx, sched.Delay(n))
+		retry.Sleep(ctx, sched.Delay(n), nil)
 	}
 }

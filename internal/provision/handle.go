@@ -89,8 +89,8 @@ func (s *Service) process(ctx context.Context, d *delivery, problem *attempt) (a
 		if dec.Verdict != retry.RetryNow {
 			return a, dec
 		}
-		dlog{s: s, d: d}.Debug().Err(a.err).Int("retry_attempt", try).Dur("retry_delay", dec.Delay).Msg("transient failure; retrying")
-		sleep(ctx, dec.Delay)
+		d.log.Debug().Err(a.err).Int("retry_attempt", try).Dur("retry_delay", dec.Delay).Msg("transient failure; retrying")
+		retry.Sleep(ctx, dec.Delay, nil)
 		switch {
 		case errors.Is(ctx.Err(), context.Canceled):
 			a = attempt{kind: retry.Interrupted, err: ctx.Err(), try: try}
@@ -113,7 +113,7 @@ func (s *Service) process(ctx context.Context, d *delivery, problem *attempt) (a
 func (s *Service) safely(ctx, callCtx context.Context, d *delivery, try int) (a attempt) {
 	defer func() {
 		if r := recover(); r != nil {
-			dlog{s: s, d: d}.Error().Interface("panic", r).Str("stack", string(debug.Stack())).
+			d.log.Error().Interface("panic", r).Str("stack", string(debug.Stack())).
 				Msg("panic while handling a request")
 			a = attempt{kind: retry.Panicked, err: fmt.Errorf("provision: panic: %v", r), try: try}
 		}

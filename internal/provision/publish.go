@@ -14,6 +14,7 @@ import (
 
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/metrics"
+	"github.com/zoomprov/consumer/internal/retry"
 	"github.com/zoomprov/consumer/internal/seal"
 )
 
@@ -54,12 +55,15 @@ func (s *Service) publish(ctx context.Context, m *nats.Msg, opts ...jetstream.Pu
 		if try > 1 {
 			s.log.Debug().Err(err).Str("subject", m.Subject).Int("try", try).Msg("publish not acknowledged; sending again")
 		}
-		sleep(ctx, min(time.Duration(try)*100*time.Millisecond, time.Second))
+		retry.Sleep(ctx, publishBackoff.Delay(try), nil)
 		if ctx.Err() != nil {
 			return nil, err
 		}
 	}
 }
+
+// publishBackoff spaces the sends of an unacknowledged publish.
+var publishBackoff = retry.Schedule{Initial: 100 * time.Millisecond, Max: time.Second}
 
 // transient reports whether a publish error may go away by itself: no answer
 // in time, no stream leader (no responders), too many publishes pending, a

@@ -133,6 +133,15 @@ type Config struct {
 	Now func() time.Time
 }
 
+// The defaults of Config, which the service's settings show too.
+const (
+	DefaultMaxInFlight     = 64
+	DefaultMaxAttempts     = 10
+	DefaultMaxAckPending   = 1000
+	DefaultAckWait         = 30 * time.Second
+	DefaultShutdownTimeout = 20 * time.Second
+)
+
 func (c *Config) setDefaults() {
 	if c.Topology.RequestStream == "" {
 		c.Topology = topology.Default()
@@ -141,22 +150,22 @@ func (c *Config) setDefaults() {
 		c.Actions = topology.Actions()
 	}
 	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = 64
+		c.MaxInFlight = DefaultMaxInFlight
 	}
 	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = 10
+		c.MaxAttempts = DefaultMaxAttempts
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = 30 * time.Second
+		c.AckWait = DefaultAckWait
 	}
 	if c.MaxAckPending == 0 {
-		c.MaxAckPending = 1000
+		c.MaxAckPending = DefaultMaxAckPending
 	}
 	if c.MessageTimeout <= 0 {
 		c.MessageTimeout = 2 * time.Minute
 	}
 	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = 20 * time.Second
+		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if c.FetchBatch <= 0 || c.FetchBatch > c.MaxInFlight {
 		c.FetchBatch = c.MaxInFlight
@@ -551,7 +560,7 @@ func (s *Service) follow(info *jetstream.StreamInfo) {
 // pruneInterval, and sooner, at most every pruneMinInterval, once it holds
 // more than twice what it kept at the last prune (at least pruneMinAt):
 // at thousands of requests a second, 15 s of them would otherwise be held
-// (a 60,000-request benchmark run peaked at 98 MiB).
+// in memory.
 const (
 	pruneInterval    = 15 * time.Second
 	pruneMinInterval = time.Second
@@ -572,7 +581,7 @@ func (s *Service) pruneOrder(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-s.pruneSoon:
-			if sleep(ctx, pruneMinInterval-time.Since(last)); ctx.Err() != nil {
+			if retry.Sleep(ctx, pruneMinInterval-time.Since(last), nil); ctx.Err() != nil {
 				return
 			}
 		}

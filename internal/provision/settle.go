@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/metrics"
@@ -39,7 +40,7 @@ func (s *Service) settle(ctx context.Context, d *delivery, a attempt, dec retry.
 	// delivery's own time limit, which process keeps to itself).
 	sctx, cancel := context.WithTimeout(ctx, settleTimeout)
 	defer cancel()
-	log := dlog{s: s, d: d, subject: d.stray}
+	log := d.log
 	unrecorded := func(err error) bool {
 		log.Error().AnErr("publish_error", err).Msg("could not record the outcome")
 		a = attempt{kind: retry.Unrecorded, err: err}
@@ -177,7 +178,7 @@ func handBackLabel(k retry.Kind) string {
 // created again, an update applied after the deactivation that followed
 // it). Other requests are acknowledged without a round trip. It reports
 // whether the server confirmed.
-func (s *Service) ack(ctx context.Context, log dlog, d *delivery) bool {
+func (s *Service) ack(ctx context.Context, log zerolog.Logger, d *delivery) bool {
 	if d.op == "" && (d.turn == nil || !d.turn.HasLater()) {
 		s.logSettleErr(log, d.msg.Ack())
 		return false
@@ -186,7 +187,7 @@ func (s *Service) ack(ctx context.Context, log dlog, d *delivery) bool {
 }
 
 // doubleAck acknowledges with the server's confirmation.
-func (s *Service) doubleAck(ctx context.Context, log dlog, d *delivery) bool {
+func (s *Service) doubleAck(ctx context.Context, log zerolog.Logger, d *delivery) bool {
 	err := d.msg.DoubleAck(ctx)
 	s.logSettleErr(log, err)
 	return err == nil || errors.Is(err, jetstream.ErrMsgAlreadyAckd)
@@ -219,7 +220,7 @@ func pauseReason(a attempt) string {
 
 // logSettleErr logs a failed ack, nak or term: the message then comes back
 // after AckWait, and its handling is idempotent.
-func (s *Service) logSettleErr(log dlog, err error) {
+func (s *Service) logSettleErr(log zerolog.Logger, err error) {
 	if err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
 		log.Warn().Err(err).Msg("could not settle the message; it will be redelivered")
 	}

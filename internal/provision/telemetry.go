@@ -13,7 +13,6 @@ import (
 
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/metrics"
-	"github.com/zoomprov/consumer/internal/topology"
 )
 
 // tracerName is the instrumentation scope of the service's spans.
@@ -71,7 +70,7 @@ var _ propagation.TextMapCarrier = headerCarrier(nil)
 // just carries a caller's context through).
 func (s *Service) startSpan(ctx context.Context, d *delivery) (context.Context, trace.Span) {
 	ctx = propagator.Extract(ctx, headerCarrier(d.header))
-	ctx, span := s.tracer.Start(ctx, spanName(d.action), trace.WithSpanKind(trace.SpanKindConsumer),
+	ctx, span := s.tracer.Start(ctx, "provision "+knownAction(d.action), trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
 			attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.operation.type", "process"),
@@ -82,47 +81,26 @@ func (s *Service) startSpan(ctx context.Context, d *delivery) (context.Context, 
 			attribute.Int64("zoomprov.num_delivered", int64(d.delivered)),
 		))
 	d.span = span
+	s.logFor(d)
 	return ctx, span
 }
 
-// dlog writes the log lines about one delivery, each with the fields that
-// tie it to the request, its delivery and its trace (request_id, action,
-// stream_seq, num_delivered, trace_id, span_id). It adds them to each event
-// rather than building a child logger with With() for every message:
-// most messages log a single line, and the child logger cost an allocation
-// and a copy of the fields for every request. Use it after startSpan.
-type dlog struct {
-	s *Service
-	d *delivery
-	// subject adds the request's subject (for requests on stray
-	// subjects).
-	subject bool
-}
-
-func (l dlog) Debug() *zerolog.Event { return l.fields(l.s.log.Debug()) }
-func (l dlog) Info() *zerolog.Event  { return l.fields(l.s.log.Info()) }
-func (l dlog) Warn() *zerolog.Event  { return l.fields(l.s.log.Warn()) }
-func (l dlog) Error() *zerolog.Event { return l.fields(l.s.log.Error()) }
-
-func (l dlog) fields(ev *zerolog.Event) *zerolog.Event {
-	if ev == nil { // level disabled
-		return nil
-	}
-	d := l.d
-	ev = ev.Str("request_id", d.requestID).Str("action", d.action).
+// logFor sets the delivery's logger, which writes every line about it
+// with the fields that tie it to the request, its delivery and its trace
+// (request_id, action, stream_seq, num_delivered, trace_id, span_id, and
+// the subject of a request on a stray subject). Call it after startSpan.
+func (s *Service) logFor(d *delivery) {
+	c := s.log.With().Str("request_id", d.requestID).Str("action", d.action).
 		Uint64("stream_seq", d.seq).Uint64("num_delivered", d.delivered)
 	if d.span != nil {
 		if sc := d.span.SpanContext(); sc.IsValid() {
-			// Hex writes the same lowercase digits as TraceID.String,
-			// without making a string.
-			tid, sid := sc.TraceID(), sc.SpanID()
-			ev = ev.Hex("trace_id", tid[:]).Hex("span_id", sid[:])
+			c = c.Str("trace_id", sc.TraceID().String()).Str("span_id", sc.SpanID().String())
 		}
 	}
-	if l.subject {
-		ev = ev.Str("subject", d.subject)
+	if d.stray {
+		c = c.Str("subject", d.subject)
 	}
-	return ev
+	d.log = c.Logger()
 }
 
 // injectTrace writes the trace context of ctx (the handling span) into h,
@@ -173,18 +151,6 @@ func (s *Service) observe(d *delivery, a attempt, outcome string) {
 	}
 }
 
-// spanNames are the names of the spans around requests, by action.
-var spanNames = func() map[string]string {
-	m := map[string]string{metrics.Other: "provision " + metrics.Other}
-	for _, a := range topology.Actions() {
-		m[a] = "provision " + a
-	}
-	return m
-}()
-
-// spanName is "provision <action>", without building the string each time.
-func spanName(action string) string { return spanNames[knownAction(action)] }
-
 // knownAction bounds span names and metric labels to the actions and
 // operations: a stray subject's last token could be anything.
 func knownAction(action string) string {
@@ -197,22 +163,7 @@ func knownAction(action string) string {
 // zoomSpan starts a client span around one Zoom call made while handling
 // d; end it with endZoomSpan.
 func (s *Service) zoomSpan(ctx context.Context, endpoint string) (context.Context, trace.Span) {
-	var name string
-	switch endpoint { // constant names for the calls requests make
-	case metrics.EndpointCreateUser:
-		name = "zoom " + metrics.EndpointCreateUser
-	case metrics.EndpointGetUser:
-		name = "zoom " + metrics.EndpointGetUser
-	case metrics.EndpointUpdateUser:
-		name = "zoom " + metrics.EndpointUpdateUser
-	case metrics.EndpointUserStatus:
-		name = "zoom " + metrics.EndpointUserStatus
-	case metrics.EndpointDeleteUser:
-		name = "zoom " + metrics.EndpointDeleteUser
-	default:
-		name = "zoom " + endpoint
-	}
-	return s.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient),
+	return s.tracer.Start(ctx, "zoom "+endpoint, trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("zoom.endpoint", endpoint)))
 }
 

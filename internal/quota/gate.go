@@ -15,6 +15,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/zoomprov/consumer/internal/retry"
+
 	"github.com/zoomprov/consumer/internal/messages"
 )
 
@@ -84,17 +86,6 @@ func (b *broadcast) notify() {
 	if b.ch != nil {
 		close(b.ch)
 		b.ch = nil
-	}
-}
-
-// sleepUntil waits until d passes, changed is closed, or ctx is done.
-func sleepUntil(ctx context.Context, d time.Duration, changed <-chan struct{}) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-changed:
-	case <-t.C:
 	}
 }
 
@@ -225,6 +216,6 @@ func (g *Gates) Wait(ctx context.Context, action string) {
 		if !ok {
 			return
 		}
-		sleepUntil(ctx, gt.Until.Sub(g.now()), changed)
+		retry.Sleep(ctx, gt.Until.Sub(g.now()), changed)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/zoomprov/consumer/internal/retry"
 )
 
 // Replica leases: every replica writes "replica.<id>" in the quota bucket
@@ -40,10 +42,14 @@ const (
 	// A replica that finds others uses its share only once each of them
 	// counts it (their leases list it in Sees), and then only after
 	// joinWindow more, so no one-second window gets both their old pace
-	// and its new one. A replica too old to list what it sees (Sees unset)
-	// is given legacyJoinDelay to notice instead.
-	joinWindow      = time.Second + 100*time.Millisecond
-	legacyJoinDelay = time.Second + 500*time.Millisecond
+	// and its new one.
+	joinWindow = time.Second + 100*time.Millisecond
+)
+
+// Backoffs of the bucket's writes and watches after a failure.
+var (
+	gateWriteBackoff = retry.Schedule{Initial: 200 * time.Millisecond, Max: time.Second}
+	watchBackoff     = retry.Schedule{Initial: 250 * time.Millisecond, Max: 5 * time.Second}
 )
 
 // lease is a replica's entry in the quota bucket.
@@ -173,7 +179,7 @@ func (c *Coordinator) CloseGate(ctx context.Context, gt Gate) bool {
 		if err == nil || ctx.Err() != nil {
 			break
 		}
-		sleepUntil(ctx, time.Duration(try+1)*200*time.Millisecond, nil)
+		retry.Sleep(ctx, gateWriteBackoff.Delay(try+1), nil)
 	}
 	if err != nil {
 		c.log.Warn().Err(err).Str("scope", gt.Scope).Msg("could not share the quota gate; other replicas will find the limit themselves")
@@ -256,7 +262,7 @@ func (c *Coordinator) followGates(ctx context.Context) {
 			if ctx.Err() == nil && failures%10 == 0 {
 				c.log.Warn().Err(err).Msg("watch quota gates; retrying")
 			}
-			sleepUntil(ctx, min(time.Duration(failures+1)*250*time.Millisecond, 5*time.Second), nil)
+			retry.Sleep(ctx, watchBackoff.Delay(failures+1), nil)
 			continue
 		}
 		failures = 0
@@ -269,7 +275,7 @@ func (c *Coordinator) followGates(ctx context.Context) {
 // stopAside stops a watcher without waiting for it: stopping deletes the
 // watch's consumer, a request that can take the API's whole time-out in an
 // election, and a loop held up that long lets its replica's lease lapse
-// (a leader failover test: 84 calls in one of Zoom's seconds, budget 80).
+// while the others take its share.
 func stopAside(stops *sync.WaitGroup, w jetstream.KeyWatcher) {
 	stops.Go(func() { _ = w.Stop() })
 }
@@ -392,7 +398,7 @@ func (c *Coordinator) followLeases(ctx context.Context) {
 		if w == nil && !making {
 			making = true
 			go func(delay time.Duration) {
-				sleepUntil(ctx, delay, nil)
+				retry.Sleep(ctx, delay, nil)
 				nw, err := c.kv.Watch(ctx, replicaKeyPrefix+"*")
 				if err != nil {
 					nw = nil
@@ -469,9 +475,7 @@ type membership struct {
 	putRev, watchedRev uint64
 	// joinRev is the revision of this replica's first renewal since it
 	// (re)joined: only a lease written after it acknowledges the join.
-	// joinStarted is when that renewal was made (see legacyJoinDelay).
-	joinRev     uint64
-	joinStarted time.Time
+	joinRev uint64
 	// selfAt is the server time of this replica's last renewal, zero until
 	// one is read back; healthy says the last renewal and read-back
 	// worked.
@@ -530,13 +534,7 @@ func (m *membership) acknowledged() bool {
 		}
 		sl, ok := m.seen[id]
 		switch {
-		case !ok:
-			return false
-		case sl.Sees == nil:
-			if time.Since(m.joinStarted) < legacyJoinDelay {
-				return false
-			}
-		case sl.rev <= m.joinRev || !slices.Contains(sl.Sees, m.c.replicaID):
+		case !ok, sl.rev <= m.joinRev, !slices.Contains(sl.Sees, m.c.replicaID):
 			return false
 		}
 	}
@@ -590,7 +588,7 @@ func (m *membership) renew(ctx context.Context) {
 			m.joined = false
 		}
 		m.c.pacer.setPaused(true)
-		m.joinRev, m.joinStarted = rev, time.Now()
+		m.joinRev = rev
 	}
 	m.healthy, m.selfAt, m.renewedAt, m.extended = true, e.created, start, false
 	m.c.pacer.setLeaseUntil(m.renewedAt.Add(orphanAfter))

@@ -105,23 +105,6 @@ func TestJoinWaitsForAcknowledgement(t *testing.T) {
 	joinsAtHalf(t, kv, b)
 }
 
-// Ensure a replica of an older version, whose lease lists nothing, does
-// not keep a newcomer paused: it gets the old fixed delay to notice.
-func TestJoinBesideLegacyReplica(t *testing.T) {
-	kv, nc := leaseBucket(t)
-	putLease(t, kv, lease{ID: "a", Budget: 80})
-	start := time.Now()
-	b := runCoordinator(t, kv, nc, "b")
-	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
-		putLease(t, kv, lease{ID: "a", Budget: 80})
-		_, _, pace := b.Current()
-		return pace > 0, "b still paused"
-	})
-	if waited := time.Since(start); waited < legacyJoinDelay {
-		t.Errorf("b started %v after it came; want at least %v beside a replica that lists nothing", waited, legacyJoinDelay)
-	}
-}
-
 // Ensure the lease a replica writes lists the replicas its share counts,
 // itself included, once it has seen them.
 func TestLeaseListsWhatItSees(t *testing.T) {

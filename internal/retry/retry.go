@@ -6,6 +6,7 @@
 package retry
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -197,6 +198,17 @@ func (s Schedule) Delay(n int) time.Duration {
 		d = b.NextBackOff()
 	}
 	return d
+}
+
+// Sleep waits d, or until ctx ends or wake (nil: never) is closed.
+func Sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-wake:
+	case <-t.C:
+	}
 }
 
 // Policy holds every limit of the retry decision.

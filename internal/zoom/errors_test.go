@@ -226,34 +226,6 @@ func TestAPIErrorIs(t *testing.T) {
 	}
 }
 
-func TestAPIErrorRetryable(t *testing.T) {
-	tests := []struct {
-		status int
-		want   bool
-	}{
-		{400, false},
-		{401, false},
-		{403, false},
-		{404, false},
-		{408, true},
-		{409, false},
-		{422, false},
-		{429, true},
-		{500, true},
-		{502, true},
-		{503, true},
-		{504, true},
-	}
-	for _, tc := range tests {
-		t.Run(fmt.Sprint(tc.status), func(t *testing.T) {
-			e := &APIError{StatusCode: tc.status}
-			if got := e.Retryable(); got != tc.want {
-				t.Errorf("(%v).Retryable() = %v; want %v", e, got, tc.want)
-			}
-		})
-	}
-}
-
 // recorded builds the *http.Response and body the client would have read,
 // through httptest.ResponseRecorder.
 func recorded(t testing.TB, status int, header map[string]string, body string) (*http.Response, []byte) {

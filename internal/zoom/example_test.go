@@ -50,7 +50,7 @@ func ExampleClient_CreateUser() {
 	switch {
 	case errors.Is(err, zoom.ErrUserExists):
 		fmt.Println(req.Action, "again: user exists")
-	case errors.As(err, &apiErr) && apiErr.Retryable():
+	case errors.As(err, &apiErr) && (apiErr.StatusCode == 429 || apiErr.StatusCode >= 500):
 		fmt.Println("try again later")
 	case err != nil:
 		fmt.Println("give up:", err)

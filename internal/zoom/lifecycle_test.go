@@ -265,7 +265,7 @@ func TestLifecycleAPIErrors(t *testing.T) {
 				if tc.isNot != nil && errors.Is(err, tc.isNot) {
 					t.Errorf("errors.Is(%v, %v) = true; want false", err, tc.isNot)
 				}
-				if got := ae.Retryable(); got != tc.retryable {
+				if got := transientStatus(ae.StatusCode); got != tc.retryable {
 					t.Errorf("%s error Retryable() = %v; want %v", lc.name, got, tc.retryable)
 				}
 				if got := ae.Limit(); got != tc.limit {

@@ -208,7 +208,7 @@ func TestListUsersPageTokenExpired(t *testing.T) {
 	if !errors.Is(err, zoom.ErrPageTokenExpired) || !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusBadRequest || apiErr.Code != 300 {
 		t.Fatalf("ListUsers(token 15 minutes old) error = %v; want ErrPageTokenExpired from Zoom's 400/300", err)
 	}
-	if errors.Is(err, zoom.ErrUserNotFound) || apiErr.Retryable() {
+	if errors.Is(err, zoom.ErrUserNotFound) || transientStatus(apiErr.StatusCode) {
 		t.Errorf("ListUsers(expired token) error %v matches ErrUserNotFound or is retryable; want neither", err)
 	}
 	if _, err := e.client.ListUsers(ctx, zoom.UserActive, 1, "made-up"); !errors.Is(err, zoom.ErrPageTokenExpired) {
@@ -237,7 +237,7 @@ func TestListUsersPageTokenExpired(t *testing.T) {
 	// Other answers to a page request are what they are.
 	e.sim.FailNext(1, testenv.Fault{Status: http.StatusServiceUnavailable})
 	_, err = e.client.ListUsers(ctx, zoom.UserActive, 1, "")
-	if !errors.As(err, &apiErr) || !apiErr.Retryable() || errors.Is(err, zoom.ErrPageTokenExpired) {
+	if !errors.As(err, &apiErr) || !transientStatus(apiErr.StatusCode) || errors.Is(err, zoom.ErrPageTokenExpired) {
 		t.Errorf("ListUsers(first page) answered 503 = %v; want a retryable *APIError", err)
 	}
 	e.sim.FailNext(1, testenv.Fault{Status: http.StatusBadRequest, Code: 300})
@@ -283,7 +283,7 @@ func TestListUsersOddAnswers(t *testing.T) {
 	c := f.client(t, newTestClock(time.Now()), nil)
 	_, err := c.ListUsers(context.Background(), zoom.UserActive, 0, "")
 	var apiErr *zoom.APIError
-	if !errors.As(err, &apiErr) || !apiErr.Retryable() {
+	if !errors.As(err, &apiErr) || !transientStatus(apiErr.StatusCode) {
 		t.Errorf("ListUsers answered an unreadable 200 = %v; want a retryable *APIError", err)
 	}
 
