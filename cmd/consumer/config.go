@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zoomprov/consumer/internal/guard"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/provision"
 	"github.com/zoomprov/consumer/internal/seal"
@@ -68,6 +69,8 @@ func settings() []setting {
 		{env: "MAX_IN_FLIGHT", flag: "max-in-flight", def: strconv.Itoa(provision.DefaultMaxInFlight), usage: "requests handled at once by this instance", set: intSetter(func(c *Config) *int { return &c.MaxInFlight }, 1, 10000)},
 		{env: "MAX_ATTEMPTS", flag: "max-attempts", def: strconv.Itoa(provision.DefaultMaxAttempts), usage: "deliveries that may fail transiently before a request is dead-lettered", set: intSetter(func(c *Config) *int { return &c.MaxAttempts }, 1, 1000)},
 		{env: "MAX_ACK_PENDING", flag: "max-ack-pending", def: strconv.Itoa(provision.DefaultMaxAckPending), usage: "unacknowledged messages allowed per action consumer (parked requests do not count)", set: intSetter(func(c *Config) *int { return &c.MaxAckPending }, 1, 1000000)},
+		{env: "GUARD_LIMIT", flag: "guard-limit", def: "50", usage: "deactivations and deletions that may reach Zoom within GUARD_WINDOW, for the whole account, before the rest wait for an operator (0 = no guard)", set: intSetter(func(c *Config) *int { return &c.GuardLimit }, 0, guard.MaxLimit)},
+		{env: "GUARD_WINDOW", flag: "guard-window", def: "1h", usage: "the guard's sliding window", set: durationSetter(func(c *Config) *time.Duration { return &c.GuardWindow }, time.Second)},
 		{env: "ACK_WAIT", flag: "ack-wait", def: provision.DefaultAckWait.String(), usage: "consumer ack wait (progress heartbeats every third)", set: durationSetter(func(c *Config) *time.Duration { return &c.AckWait }, time.Second)},
 		{env: "SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: provision.DefaultShutdownTimeout.String(), usage: "how long in-flight requests may finish on shutdown", set: durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, time.Millisecond)},
 		{env: "ACTIONS", flag: "actions", def: strings.Join(topology.Actions(), ","), usage: "creation actions and lifecycle operations this instance serves, comma separated", set: func(c *Config, v string) error {

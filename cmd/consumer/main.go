@@ -118,6 +118,11 @@ var commands = []commandInfo{
 		{name: "replay", summary: "republish dead letters to their request subject, then delete them"},
 		{name: "purge", summary: "delete dead letters"},
 	}},
+	{name: "guard", summary: "the guard against mass deprovisioning: its state, and releasing or rejecting what it holds (audited)", subs: []commandInfo{
+		{name: "status", summary: "the guard's state, window and held requests"},
+		{name: "release", summary: "let every held deactivation and deletion go to Zoom"},
+		{name: "reject", summary: "dead-letter every held deactivation and deletion without a Zoom call"},
+	}},
 	{name: "config", summary: "check the settings, NATS, the streams and Zoom's token without starting the service", subs: []commandInfo{
 		{name: "check", summary: "check the settings and the connections, one line per check"},
 	}},
@@ -155,6 +160,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return quotaCommand(ctx, rest, getenv, stdout, stderr)
 	case "dlq":
 		return dlqCommand(ctx, rest, getenv, stdin, stdout, stderr)
+	case "guard":
+		return guardCommand(ctx, rest, getenv, stdout, stderr)
 	case "config":
 		return configCommand(ctx, rest, getenv, stdout, stderr)
 	case "completion":

@@ -60,6 +60,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	Actions         []string
 	Provision       bool
+	// GuardLimit and GuardWindow: the guard against mass deprovisioning
+	// (GuardLimit 0: off).
+	GuardLimit  int
+	GuardWindow time.Duration
 	// StreamReplicas is topology.AutoReplicas (zero) or an explicit count.
 	StreamReplicas int
 
@@ -274,6 +278,8 @@ func (a *App) Run(ctx context.Context) error {
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Provision:       cfg.Provision,
 		Replicas:        cfg.StreamReplicas,
+		GuardLimit:      cfg.GuardLimit,
+		GuardWindow:     cfg.GuardWindow,
 		Seal:            cfg.DeadLetterKeys,
 		Pacer:           pacer,
 		Logger:          log,

@@ -34,10 +34,14 @@ const (
 	OutcomeDeactivated Outcome = "deactivated"
 	OutcomeActivated   Outcome = "activated"
 	OutcomeDeleted     Outcome = "deleted"
+	// OutcomeHeld means the guard against mass deprovisioning holds the
+	// (destructive) request until an operator releases or rejects it; a
+	// terminal event follows then. One per request.
+	OutcomeHeld Outcome = "held"
 )
 
 // Outcomes lists every outcome, for metrics labels and subject filters.
-var Outcomes = []Outcome{OutcomeCreated, OutcomeExists, OutcomeFailed, OutcomeDeferred,
+var Outcomes = []Outcome{OutcomeCreated, OutcomeExists, OutcomeFailed, OutcomeDeferred, OutcomeHeld,
 	OutcomeUpdated, OutcomeDeactivated, OutcomeActivated, OutcomeDeleted}
 
 // SuccessOf is the outcome of a lifecycle operation Zoom applied.
@@ -56,7 +60,7 @@ func SuccessOf(op Operation) Outcome {
 }
 
 // Terminal reports whether o is final: no later event will follow for the
-// same request. Only OutcomeDeferred is not terminal.
+// same request. OutcomeDeferred and OutcomeHeld are not.
 func (o Outcome) Terminal() bool {
 	switch o {
 	case OutcomeCreated, OutcomeExists, OutcomeFailed, OutcomeUpdated, OutcomeDeactivated, OutcomeActivated, OutcomeDeleted:
@@ -83,6 +87,12 @@ const (
 	// ReasonRetriesExhausted means transient failures went on past the
 	// retry budget.
 	ReasonRetriesExhausted Reason = "retries_exhausted"
+	// ReasonGuard says why a request is OutcomeHeld: the guard against
+	// mass deprovisioning holds it until an operator decides.
+	ReasonGuard Reason = "guard"
+	// ReasonGuardRejected means an operator rejected the request the guard
+	// held (consumer guard reject): it was never sent to Zoom.
+	ReasonGuardRejected Reason = "guard_rejected"
 )
 
 // CloudEvents attributes shared by every result event.
@@ -162,8 +172,11 @@ type Event struct {
 // so that publishing the same outcome twice (after a crash between publish
 // and ack) is deduplicated by JetStream and by consumers.
 func EventID(requestID string, o Outcome, attempt int) string {
-	if o == OutcomeDeferred {
+	switch o {
+	case OutcomeDeferred:
 		return requestID + ":deferred:" + strconv.Itoa(attempt)
+	case OutcomeHeld:
+		return requestID + ":held"
 	}
 	return requestID + ":result"
 }

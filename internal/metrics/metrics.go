@@ -334,6 +334,14 @@ type ServiceState struct {
 	// GateResets maps the scope of every closed quota gate to the time
 	// until which it is closed.
 	GateResets map[string]time.Duration
+	// GuardLimit is GUARD_LIMIT (0: the guard is off); GuardUsed the
+	// destructive calls its window holds; GuardTripped whether it holds
+	// the destructive requests for an operator's decision.
+	GuardLimit, GuardUsed int
+	GuardTripped          bool
+	// OrderReads is how often the service read the request stream to keep
+	// the per-user order.
+	OrderReads uint64
 }
 
 // ObserveService makes every scrape read the service's state from fn. A
@@ -378,7 +386,7 @@ type stateCollector struct {
 	ready          func() bool
 
 	gateClosed, gateReset, rateShare, pace, replicas, inFlight, paused, bound, creds, natsConnected, natsReconnectsDesc, readyDesc *prometheus.Desc
-	gateReopen                                                                                                                     *prometheus.Desc
+	gateReopen, guardTripped, guardUsed, guardLimit, orderReads                                                                    *prometheus.Desc
 	now                                                                                                                            func() time.Time
 }
 
@@ -400,6 +408,10 @@ func newStateCollector() *stateCollector {
 		natsReconnectsDesc: d("nats_reconnects_total", "Times this replica's NATS connection was re-established since it started."),
 		readyDesc:          d("ready", "1 while /readyz answers 200, else 0."),
 		gateReopen:         d("quota_gate_reopen_timestamp_seconds", "Unix time (seconds, to the second) at which the closed quota gate of the scope (create, all) reopens: Zoom's reset, from its Retry-After or else the next 00:00 UTC; 0 while open.", "scope"),
+		guardTripped:       d("guard_tripped", "1 while the guard against mass deprovisioning holds every deactivation and deletion until an operator decides (consumer guard release|reject), else 0; 0 when the guard is off."),
+		guardUsed:          d("guard_used", "Deactivations and deletions that reached Zoom within the guard's window (GUARD_WINDOW), for the whole account, as this replica last saw it."),
+		guardLimit:         d("guard_limit", "GUARD_LIMIT: how many deactivations and deletions may reach Zoom within GUARD_WINDOW before the guard trips; 0 when the guard is off."),
+		orderReads:         prometheus.NewDesc(Namespace+"_order_reads_total", "Reads of the request stream this replica made to keep each user's requests in order (its cost; see docs/design.md).", nil, nil),
 		now:                time.Now,
 	}
 }
@@ -409,6 +421,10 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	ch <- c.gateReopen
+	ch <- c.guardTripped
+	ch <- c.guardUsed
+	ch <- c.guardLimit
+	ch <- c.orderReads
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -446,6 +462,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.paused, b2f(st.Paused))
 		gauge(c.bound, b2f(st.Bound))
 		gauge(c.creds, b2f(st.CredentialsAccepted))
+		gauge(c.guardTripped, b2f(st.GuardTripped))
+		gauge(c.guardUsed, float64(st.GuardUsed))
+		gauge(c.guardLimit, float64(st.GuardLimit))
+		ch <- prometheus.MustNewConstMetric(c.orderReads, prometheus.CounterValue, float64(st.OrderReads))
 	}
 	if natsUp != nil {
 		gauge(c.natsConnected, b2f(natsUp()))

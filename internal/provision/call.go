@@ -116,8 +116,21 @@ var operationCalls = map[messages.Operation]struct{ op, endpoint string }{
 // redelivered delete meets exactly that).
 func (s *Service) callOperation(ctx, callCtx context.Context, d *delivery) attempt {
 	oc := operationCalls[d.op]
+	approved := false
+	if s.guarded(d) {
+		var a attempt
+		var ok bool
+		if a, approved, ok = s.guardCheck(d); !ok {
+			return a
+		}
+	}
 	if err := s.pace(ctx, d, oc.op); err != nil {
 		return s.failure(ctx, d, err)
+	}
+	if s.guarded(d) && !approved {
+		if a, ok := s.guardTake(ctx, d); !ok {
+			return a
+		}
 	}
 	var resp zoom.Response
 	var err error

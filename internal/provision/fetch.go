@@ -7,6 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/zoomprov/consumer/internal/guard"
+	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/retry"
 )
 
@@ -105,6 +107,9 @@ func (s *Service) dispatch(ctx context.Context, action string, cons jetstream.Co
 	for ctx.Err() == nil {
 		s.pause.Wait(ctx)
 		s.gates.Wait(ctx, action)
+		if s.cfg.GuardLimit > 0 && guard.Destructive(messages.Operation(action)) {
+			s.guard.wait(ctx)
+		}
 		if ctx.Err() != nil {
 			return nil
 		}

@@ -104,6 +104,12 @@ type Config struct {
 	// ReplicaID names this replica in the quota bucket; empty means the
 	// host name plus a random suffix.
 	ReplicaID string
+	// GuardLimit is how many destructive calls (deactivate, delete) may
+	// reach Zoom within GuardWindow, for the whole account; beyond, they
+	// wait for an operator (package guard). Zero turns the guard off.
+	GuardLimit int
+	// GuardWindow is the guard's sliding window; zero means an hour.
+	GuardWindow time.Duration
 	// Seal seals the passwords in dead letters' bodies; nil redacts them.
 	Seal *seal.Keyring
 	// Policy is the retry policy; zero means retry.DefaultPolicy.
@@ -179,6 +185,9 @@ func (c *Config) setDefaults() {
 	if c.TracerProvider == nil {
 		c.TracerProvider = otel.GetTracerProvider()
 	}
+	if c.GuardWindow <= 0 {
+		c.GuardWindow = time.Hour
+	}
 	if c.CredentialsCheck <= 0 {
 		c.CredentialsCheck = 30 * time.Second
 	}
@@ -204,6 +213,7 @@ type Service struct {
 	now   func() time.Time
 	topo  topology.Topology
 	pause *pause
+	guard *guardView
 	track inflight
 	pacer *quota.Pacer
 	gates *quota.Gates
@@ -219,6 +229,7 @@ type Service struct {
 
 	// Set by Run before any request is handled.
 	failures jetstream.KeyValue
+	quotaKV  jetstream.KeyValue
 	coord    *quota.Coordinator
 	// current is the request stream's incarnation and its order index,
 	// replaced when the stream is recreated.
@@ -245,6 +256,7 @@ func New(js jetstream.JetStream, z Zoom, cfg Config) (*Service, error) {
 		now:   cfg.Now,
 		topo:  cfg.Topology,
 		pause: newPause(cfg.Now),
+		guard: newGuardView(),
 		pacer: cfg.Pacer,
 		gates: cfg.Pacer.Gates(),
 		free:  newSlots(cfg.MaxInFlight),
@@ -300,6 +312,13 @@ type Status struct {
 	// OrderReads is how often this replica read the request stream to
 	// keep the per-user order: its cost.
 	OrderReads uint64 `json:"order_reads"`
+	// GuardTripped says the guard against mass deprovisioning holds the
+	// destructive requests (a tripped guard is not a fault: the service
+	// stays ready); GuardUsed is how many destructive calls its window
+	// holds, of GuardLimit (0: the guard is off).
+	GuardTripped bool `json:"guard_tripped"`
+	GuardUsed    int  `json:"guard_used"`
+	GuardLimit   int  `json:"guard_limit"`
 }
 
 // Status reports the service's state.
@@ -317,6 +336,10 @@ func (s *Service) Status() Status {
 		}
 	}
 	st.ZoomCredentials, st.ZoomCredentialsError = s.creds.get()
+	if s.cfg.GuardLimit > 0 {
+		g := s.guard.get()
+		st.GuardTripped, st.GuardUsed, st.GuardLimit = g.Tripped, g.Used(now), s.cfg.GuardLimit
+	}
 	if cur := s.current.Load(); cur != nil {
 		st.OrderReads = cur.reads()
 	}
@@ -329,6 +352,7 @@ func (s *Service) metricsState() metrics.ServiceState {
 	ms := metrics.ServiceState{
 		Bound: st.Bound, Paused: st.Paused, CredentialsAccepted: st.ZoomCredentials == CredentialsAccepted,
 		InFlight: st.InFlight, Replicas: st.Replicas, RateShare: st.RateShare, Pace: st.Pace,
+		GuardLimit: st.GuardLimit, GuardUsed: st.GuardUsed, GuardTripped: st.GuardTripped, OrderReads: st.OrderReads,
 		GateResets: make(map[string]time.Duration, len(st.Gates)),
 	}
 	now := s.now()
@@ -398,6 +422,9 @@ func (s *Service) Run(ctx context.Context) error {
 	bg.Go(func() { s.sweepStrays(runCtx) })
 	bg.Go(func() { s.coord.Run(runCtx) })
 	bg.Go(func() { s.pruneOrder(runCtx) })
+	if s.cfg.GuardLimit > 0 {
+		bg.Go(func() { s.followGuard(runCtx) })
+	}
 	if s.cfg.Credentials != nil {
 		bg.Go(func() { s.watchCredentials(runCtx, s.cfg.Credentials) })
 	}
@@ -479,7 +506,6 @@ func (s *Service) prepare(ctx context.Context) error {
 	}
 	// Each bind waits out an election, as provisioning does: a replica
 	// started while a node is down must not exit.
-	var quotaKV jetstream.KeyValue
 	var info *jetstream.StreamInfo
 	for _, step := range []struct {
 		what string
@@ -490,7 +516,7 @@ func (s *Service) prepare(ctx context.Context) error {
 			return err
 		}},
 		{"key-value bucket " + s.topo.QuotaBucket, func(ctx context.Context) (err error) {
-			quotaKV, err = s.js.KeyValue(ctx, s.topo.QuotaBucket)
+			s.quotaKV, err = s.js.KeyValue(ctx, s.topo.QuotaBucket)
 			return err
 		}},
 		{"stream " + s.topo.RequestStream, func(ctx context.Context) (err error) {
@@ -505,7 +531,7 @@ func (s *Service) prepare(ctx context.Context) error {
 			return fmt.Errorf("provision: %s: %w", step.what, err)
 		}
 	}
-	s.coord = quota.NewCoordinator(quotaKV, s.pacer, quota.CoordinatorConfig{
+	s.coord = quota.NewCoordinator(s.quotaKV, s.pacer, quota.CoordinatorConfig{
 		ReplicaID: s.cfg.ReplicaID, Conn: s.js.Conn(), Log: s.log, Backlog: s.backlog, Opened: s.reopen,
 	})
 	s.follow(info)

@@ -121,6 +121,16 @@ func (s *Service) settle(ctx context.Context, d *delivery, a attempt, dec retry.
 				Msg("account-level problem with Zoom; request handed back until the pause ends")
 		}
 
+	case retry.Hold:
+		res := s.result(d, a)
+		res.Outcome = messages.OutcomeHeld
+		if err := s.publishResult(sctx, res); err != nil {
+			return unrecorded(err)
+		}
+		s.logSettleErr(log, d.msg.NakWithDelay(dec.Delay))
+		s.recordOutcome(log.Info(), d, a, string(messages.OutcomeHeld)).Dur("retry_delay", dec.Delay).
+			Msg("held by the guard against mass deprovisioning until an operator decides")
+
 	case retry.Park:
 		seq, err := s.publishCopy(sctx, d)
 		if err != nil {

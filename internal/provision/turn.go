@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/zoomprov/consumer/internal/guard"
+	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/retry"
 )
 
@@ -55,6 +57,13 @@ func (s *Service) waitTurn(ctx context.Context, d *delivery) (attempt, bool) {
 		}
 		if gt, closed := s.gates.Closed(b.Action); closed {
 			a.retryAt = gt.Until
+		}
+		if s.cfg.GuardLimit > 0 && guard.Destructive(messages.Operation(b.Action)) {
+			if v, _ := s.guard.get().Check(s.stream().incarnation, b.Pos); v == guard.Held {
+				// Held until an operator decides: looked at again now and
+				// then, so that a decision lets the user's chain go on.
+				a.retryAt = s.now().Add(s.cfg.Policy.Held)
+			}
 		}
 		if !d.copied() && !b.Local && (b.Parked || !a.retryAt.IsZero() || d.delivered >= parkAfter) {
 			a.kind = retry.BlockedLong

@@ -69,11 +69,14 @@ const (
 	// Unpaced means the delivery's time ran out while it waited for its
 	// pace or a pause: the request itself is fine, and nothing failed.
 	Unpaced
+	// Held means the guard against mass deprovisioning holds the request
+	// until an operator decides.
+	Held
 )
 
 var kindNames = [...]string{"succeeded", "invalid", "rejected", "not_found", "rate_limited", "transient",
 	"account_problem", "paused", "interrupted", "panicked", "unrecorded", "blocked", "blocked_long", "superseded",
-	"copied", "unpaced"}
+	"copied", "unpaced", "held"}
 
 func (k Kind) String() string {
 	if k < 0 || int(k) >= len(kindNames) {
@@ -113,9 +116,13 @@ const (
 	// acknowledge the original, so the request waits without holding an
 	// ack-pending slot of its consumer.
 	Park
+	// Hold means record that the guard holds the request (a held event)
+	// and hand it back for Decision.Delay, when the guard is looked at
+	// again.
+	Hold
 )
 
-var verdictNames = [...]string{"ack", "dead_letter", "retry_now", "retry_later", "defer", "hand_back", "pause", "drop", "park"}
+var verdictNames = [...]string{"ack", "dead_letter", "retry_now", "retry_later", "defer", "hand_back", "pause", "drop", "park", "hold"}
 
 func (v Verdict) String() string {
 	if v < 0 || int(v) >= len(verdictNames) {
@@ -234,6 +241,9 @@ type Policy struct {
 	// Blocked spaces the retries of a request waiting for an earlier one
 	// about the same user, when that one's end is unknown.
 	Blocked Schedule
+	// Held is how long a request the guard holds waits before it is
+	// looked at again (a decision lets it go within that).
+	Held time.Duration
 	// Rand returns a number in [0, 1) for jitter; nil means math/rand.
 	Rand func() float64
 }
@@ -251,6 +261,7 @@ func DefaultPolicy(maxAttempts int) Policy {
 		// Short: the earlier request usually ends within a Zoom call, and a
 		// longer wait only stretches the user's chain.
 		Blocked: Schedule{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2, Jitter: 0.2},
+		Held:    30 * time.Second,
 	}
 }
 
@@ -291,6 +302,8 @@ func (p Policy) Decide(o Case, now time.Time) Decision {
 		return Decision{Verdict: HandBack, Delay: p.Blocked.Delay(o.Waits + 1)}
 	case BlockedLong:
 		return Decision{Verdict: Park}
+	case Held:
+		return Decision{Verdict: Hold, Delay: p.Held}
 	case Superseded, Copied:
 		return Decision{Verdict: Drop}
 	default: // Interrupted, Unpaced and anything unknown: give it back at once.

@@ -22,6 +22,7 @@ func testPolicy() Policy {
 		RateLimitFallback: time.Second,
 		Unrecorded:        7 * time.Second,
 		Blocked:           Schedule{Initial: 250 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2},
+		Held:              30 * time.Second,
 		Rand:              func() float64 { return 0.5 },
 	}
 }
@@ -139,6 +140,7 @@ func TestDecide(t *testing.T) {
 		// Another delivery finished it: nothing is recorded or settled twice.
 		{name: "superseded", out: Case{Kind: Superseded, Try: 3, FailedDeliveries: 9}, want: Decision{Verdict: Drop}},
 		{name: "copied", out: Case{Kind: Copied, Try: 1}, want: Decision{Verdict: Drop}},
+		{name: "held by the guard", out: Case{Kind: Held, Try: 1, FailedDeliveries: 9}, want: Decision{Verdict: Hold, Delay: 30 * time.Second}},
 		{name: "blocked long", out: Case{Kind: BlockedLong, Try: 1, RetryAt: now.Add(time.Hour)}, want: Decision{Verdict: Park}},
 		{name: "unpaced is no failure", out: Case{Kind: Unpaced, Try: 1, Expired: true, FailedDeliveries: 99}, want: Decision{Verdict: HandBack}},
 
@@ -400,7 +402,8 @@ func TestKindString(t *testing.T) {
 		{Superseded, "superseded"},
 		{Copied, "copied"},
 		{Unpaced, "unpaced"},
-		{Kind(16), "kind(16)"},
+		{Held, "held"},
+		{Kind(17), "kind(17)"},
 		{Kind(-1), "kind(-1)"},
 	}
 	for _, tc := range tests {
@@ -426,7 +429,8 @@ func TestVerdictString(t *testing.T) {
 		{Pause, "pause"},
 		{Drop, "drop"},
 		{Park, "park"},
-		{Verdict(9), "verdict(9)"},
+		{Hold, "hold"},
+		{Verdict(10), "verdict(10)"},
 		{Verdict(-1), "verdict(-1)"},
 	}
 	for _, tc := range tests {

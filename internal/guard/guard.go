@@ -1,0 +1,240 @@
+// Package guard holds destructive operations (deactivate, delete) back
+// when more of them reach Zoom than an account should ever see in a
+// while: the day an HR feed goes wrong, it would otherwise deactivate or
+// delete the whole company within minutes. Every replica shares one
+// budget, GUARD_LIMIT calls in a sliding GUARD_WINDOW, kept in the quota
+// bucket under the key "guard" and changed only by compare-and-set, so
+// replicas racing for the last slot never exceed it. A destructive request
+// that finds the window full trips the guard: no destructive call reaches
+// Zoom until an operator releases the held requests or rejects them.
+package guard
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zoomprov/consumer/internal/messages"
+)
+
+// Key is the guard's key in the quota bucket.
+const Key = "guard"
+
+// MaxLimit bounds GUARD_LIMIT: the window keeps one timestamp per call.
+const MaxLimit = 10000
+
+// Destructive reports whether op is one the guard counts.
+func Destructive(op messages.Operation) bool {
+	return op == messages.OpDeactivate || op == messages.OpDelete
+}
+
+// Destructive actions, as their consumers are named.
+var Actions = []string{string(messages.OpDeactivate), string(messages.OpDelete)}
+
+// State is the guard as the quota bucket keeps it.
+type State struct {
+	// Limit and Window are the settings of the replica that wrote last.
+	Limit  int           `json:"limit"`
+	Window time.Duration `json:"window"`
+	// Calls are the destructive calls in the current window (Unix
+	// milliseconds, ascending): each was a slot taken before its call.
+	Calls []int64 `json:"calls"`
+	// Tripped is set from the trip until an operator decides.
+	Tripped   bool      `json:"tripped"`
+	TrippedAt time.Time `json:"tripped_at,omitzero"`
+	TrippedBy string    `json:"tripped_by,omitempty"`
+	// Incarnation is the request stream's (see topology.Incarnation) to
+	// which ApprovedUpTo and RejectedUpTo refer.
+	Incarnation string `json:"incarnation,omitempty"`
+	// ApprovedUpTo: destructive requests stored at or below this stream
+	// position proceed without taking a slot (a release). RejectedUpTo:
+	// they are dead-lettered without a call (a rejection).
+	ApprovedUpTo uint64 `json:"approved_up_to,omitempty"`
+	RejectedUpTo uint64 `json:"rejected_up_to,omitempty"`
+	// Decision is the last operator decision, for status.
+	Decision *Decision `json:"decision,omitempty"`
+}
+
+// Decision is an operator's release or rejection.
+type Decision struct {
+	Verb   string    `json:"verb"` // "released" or "rejected"
+	Actor  string    `json:"actor"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+	UpTo   uint64    `json:"up_to_sequence"`
+}
+
+// prune drops the calls older than the window before now.
+func (s *State) prune(now time.Time) {
+	cut := now.Add(-s.Window).UnixMilli()
+	i := sort.Search(len(s.Calls), func(i int) bool { return s.Calls[i] > cut })
+	s.Calls = s.Calls[i:]
+}
+
+// Used is how many destructive calls the window before now holds.
+func (s State) Used(now time.Time) int {
+	s.Calls = append([]int64(nil), s.Calls...)
+	s.prune(now)
+	return len(s.Calls)
+}
+
+// take takes a slot at now for a destructive call: it reports whether
+// the call may go; if not, the guard is tripped (or was).
+func (s *State) take(now time.Time, replica string) bool {
+	if s.Tripped {
+		return false
+	}
+	s.prune(now)
+	if s.Limit > 0 && len(s.Calls) >= s.Limit {
+		s.Tripped, s.TrippedAt, s.TrippedBy = true, now, replica
+		return false
+	}
+	s.Calls = append(s.Calls, now.UnixMilli())
+	return true
+}
+
+// Verdict is what the guard says of one destructive request.
+type Verdict int
+
+// The verdicts.
+const (
+	// Go: the call may be made (a slot is taken, or the request was
+	// approved).
+	Go Verdict = iota
+	// Held: the guard is tripped; the request waits for a decision.
+	Held
+	// Rejected: an operator rejected it; it is dead-lettered.
+	Rejected
+)
+
+// Check says what the guard decided about a destructive request stored at
+// pos of incarnation, without taking a slot: Rejected or approved (Go
+// with approved set), or Held while tripped.
+func (s State) Check(incarnation string, pos uint64) (v Verdict, approved bool) {
+	if s.Incarnation == incarnation && incarnation != "" {
+		// The decision with the lower bound came first (positions only
+		// grow): it covers what it reaches; the later one the rest.
+		rejectFirst := s.RejectedUpTo <= s.ApprovedUpTo
+		switch {
+		case rejectFirst && pos <= s.RejectedUpTo, !rejectFirst && pos > s.ApprovedUpTo && pos <= s.RejectedUpTo:
+			return Rejected, false
+		case pos <= s.ApprovedUpTo:
+			return Go, true
+		}
+	}
+	if s.Tripped {
+		return Held, false
+	}
+	return Go, false
+}
+
+// Store reads and changes the guard in the quota bucket.
+type Store struct {
+	KV jetstream.KeyValue
+}
+
+// Read returns the guard's state and its revision (0: never written).
+func (st Store) Read(ctx context.Context) (State, uint64, error) {
+	e, err := st.KV.Get(ctx, Key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return State{}, 0, nil
+	}
+	if err != nil {
+		return State{}, 0, fmt.Errorf("guard: read: %w", err)
+	}
+	var s State
+	if err := json.Unmarshal(e.Value(), &s); err != nil {
+		return State{}, 0, fmt.Errorf("guard: read: %w", err)
+	}
+	return s, e.Revision(), nil
+}
+
+// update applies change to the stored state with compare-and-set,
+// reading again after losing to another writer. change returns false to
+// write nothing.
+func (st Store) update(ctx context.Context, change func(*State) bool) (State, error) {
+	for {
+		s, rev, err := st.Read(ctx)
+		if err != nil {
+			return s, err
+		}
+		if !change(&s) {
+			return s, nil
+		}
+		data, err := json.Marshal(s)
+		if err != nil {
+			return s, err
+		}
+		if rev == 0 {
+			_, err = st.KV.Create(ctx, Key, data)
+		} else {
+			_, err = st.KV.Update(ctx, Key, data, rev)
+		}
+		switch {
+		case err == nil:
+			return s, nil
+		case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyExists):
+			if ctx.Err() != nil {
+				return s, ctx.Err()
+			}
+			continue // another replica changed it: read again
+		default:
+			return s, fmt.Errorf("guard: write: %w", err)
+		}
+	}
+}
+
+// Take takes a slot for a destructive call at now, for the whole account:
+// it reports whether the call may go, and tripped whether this call
+// tripped the guard (it was open and the window full).
+func (st Store) Take(ctx context.Context, limit int, window time.Duration, now time.Time, replica string) (ok, tripped bool, s State, err error) {
+	s, err = st.update(ctx, func(s *State) bool {
+		s.Limit, s.Window = limit, window
+		was := s.Tripped
+		ok = s.take(now, replica)
+		tripped = !was && s.Tripped
+		return ok || tripped
+	})
+	return ok, tripped, s, err
+}
+
+// ErrOpen is returned by Decide when the guard is not tripped.
+var ErrOpen = errors.New("guard: the guard is open; there is nothing to decide")
+
+// Decide releases (approve) or rejects every destructive request stored
+// up to upTo in the request stream's incarnation, opens the guard and
+// starts the window afresh. It returns the state before the decision.
+func (st Store) Decide(ctx context.Context, approve bool, incarnation string, upTo uint64, d Decision) (State, error) {
+	var before State
+	_, err := st.update(ctx, func(s *State) bool {
+		before = *s
+		if !s.Tripped {
+			return false
+		}
+		s.Tripped, s.TrippedAt, s.TrippedBy = false, time.Time{}, ""
+		s.Calls = nil
+		if s.Incarnation != incarnation {
+			s.ApprovedUpTo, s.RejectedUpTo = 0, 0
+		}
+		s.Incarnation = incarnation
+		if approve {
+			s.ApprovedUpTo = max(s.ApprovedUpTo, upTo)
+		} else {
+			s.RejectedUpTo = max(s.RejectedUpTo, upTo)
+		}
+		s.Decision = &d
+		return true
+	})
+	if err != nil {
+		return before, err
+	}
+	if !before.Tripped {
+		return before, ErrOpen
+	}
+	return before, nil
+}

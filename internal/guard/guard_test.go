@@ -1,0 +1,126 @@
+package guard
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zoomprov/consumer/testenv"
+)
+
+// Ensure the window slides: a call leaves it exactly one window after it
+// was made, and the limit counts what is inside.
+func TestWindowArithmetic(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	s := State{Limit: 3, Window: time.Hour}
+	for i, at := range []time.Duration{0, 10 * time.Minute, 20 * time.Minute} {
+		if !s.take(t0.Add(at), "r") {
+			t.Fatalf("take %d refused; want a slot", i)
+		}
+	}
+	if got := s.Used(t0.Add(59 * time.Minute)); got != 3 {
+		t.Errorf("Used at 0:59 = %d; want 3", got)
+	}
+	if s.take(t0.Add(59*time.Minute), "r") || !s.Tripped || !s.TrippedAt.Equal(t0.Add(59*time.Minute)) {
+		t.Fatalf("fourth call in the window: tripped %v at %v; want refused and tripped at 0:59", s.Tripped, s.TrippedAt)
+	}
+	// Tripped: nothing goes, not even once the window frees up.
+	if s.take(t0.Add(3*time.Hour), "r") {
+		t.Error("a call went while tripped, with the window empty")
+	}
+	if got := s.Used(t0.Add(60*time.Minute + time.Millisecond)); got != 2 {
+		t.Errorf("Used just after the first call left = %d; want 2", got)
+	}
+	open := State{Limit: 3, Window: time.Hour, Calls: []int64{t0.UnixMilli(), t0.Add(10 * time.Minute).UnixMilli(), t0.Add(20 * time.Minute).UnixMilli()}}
+	if !open.take(t0.Add(time.Hour+time.Millisecond), "r") || len(open.Calls) != 3 {
+		t.Errorf("a call when the first left the window: calls %v; want a slot, 3 in the window", open.Calls)
+	}
+	if off := (State{Limit: 0, Window: time.Hour}); !off.take(t0, "r") {
+		t.Error("limit 0 (the guard off) refused a call")
+	}
+}
+
+// Ensure a decision covers what it reaches, and a later one the rest.
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		name         string
+		s            State
+		pos          uint64
+		want         Verdict
+		wantApproved bool
+	}{
+		{"open", State{}, 5, Go, false},
+		{"tripped", State{Tripped: true}, 5, Held, false},
+		{"approved", State{Incarnation: "i", ApprovedUpTo: 10, Tripped: true}, 5, Go, true},
+		{"after the approval, tripped", State{Incarnation: "i", ApprovedUpTo: 10, Tripped: true}, 11, Held, false},
+		{"rejected", State{Incarnation: "i", RejectedUpTo: 10}, 10, Rejected, false},
+		{"approved, then rejected later ones", State{Incarnation: "i", ApprovedUpTo: 10, RejectedUpTo: 20}, 5, Go, true},
+		{"rejected after an approval", State{Incarnation: "i", ApprovedUpTo: 10, RejectedUpTo: 20}, 15, Rejected, false},
+		{"rejected, then approved later ones", State{Incarnation: "i", RejectedUpTo: 10, ApprovedUpTo: 20}, 5, Rejected, false},
+		{"approved after a rejection", State{Incarnation: "i", RejectedUpTo: 10, ApprovedUpTo: 20}, 15, Go, true},
+		{"another incarnation", State{Incarnation: "old", RejectedUpTo: 10}, 5, Go, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if v, a := tc.s.Check("i", tc.pos); v != tc.want || a != tc.wantApproved {
+				t.Errorf("Check(%d) = %v, %v; want %v, %v", tc.pos, v, a, tc.want, tc.wantApproved)
+			}
+		})
+	}
+}
+
+// Ensure replicas racing for the last slots through the bucket never take
+// more than the limit, and exactly one of them trips the guard.
+func TestTakeRace(t *testing.T) {
+	js := testenv.StartJetStream(t)
+	kv, err := js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "guard_test", History: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const limit, racers, each = 25, 8, 10
+	var took, trips atomic.Int64
+	var wg sync.WaitGroup
+	for r := range racers {
+		wg.Go(func() {
+			st := Store{KV: kv}
+			for range each {
+				ok, tripped, _, err := st.Take(context.Background(), limit, time.Hour, time.Now(), fmt.Sprint("r", r))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if ok {
+					took.Add(1)
+				}
+				if tripped {
+					trips.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if took.Load() != limit || trips.Load() != 1 {
+		t.Errorf("slots taken %d, trips %d; want %d and 1", took.Load(), trips.Load(), limit)
+	}
+	st := Store{KV: kv}
+	s, _, err := st.Read(context.Background())
+	if err != nil || !s.Tripped || len(s.Calls) != limit {
+		t.Fatalf("stored state %+v, %v; want tripped with %d calls", s, err, limit)
+	}
+	before, err := st.Decide(context.Background(), true, "i", 40, Decision{Verb: "released", Actor: "op", Reason: "checked"})
+	if err != nil || !before.Tripped {
+		t.Fatalf("Decide = %+v, %v; want the tripped state before", before, err)
+	}
+	s, _, _ = st.Read(context.Background())
+	if s.Tripped || len(s.Calls) != 0 || s.ApprovedUpTo != 40 || s.Decision == nil || s.Decision.Actor != "op" {
+		t.Errorf("after a release: %+v; want open, an empty window, approved up to 40", s)
+	}
+	if _, err := st.Decide(context.Background(), false, "i", 50, Decision{}); err != ErrOpen {
+		t.Errorf("Decide of an open guard = %v; want ErrOpen", err)
+	}
+}
