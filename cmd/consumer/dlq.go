@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zoomprov/consumer/internal/app"
+	"github.com/zoomprov/consumer/internal/deadletter"
 	"github.com/zoomprov/consumer/internal/dlq"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/quota"
@@ -514,9 +515,9 @@ func flagTakesValue(arg string) bool {
 // order, then the replay headers, then the others alphabetically.
 func headerOrder(h map[string][]string) []string {
 	first := []string{
-		messages.HeaderReason, messages.HeaderHTTPStatus, messages.HeaderErrorCode, messages.HeaderErrorMessage,
-		messages.HeaderOriginalSubject, messages.HeaderOriginalSequence, messages.HeaderRequestID,
-		messages.HeaderDeliveries, messages.HeaderDeadLetteredAt,
+		deadletter.HeaderReason, deadletter.HeaderHTTPStatus, deadletter.HeaderErrorCode, deadletter.HeaderErrorMessage,
+		deadletter.HeaderOriginalSubject, deadletter.HeaderOriginalSequence, deadletter.HeaderRequestID,
+		deadletter.HeaderDeliveries, deadletter.HeaderDeadLetteredAt,
 		messages.HeaderReplayedFrom, messages.HeaderOriginalRequestID,
 	}
 	var out, rest []string

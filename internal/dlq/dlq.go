@@ -29,6 +29,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/zoomprov/consumer/internal/deadletter"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/seal"
 	"github.com/zoomprov/consumer/internal/topology"
@@ -51,7 +52,7 @@ type Entry struct {
 	Action string
 	// DeadLetter holds the dead-letter headers. When they are malformed
 	// (HeaderErr is set), it holds what could be read.
-	DeadLetter messages.DeadLetter
+	DeadLetter deadletter.Header
 	// HeaderErr is set when the headers are not those of a dead letter
 	// written by the service, e.g. a message someone published on the
 	// dead-letter subject by hand. Such an entry is never replayed.
@@ -78,7 +79,7 @@ func (e Entry) RequestID(topo topology.Topology) string {
 	if e.DeadLetter.RequestID != "" {
 		return e.DeadLetter.RequestID
 	}
-	if id, ok := strings.CutPrefix(e.Headers.Get(jetstream.MsgIDHeader), messages.DeadLetterMsgID("")); ok && id != "" {
+	if id, ok := strings.CutPrefix(e.Headers.Get(jetstream.MsgIDHeader), deadletter.MsgID("")); ok && id != "" {
 		return id
 	}
 	return topo.DeadLetterStream + "-" + strconv.FormatUint(e.Seq, 10)
@@ -152,7 +153,7 @@ func (e Entry) Open(keys *seal.Keyring) (Entry, error) {
 	if err != nil {
 		return e, err
 	}
-	if n == 0 && e.DeadLetter.Password == messages.PasswordSealed {
+	if n == 0 && e.DeadLetter.Password == deadletter.PasswordSealed {
 		return e, errors.New("the dead letter says its password is sealed, but its body holds no sealed password")
 	}
 	e.Body = body
@@ -172,13 +173,13 @@ func newEntry(topo topology.Topology, m *jetstream.RawStreamMsg) Entry {
 		e.Headers = nats.Header{}
 	}
 	e.Action, _ = strings.CutPrefix(m.Subject, topo.DeadLetterPrefix+".")
-	e.DeadLetter, e.HeaderErr = messages.ParseDeadLetter(e.Headers)
+	e.DeadLetter, e.HeaderErr = deadletter.Parse(e.Headers)
 	if e.HeaderErr != nil {
 		// Keep what is readable, for listing and filtering.
-		e.DeadLetter = messages.DeadLetter{
-			Reason:      messages.Reason(firstHeader(e.Headers, messages.HeaderReason)),
-			ZoomMessage: firstHeader(e.Headers, messages.HeaderErrorMessage),
-			RequestID:   firstHeader(e.Headers, messages.HeaderRequestID),
+		e.DeadLetter = deadletter.Header{
+			Reason:      messages.Reason(firstHeader(e.Headers, deadletter.HeaderReason)),
+			ZoomMessage: firstHeader(e.Headers, deadletter.HeaderErrorMessage),
+			RequestID:   firstHeader(e.Headers, deadletter.HeaderRequestID),
 		}
 	}
 	e.Time = e.DeadLetter.DeadLetteredAt

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 
+	"github.com/zoomprov/consumer/internal/deadletter"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/quota"
 	"github.com/zoomprov/consumer/internal/seal"
@@ -171,11 +172,11 @@ func ReplayMessage(topo topology.Topology, e Entry) *nats.Msg {
 // deadLetterHeaders are the headers the consumer adds to a dead letter.
 var deadLetterHeaders = func() map[string]bool {
 	out := map[string]bool{}
-	for k := range (messages.DeadLetter{}).Headers() {
+	for k := range (deadletter.Header{}).Headers() {
 		out[strings.ToLower(k)] = true
 	}
-	out[strings.ToLower(messages.HeaderPassword)] = true
-	out[strings.ToLower(messages.HeaderSealKey)] = true
+	out[strings.ToLower(deadletter.HeaderPassword)] = true
+	out[strings.ToLower(deadletter.HeaderSealKey)] = true
 	out[strings.ToLower(messages.HeaderReplayedFrom)] = true
 	out[strings.ToLower(messages.HeaderOriginalRequestID)] = true
 	return out

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/zoomprov/consumer/internal/deadletter"
 	"github.com/zoomprov/consumer/internal/dlq"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/seal"
@@ -55,7 +56,7 @@ func TestSealedDeadLetters(t *testing.T) {
 	} {
 		t.Run(tc.id, func(t *testing.T) {
 			en := e.deadLetter(tc.id, tc.email, tc.body)
-			if en.DeadLetter.Password != messages.PasswordSealed || en.DeadLetter.SealKey != e.keys.ID() {
+			if en.DeadLetter.Password != deadletter.PasswordSealed || en.DeadLetter.SealKey != e.keys.ID() {
 				t.Errorf("dead letter Zoom-Password %q, Zoom-Seal-Key %q; want sealed, %s", en.DeadLetter.Password, en.DeadLetter.SealKey, e.keys.ID())
 			}
 			tokens := tokenPattern.FindAllString(string(en.Body), -1)
@@ -148,7 +149,7 @@ func TestRedactedDeadLetters(t *testing.T) {
 	}
 	// The replay headers never carry the markers onto a new request.
 	m := dlq.ReplayMessage(e.topo, en)
-	for _, h := range []string{messages.HeaderPassword, messages.HeaderSealKey} {
+	for _, h := range []string{deadletter.HeaderPassword, deadletter.HeaderSealKey} {
 		if v := (nats.Header(m.Header)).Get(h); v != "" {
 			t.Errorf("replayed request has header %s: %s", h, v)
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zoomprov/consumer/internal/deadletter"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/zoom"
 	"github.com/zoomprov/consumer/testenv"
@@ -177,7 +178,7 @@ func TestOutcomes(t *testing.T) {
 				if want := "zoom.users.dlq." + tc.action; m.Subject != want {
 					t.Errorf("dead letter subject = %s; want %s", m.Subject, want)
 				}
-				dl, err := messages.ParseDeadLetter(m.Header)
+				dl, err := deadletter.Parse(m.Header)
 				if err != nil {
 					t.Fatalf("ParseDeadLetter: %v", err)
 				}

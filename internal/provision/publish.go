@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/zoomprov/consumer/internal/deadletter"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/metrics"
 	"github.com/zoomprov/consumer/internal/seal"
@@ -137,7 +138,7 @@ func (s *Service) publishDeadLetter(ctx context.Context, d *delivery, a attempt)
 	if action == "" {
 		action = "unknown"
 	}
-	dl := messages.DeadLetter{
+	dl := deadletter.Header{
 		Reason:           a.reason,
 		HTTPStatus:       a.httpStatus,
 		ZoomCode:         a.zoomCode,
@@ -168,7 +169,7 @@ func (s *Service) publishDeadLetter(ctx context.Context, d *delivery, a attempt)
 		}
 		m.Header[k] = vs
 	}
-	if _, err := s.publish(ctx, m, jetstream.WithMsgID(messages.DeadLetterMsgID(d.requestID)), jetstream.WithExpectStream(s.topo.DeadLetterStream)); err != nil {
+	if _, err := s.publish(ctx, m, jetstream.WithMsgID(deadletter.MsgID(d.requestID)), jetstream.WithExpectStream(s.topo.DeadLetterStream)); err != nil {
 		s.metrics.PublishFailed(metrics.PublishDeadLetter)
 		return fmt.Errorf("provision: publish dead letter: %w", err)
 	}
@@ -192,7 +193,7 @@ func sealPasswords(keys *seal.Keyring, body []byte) (out []byte, state, keyID st
 		case err == nil && n == 0:
 			return body, "", ""
 		case err == nil:
-			return out, messages.PasswordSealed, keys.ID()
+			return out, deadletter.PasswordSealed, keys.ID()
 		}
 	}
 	out, n, err := messages.ReplacePasswords(body, redact)
