@@ -94,7 +94,7 @@ func (e Entry) Replayable() error {
 	if e.HeaderErr != nil {
 		return fmt.Errorf("not a dead letter written by the service: %w", e.HeaderErr)
 	}
-	if e.DeadLetter.Password == messages.PasswordRedacted {
+	if e.DeadLetter.Password == deadletter.PasswordRedacted {
 		return ErrRedacted
 	}
 	if op := messages.Operation(e.Action); op.Valid() {
@@ -127,11 +127,11 @@ var (
 // as it is. It fails, and the entry must not be replayed, when a password
 // was redacted or does not open.
 func (e Entry) Open(keys *seal.Keyring) (Entry, error) {
-	if e.DeadLetter.Password == messages.PasswordRedacted {
+	if e.DeadLetter.Password == deadletter.PasswordRedacted {
 		return e, ErrRedacted
 	}
 	var openErr error
-	body, n, err := messages.RestorePasswords(e.Body, func(v string) ([]byte, bool, error) {
+	body, n, err := deadletter.RestorePasswords(e.Body, func(v string) ([]byte, bool, error) {
 		if !strings.HasPrefix(v, seal.Prefix) || openErr != nil {
 			return nil, false, nil
 		}

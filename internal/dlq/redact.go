@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 
-	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/internal/deadletter"
 )
 
 // MaskedPassword replaces password values in RedactBody's output.
@@ -29,9 +29,9 @@ func RedactBody(body []byte) (text string, ok bool) {
 	return string(masked), false
 }
 
-// maskPasswords replaces every password value messages.ReplacePasswords
+// maskPasswords replaces every password value deadletter.ReplacePasswords
 // finds.
 func maskPasswords(b []byte) []byte {
-	out, _, _ := messages.ReplacePasswords(b, func([]byte) (string, error) { return MaskedPassword, nil })
+	out, _, _ := deadletter.ReplacePasswords(b, func([]byte) (string, error) { return MaskedPassword, nil })
 	return out
 }

@@ -136,8 +136,8 @@ func keyBytes(t *testing.T, e *env) []byte {
 func TestRedactedDeadLetters(t *testing.T) {
 	e := newEnvWith(t, nil)
 	en := e.deadLetter("redact-1", "pat@example.com", sealedBody)
-	want := strings.Replace(sealedBody, sealedPassword, messages.PasswordRedacted, 1)
-	if string(en.Body) != want || en.DeadLetter.Password != messages.PasswordRedacted || en.DeadLetter.SealKey != "" {
+	want := strings.Replace(sealedBody, sealedPassword, deadletter.PasswordRedacted, 1)
+	if string(en.Body) != want || en.DeadLetter.Password != deadletter.PasswordRedacted || en.DeadLetter.SealKey != "" {
 		t.Errorf("dead letter body %s, Zoom-Password %q, Zoom-Seal-Key %q; want %s, redacted, none", en.Body, en.DeadLetter.Password, en.DeadLetter.SealKey, want)
 	}
 	if err := en.Replayable(); !errors.Is(err, dlq.ErrRedacted) {

@@ -172,7 +172,7 @@ func TestOutcomes(t *testing.T) {
 					t.Fatalf("dead letters = %d; want 1", len(dlq))
 				}
 				m := dlq[0]
-				if want := strings.Replace(tc.body, `"password1"`, `"`+messages.PasswordRedacted+`"`, 1); string(m.Data) != want {
+				if want := strings.Replace(tc.body, `"password1"`, `"`+deadletter.PasswordRedacted+`"`, 1); string(m.Data) != want {
 					t.Errorf("dead letter body = %q; want the original with the password redacted, %q", m.Data, want)
 				}
 				if want := "zoom.users.dlq." + tc.action; m.Subject != want {

@@ -194,13 +194,13 @@ func TestPoisonRequests(t *testing.T) {
 			// Byte for byte, but for the passwords, which a service
 			// without a seal key redacts.
 			want := passwordPattern.ReplaceAllStringFunc(p.body, func(m string) string {
-				return m[:strings.LastIndex(m, passwordPattern.FindStringSubmatch(m)[1])] + messages.PasswordRedacted
+				return m[:strings.LastIndex(m, passwordPattern.FindStringSubmatch(m)[1])] + deadletter.PasswordRedacted
 			})
 			if string(m.Data) != want {
 				t.Errorf("dead letter body\n%q\nwant the request with only its passwords redacted:\n%q", m.Data, want)
 			}
-			if hasPassword := want != p.body; hasPassword != (m.Header.Get(deadletter.HeaderPassword) == messages.PasswordRedacted) {
-				t.Errorf("Zoom-Password header %q; want %q exactly when the body had a password", m.Header.Get(deadletter.HeaderPassword), messages.PasswordRedacted)
+			if hasPassword := want != p.body; hasPassword != (m.Header.Get(deadletter.HeaderPassword) == deadletter.PasswordRedacted) {
+				t.Errorf("Zoom-Password header %q; want %q exactly when the body had a password", m.Header.Get(deadletter.HeaderPassword), deadletter.PasswordRedacted)
 			}
 			if want := "zoom.users.dlq." + p.subject; m.Subject != want {
 				t.Errorf("dead letter subject = %s; want %s", m.Subject, want)

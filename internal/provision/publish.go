@@ -186,9 +186,9 @@ var parkHeaders = map[string]bool{messages.HeaderPosition: true, messages.Header
 // which may be kept for years, never holds one in plain text; with what
 // became of them and the sealing key's id, "" when there were none.
 func sealPasswords(keys *seal.Keyring, body []byte) (out []byte, state, keyID string) {
-	redact := func([]byte) (string, error) { return messages.PasswordRedacted, nil }
+	redact := func([]byte) (string, error) { return deadletter.PasswordRedacted, nil }
 	if keys != nil {
-		out, n, err := messages.ReplacePasswords(body, func(raw []byte) (string, error) { return keys.Seal(raw) })
+		out, n, err := deadletter.ReplacePasswords(body, func(raw []byte) (string, error) { return keys.Seal(raw) })
 		switch {
 		case err == nil && n == 0:
 			return body, "", ""
@@ -196,11 +196,11 @@ func sealPasswords(keys *seal.Keyring, body []byte) (out []byte, state, keyID st
 			return out, deadletter.PasswordSealed, keys.ID()
 		}
 	}
-	out, n, err := messages.ReplacePasswords(body, redact)
+	out, n, err := deadletter.ReplacePasswords(body, redact)
 	if err != nil || n == 0 {
 		return body, "", ""
 	}
-	return out, messages.PasswordRedacted, ""
+	return out, deadletter.PasswordRedacted, ""
 }
 
 var emailPattern = regexp.MustCompile(`[^\s"'<>(),;:]+@[^\s"'<>(),;:]+`)

@@ -1,4 +1,4 @@
-package messages
+package deadletter
 
 import (
 	"bytes"
@@ -8,10 +8,6 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 )
-
-// PasswordRedacted replaces a password in a dead letter when there is no
-// key to seal it with.
-const PasswordRedacted = "redacted"
 
 // A password value is the value of every member whose key, unescaped,
 // equals "password" under Unicode case folding (strings.EqualFold), at any
@@ -52,7 +48,7 @@ func ReplacePasswords(body []byte, f func(raw []byte) (string, error)) (out []by
 	for _, s := range spans {
 		repl, err := f(body[s.start:s.end:s.end])
 		if err != nil {
-			return nil, 0, fmt.Errorf("messages: replace a password: %w", err)
+			return nil, 0, fmt.Errorf("deadletter: replace a password: %w", err)
 		}
 		out = append(out, body[last:s.start]...)
 		out = append(out, escape(quote(repl), s.level)...)
@@ -78,7 +74,7 @@ func RestorePasswords(body []byte, f func(value string) (raw []byte, ok bool, er
 		}
 		raw, ok, err := f(v)
 		if err != nil {
-			return nil, 0, fmt.Errorf("messages: restore a password: %w", err)
+			return nil, 0, fmt.Errorf("deadletter: restore a password: %w", err)
 		}
 		if !ok {
 			continue
