@@ -462,7 +462,7 @@ func dlqShow(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return c.fail(err)
 	}
-	body, bodyOK := dlq.RedactBody(e.Body)
+	body, bodyOK := deadletter.MaskBody(e.Body)
 	if *asJSON {
 		out := struct {
 			entryJSON
