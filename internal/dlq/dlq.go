@@ -113,48 +113,23 @@ func (e Entry) Replayable() error {
 	return nil
 }
 
-// Errors of Entry.Open.
+// Errors of Entry.Open (see deadletter.Header.Open).
 var (
 	// ErrRedacted: the consumer had no seal key when it dead-lettered the
 	// request, so the password is gone.
-	ErrRedacted = errors.New("the password was redacted when the request was dead-lettered (the consumer had no DLQ_SEAL_KEY_FILE): publish the request again with its password")
+	ErrRedacted = deadletter.ErrRedacted
 	// ErrNoKey: the password is sealed and no key was given.
-	ErrNoKey = errors.New("no seal key given (DLQ_SEAL_KEY_FILE or --dlq-seal-key-file)")
+	ErrNoKey = deadletter.ErrNoKey
 )
 
 // Open returns e with the passwords the consumer sealed opened with keys,
 // ready to be replayed; a dead letter without sealed passwords is returned
 // as it is. It fails, and the entry must not be replayed, when a password
-// was redacted or does not open.
+// was redacted or does not open (deadletter.Header.Open).
 func (e Entry) Open(keys *seal.Keyring) (Entry, error) {
-	if e.DeadLetter.Password == deadletter.PasswordRedacted {
-		return e, ErrRedacted
-	}
-	var openErr error
-	body, n, err := deadletter.RestorePasswords(e.Body, func(v string) ([]byte, bool, error) {
-		if !strings.HasPrefix(v, seal.Prefix) || openErr != nil {
-			return nil, false, nil
-		}
-		id, _ := seal.TokenKeyID(v)
-		raw, err := keys.Open(v)
-		switch {
-		case keys == nil:
-			openErr = fmt.Errorf("the password is sealed with key %s: %w", id, ErrNoKey)
-		case errors.Is(err, seal.ErrUnknownKey):
-			openErr = fmt.Errorf("the password is sealed with key %s, which is not among the keys given (%w)", id, seal.ErrUnknownKey)
-		case err != nil:
-			openErr = fmt.Errorf("the password sealed with key %s does not open: it was altered or damaged (%w)", id, err)
-		}
-		return raw, openErr == nil, nil
-	})
-	if openErr != nil {
-		return e, openErr
-	}
+	body, err := e.DeadLetter.Open(keys, e.Body)
 	if err != nil {
 		return e, err
-	}
-	if n == 0 && e.DeadLetter.Password == deadletter.PasswordSealed {
-		return e, errors.New("the dead letter says its password is sealed, but its body holds no sealed password")
 	}
 	e.Body = body
 	return e, nil

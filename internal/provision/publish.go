@@ -15,7 +15,6 @@ import (
 	"github.com/zoomprov/consumer/internal/deadletter"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/metrics"
-	"github.com/zoomprov/consumer/internal/seal"
 )
 
 // publishResult publishes a result event and waits for the result stream's
@@ -150,7 +149,7 @@ func (s *Service) publishDeadLetter(ctx context.Context, d *delivery, a attempt)
 		DeadLetteredAt:   s.now(),
 	}
 	m := nats.NewMsg(s.topo.DeadLetterSubject(action))
-	m.Data, dl.Password, dl.SealKey = sealPasswords(s.cfg.Seal, d.data)
+	m.Data = dl.Seal(s.cfg.Seal, d.data)
 	for k, v := range dl.Headers() {
 		m.Header.Set(k, v)
 	}
@@ -180,28 +179,6 @@ func (s *Service) publishDeadLetter(ctx context.Context, d *delivery, a attempt)
 // does not keep: a replay is a new request.
 var parkHeaders = map[string]bool{messages.HeaderPosition: true, messages.HeaderParkedRequestID: true,
 	messages.HeaderParkedSubject: true, messages.HeaderParkedStored: true}
-
-// sealPasswords returns body with every password sealed with keys, or
-// redacted without them (or if sealing fails), so that a dead letter,
-// which may be kept for years, never holds one in plain text; with what
-// became of them and the sealing key's id, "" when there were none.
-func sealPasswords(keys *seal.Keyring, body []byte) (out []byte, state, keyID string) {
-	redact := func([]byte) (string, error) { return deadletter.PasswordRedacted, nil }
-	if keys != nil {
-		out, n, err := deadletter.ReplacePasswords(body, func(raw []byte) (string, error) { return keys.Seal(raw) })
-		switch {
-		case err == nil && n == 0:
-			return body, "", ""
-		case err == nil:
-			return out, deadletter.PasswordSealed, keys.ID()
-		}
-	}
-	out, n, err := deadletter.ReplacePasswords(body, redact)
-	if err != nil || n == 0 {
-		return body, "", ""
-	}
-	return out, deadletter.PasswordRedacted, ""
-}
 
 var emailPattern = regexp.MustCompile(`[^\s"'<>(),;:]+@[^\s"'<>(),;:]+`)
 

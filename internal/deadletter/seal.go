@@ -1,0 +1,87 @@
+package deadletter
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/zoomprov/consumer/internal/seal"
+)
+
+// Errors of Header.Open, matched with errors.Is. A password that does not
+// open also matches seal.ErrUnknownKey (the key is not among those given)
+// or seal.ErrTampered (the token was altered or damaged).
+var (
+	// ErrRedacted: the consumer had no seal key when it dead-lettered the
+	// request, so the password is gone.
+	ErrRedacted = errors.New("the password was redacted when the request was dead-lettered (the consumer had no DLQ_SEAL_KEY_FILE): publish the request again with its password")
+	// ErrNoKey: the password is sealed and no key was given.
+	ErrNoKey = errors.New("no seal key given (DLQ_SEAL_KEY_FILE or --dlq-seal-key-file)")
+)
+
+// Seal returns body with the value of every password member replaced,
+// so that a dead letter, which may be kept for years, never holds one in
+// plain text: sealed with keys (each value's raw bytes become a token of
+// internal/seal), or, without keys or if sealing fails, replaced by
+// PasswordRedacted. It records what became of them in h.Password and the
+// sealing key's id in h.SealKey; both stay empty, and body is returned as
+// it is, when there was no password.
+func (h *Header) Seal(keys *seal.Keyring, body []byte) []byte {
+	h.Password, h.SealKey = "", ""
+	if keys != nil {
+		out, n, err := ReplacePasswords(body, func(raw []byte) (string, error) { return keys.Seal(raw) })
+		switch {
+		case err == nil && n == 0:
+			return body
+		case err == nil:
+			h.Password, h.SealKey = PasswordSealed, keys.ID()
+			return out
+		}
+	}
+	out, n, err := ReplacePasswords(body, func([]byte) (string, error) { return PasswordRedacted, nil })
+	if err != nil || n == 0 {
+		return body
+	}
+	h.Password = PasswordRedacted
+	return out
+}
+
+// Open reverses Seal for a replay: it returns body, the body of the dead
+// letter h describes, with the passwords it holds sealed opened with keys;
+// a body without sealed passwords is returned as it is. It fails, and the
+// dead letter must not be replayed, when the passwords were redacted
+// (ErrRedacted), are sealed but no keys are given (ErrNoKey), or one does
+// not open (seal.ErrUnknownKey, seal.ErrTampered); the error names the key
+// but never shows a password, sealed or not.
+func (h Header) Open(keys *seal.Keyring, body []byte) ([]byte, error) {
+	if h.Password == PasswordRedacted {
+		return body, ErrRedacted
+	}
+	var openErr error
+	out, n, err := RestorePasswords(body, func(v string) ([]byte, bool, error) {
+		if !strings.HasPrefix(v, seal.Prefix) || openErr != nil {
+			return nil, false, nil
+		}
+		id, _ := seal.TokenKeyID(v)
+		raw, err := keys.Open(v)
+		switch {
+		case keys == nil:
+			openErr = fmt.Errorf("the password is sealed with key %s: %w", id, ErrNoKey)
+		case errors.Is(err, seal.ErrUnknownKey):
+			openErr = fmt.Errorf("the password is sealed with key %s, which is not among the keys given (%w)", id, seal.ErrUnknownKey)
+		case err != nil:
+			openErr = fmt.Errorf("the password sealed with key %s does not open: it was altered or damaged (%w)", id, err)
+		}
+		return raw, openErr == nil, nil
+	})
+	if openErr != nil {
+		return body, openErr
+	}
+	if err != nil {
+		return body, err
+	}
+	if n == 0 && h.Password == PasswordSealed {
+		return body, errors.New("the dead letter says its password is sealed, but its body holds no sealed password")
+	}
+	return out, nil
+}

@@ -1,0 +1,107 @@
+package deadletter_test
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/zoomprov/consumer/internal/deadletter"
+	"github.com/zoomprov/consumer/internal/seal"
+)
+
+func keyring(t testing.TB, b byte) *seal.Keyring {
+	t.Helper()
+	k, err := seal.New(bytes.Repeat([]byte{b}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+const (
+	password = "Zx9!kq2Lm"
+	body     = `{"action":"autoCreate","user_info":{"email":"pat@example.com","type":1,"password":"Zx9!kq2Lm"}}`
+	// stringBody sends user_info as a string holding JSON.
+	stringBody = `{"action":"autoCreate","user_info":"{\"email\":\"sam@example.com\",\"type\":1,\"password\":\"Zx9!kq2Lm\"}"}`
+)
+
+// Ensure Seal seals every password with the first key and says so in the
+// header, and Open gives the body back byte for byte.
+func TestSealOpen(t *testing.T) {
+	keys := keyring(t, 1)
+	for _, in := range []string{body, stringBody} {
+		h := deadletter.Header{RequestID: "req-1"}
+		out := h.Seal(keys, []byte(in))
+		if bytes.Contains(out, []byte(password)) || h.Password != deadletter.PasswordSealed || h.SealKey != keys.ID() {
+			t.Fatalf("Seal(%s) = %s, header %q %q; want the password sealed with %s", in, out, h.Password, h.SealKey, keys.ID())
+		}
+		back, err := h.Open(keys, out)
+		if err != nil || string(back) != in {
+			t.Errorf("Open(Seal(%s)) = %s, %v; want the body as it was", in, back, err)
+		}
+	}
+}
+
+// Ensure a body without a password is kept as it is, with no password
+// headers, and opens as it is.
+func TestSealNoPassword(t *testing.T) {
+	in := []byte(`{"action":"ssoCreate","user_info":{"email":"a@example.com","type":1}}`)
+	for _, keys := range []*seal.Keyring{nil, keyring(t, 1)} {
+		h := deadletter.Header{RequestID: "req-1"}
+		if out := h.Seal(keys, in); !bytes.Equal(out, in) || h.Password != "" || h.SealKey != "" {
+			t.Errorf("Seal(%s) = %s, header %q %q; want the body and no password header", in, out, h.Password, h.SealKey)
+		}
+		if out, err := h.Open(nil, in); err != nil || !bytes.Equal(out, in) {
+			t.Errorf("Open(%s) = %s, %v; want the body", in, out, err)
+		}
+	}
+}
+
+// Ensure Seal without keys redacts, and Open refuses what was redacted.
+func TestSealRedacts(t *testing.T) {
+	h := deadletter.Header{RequestID: "req-1"}
+	out := h.Seal(nil, []byte(body))
+	if want := strings.Replace(body, password, deadletter.PasswordRedacted, 1); string(out) != want || h.Password != deadletter.PasswordRedacted || h.SealKey != "" {
+		t.Fatalf("Seal(nil) = %s, header %q %q; want %s, redacted, no key", out, h.Password, h.SealKey, want)
+	}
+	if _, err := h.Open(keyring(t, 1), out); !errors.Is(err, deadletter.ErrRedacted) {
+		t.Errorf("Open(redacted) = %v; want ErrRedacted", err)
+	}
+}
+
+// Ensure Open refuses without keys, with another key, a tampered token and
+// a header that says sealed over a body that holds no token, and never
+// shows the password.
+func TestOpenRefuses(t *testing.T) {
+	keys := keyring(t, 1)
+	h := deadletter.Header{RequestID: "req-1"}
+	sealed := h.Seal(keys, []byte(body))
+	tok := string(sealed[bytes.Index(sealed, []byte("sealed:")):bytes.LastIndexByte(sealed, '"')])
+	tampered := []byte(strings.Replace(string(sealed), tok, tok[:len(tok)-2]+"AA", 1))
+	tests := []struct {
+		name string
+		keys *seal.Keyring
+		body []byte
+		want error
+	}{
+		{"no keys", nil, sealed, deadletter.ErrNoKey},
+		{"another key", keyring(t, 2), sealed, seal.ErrUnknownKey},
+		{"tampered", keys, tampered, seal.ErrTampered},
+		{"no token", keys, []byte(body), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := h.Open(tc.keys, tc.body)
+			if err == nil || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("Open = %s, %v; want an error matching %v", out, err, tc.want)
+			}
+			if !bytes.Equal(out, tc.body) {
+				t.Errorf("Open = %s with an error; want the body as given", out)
+			}
+			if strings.Contains(err.Error(), password) || strings.Contains(err.Error(), tok) {
+				t.Errorf("Open error %q shows the password or its token", err)
+			}
+		})
+	}
+}
