@@ -27,18 +27,18 @@ type span struct {
 	start, end, level int
 }
 
-// ReplacePasswords returns body with the value of every password member
+// replacePasswords returns body with the value of every password member
 // (see above) replaced by the JSON string f returns for it, so that a dead
 // letter can keep a request without its password in clear. raw is the
 // value's bytes exactly as they stand in body (for a string, its quotes
 // and escapes included, and escaped once more for each string holding it),
-// so that RestorePasswords can put them back byte for byte. Everything
+// so that restorePasswords can put them back byte for byte. Everything
 // else is kept byte for byte; inside a string that holds JSON, the
 // replacement is escaped to match, so the string form stays a string. n
 // counts the values replaced. body is not modified; when there is nothing
 // to replace, out is body itself. An error from f stops the replacement
 // and is returned wrapped.
-func ReplacePasswords(body []byte, f func(raw []byte) (string, error)) (out []byte, n int, err error) {
+func replacePasswords(body []byte, f func(raw []byte) (string, error)) (out []byte, n int, err error) {
 	spans := passwordSpans(body, 0, nil)
 	if len(spans) == 0 {
 		return body, 0, nil
@@ -57,13 +57,13 @@ func ReplacePasswords(body []byte, f func(raw []byte) (string, error)) (out []by
 	return append(out, body[last:]...), len(spans), nil
 }
 
-// RestorePasswords reverses ReplacePasswords, for a replay: the value of
+// restorePasswords reverses replacePasswords, for a replay: the value of
 // every password member that is a JSON string is given to f unescaped
 // (once for each string holding it, then as a string); where f returns
 // ok, the value's bytes are replaced by raw as it is. n counts the values
 // replaced. body is not modified; when nothing is replaced, out is body
 // itself. An error from f stops and is returned wrapped.
-func RestorePasswords(body []byte, f func(value string) (raw []byte, ok bool, err error)) (out []byte, n int, err error) {
+func restorePasswords(body []byte, f func(value string) (raw []byte, ok bool, err error)) (out []byte, n int, err error) {
 	spans := passwordSpans(body, 0, nil)
 	out = make([]byte, 0, len(body))
 	last := 0

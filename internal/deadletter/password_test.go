@@ -11,7 +11,7 @@ import (
 	"github.com/zoomprov/consumer/internal/messages"
 )
 
-// passwordCases are bodies with their password values, as ReplacePasswords
+// passwordCases are bodies with their password values, as replacePasswords
 // must find them.
 var passwordCases = []struct {
 	name, body string
@@ -63,18 +63,18 @@ func TestReplacePasswords(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			body := []byte(tc.body)
 			var raws []string
-			out, n, err := ReplacePasswords(body, func(raw []byte) (string, error) {
+			out, n, err := replacePasswords(body, func(raw []byte) (string, error) {
 				raws = append(raws, string(raw))
 				return "T", nil
 			})
 			if err != nil || n != len(tc.want) || strings.Join(raws, "|") != strings.Join(tc.want, "|") {
-				t.Errorf("ReplacePasswords found %q (n %d, err %v); want %q", raws, n, err, tc.want)
+				t.Errorf("replacePasswords found %q (n %d, err %v); want %q", raws, n, err, tc.want)
 			}
 			if string(out) != tc.replaced {
-				t.Errorf("ReplacePasswords =\n%s\nwant\n%s", out, tc.replaced)
+				t.Errorf("replacePasswords =\n%s\nwant\n%s", out, tc.replaced)
 			}
 			if string(body) != tc.body {
-				t.Errorf("ReplacePasswords modified its input: %q", body)
+				t.Errorf("replacePasswords modified its input: %q", body)
 			}
 			if back := roundTrip(t, body); string(back) != tc.body {
 				t.Errorf("round trip =\n%s\nwant\n%s", back, tc.body)
@@ -102,16 +102,16 @@ func rawFor(v string) ([]byte, bool, error) {
 // restores them.
 func roundTrip(t testing.TB, body []byte) []byte {
 	t.Helper()
-	sealed, n, err := ReplacePasswords(body, tokenFor)
+	sealed, n, err := replacePasswords(body, tokenFor)
 	if err != nil {
-		t.Fatalf("ReplacePasswords: %v", err)
+		t.Fatalf("replacePasswords: %v", err)
 	}
-	back, m, err := RestorePasswords(sealed, rawFor)
+	back, m, err := restorePasswords(sealed, rawFor)
 	if err != nil {
-		t.Fatalf("RestorePasswords: %v", err)
+		t.Fatalf("restorePasswords: %v", err)
 	}
 	if m != n {
-		t.Errorf("RestorePasswords(%q) restored %d values; ReplacePasswords replaced %d", sealed, m, n)
+		t.Errorf("restorePasswords(%q) restored %d values; replacePasswords replaced %d", sealed, m, n)
 	}
 	return back
 }
@@ -134,12 +134,12 @@ func TestRestorePasswords(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var values []string
-			out, n, err := RestorePasswords([]byte(tc.body), func(v string) ([]byte, bool, error) {
+			out, n, err := restorePasswords([]byte(tc.body), func(v string) ([]byte, bool, error) {
 				values = append(values, v)
 				return []byte("<" + v + ">"), strings.HasPrefix(v, "s"), nil
 			})
 			if err != nil || n != tc.n || string(out) != tc.want || !reflect.DeepEqual(values, tc.values) {
-				t.Errorf("RestorePasswords = %s, %d, %v, given %q; want %s, %d, given %q", out, n, err, values, tc.want, tc.n, tc.values)
+				t.Errorf("restorePasswords = %s, %d, %v, given %q; want %s, %d, given %q", out, n, err, values, tc.want, tc.n, tc.values)
 			}
 		})
 	}
@@ -147,22 +147,22 @@ func TestRestorePasswords(t *testing.T) {
 
 func TestPasswordsCallbackError(t *testing.T) {
 	errSeal := errors.New("no randomness")
-	out, n, err := ReplacePasswords([]byte(`{"password":"x","password":"y"}`), func(raw []byte) (string, error) {
+	out, n, err := replacePasswords([]byte(`{"password":"x","password":"y"}`), func(raw []byte) (string, error) {
 		if string(raw) == `"y"` {
 			return "", errSeal
 		}
 		return "T", nil
 	})
 	if !errors.Is(err, errSeal) || out != nil || n != 0 {
-		t.Errorf("ReplacePasswords = %q, %d, %v; want nil, 0 and an error wrapping %v", out, n, err, errSeal)
+		t.Errorf("replacePasswords = %q, %d, %v; want nil, 0 and an error wrapping %v", out, n, err, errSeal)
 	}
 	calls := 0
-	out, n, err = RestorePasswords([]byte(`{"password":"x","password":"y"}`), func(string) ([]byte, bool, error) {
+	out, n, err = restorePasswords([]byte(`{"password":"x","password":"y"}`), func(string) ([]byte, bool, error) {
 		calls++
 		return nil, false, errSeal
 	})
 	if !errors.Is(err, errSeal) || out != nil || n != 0 || calls != 1 {
-		t.Errorf("RestorePasswords = %q, %d, %v after %d calls; want nil, 0 and an error wrapping %v after 1", out, n, err, calls, errSeal)
+		t.Errorf("restorePasswords = %q, %d, %v after %d calls; want nil, 0 and an error wrapping %v after 1", out, n, err, calls, errSeal)
 	}
 }
 
@@ -185,20 +185,20 @@ func TestReplacePasswordsDecodes(t *testing.T) {
 			if err != nil || want.UserInfo.Password == "" {
 				t.Fatalf("Decode(%s) = %v (password %q); want a valid request with a password", body, err, want.UserInfo.Password)
 			}
-			out, n, err := ReplacePasswords([]byte(body), func([]byte) (string, error) { return repl, nil })
+			out, n, err := replacePasswords([]byte(body), func([]byte) (string, error) { return repl, nil })
 			if err != nil || n != 1 {
-				t.Fatalf("ReplacePasswords(%s) = %d, %v; want 1 value", body, n, err)
+				t.Fatalf("replacePasswords(%s) = %d, %v; want 1 value", body, n, err)
 			}
 			got, err := messages.Decode(out)
 			want.UserInfo.Password = repl
 			if err != nil || !reflect.DeepEqual(got, want) {
-				t.Errorf("Decode(ReplacePasswords(%s)) = %#v, %v; want %#v", body, got.UserInfo, err, want.UserInfo)
+				t.Errorf("Decode(replacePasswords(%s)) = %#v, %v; want %#v", body, got.UserInfo, err, want.UserInfo)
 			}
 		}
 	}
 }
 
-// FuzzReplacePasswords: ReplacePasswords then RestorePasswords give back
+// FuzzReplacePasswords: replacePasswords then restorePasswords give back
 // any body exactly; no password value of 4 bytes or more that occurs once
 // in the body is left in the output (an occurrence made of the
 // replacement and the text around it is no leak); the input is never
@@ -214,15 +214,15 @@ func FuzzReplacePasswords(f *testing.F) {
 		}
 		const repl = "T"
 		var raws [][]byte
-		out, n, err := ReplacePasswords(body, func(raw []byte) (string, error) {
+		out, n, err := replacePasswords(body, func(raw []byte) (string, error) {
 			raws = append(raws, bytes.Clone(raw))
 			return repl, nil
 		})
 		if err != nil || n != len(raws) {
-			t.Fatalf("ReplacePasswords = %d, %v after %d calls", n, err, len(raws))
+			t.Fatalf("replacePasswords = %d, %v after %d calls", n, err, len(raws))
 		}
 		if !bytes.Equal(body, orig) {
-			t.Fatalf("ReplacePasswords modified its input %q to %q", orig, body)
+			t.Fatalf("replacePasswords modified its input %q to %q", orig, body)
 		}
 		// Where the replacements stand in out.
 		var regions [][2]int
@@ -245,7 +245,7 @@ func FuzzReplacePasswords(f *testing.F) {
 					overlaps = overlaps || i < r[1] && r[0] < i+len(raw)
 				}
 				if !overlaps {
-					t.Fatalf("ReplacePasswords(%q) = %q still holds %q at %d", body, out, raw, i)
+					t.Fatalf("replacePasswords(%q) = %q still holds %q at %d", body, out, raw, i)
 				}
 			}
 		}

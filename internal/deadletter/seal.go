@@ -29,7 +29,7 @@ var (
 func (h *Header) Seal(keys *seal.Keyring, body []byte) []byte {
 	h.Password, h.SealKey = "", ""
 	if keys != nil {
-		out, n, err := ReplacePasswords(body, func(raw []byte) (string, error) { return keys.Seal(raw) })
+		out, n, err := replacePasswords(body, func(raw []byte) (string, error) { return keys.Seal(raw) })
 		switch {
 		case err == nil && n == 0:
 			return body
@@ -38,7 +38,7 @@ func (h *Header) Seal(keys *seal.Keyring, body []byte) []byte {
 			return out
 		}
 	}
-	out, n, err := ReplacePasswords(body, func([]byte) (string, error) { return PasswordRedacted, nil })
+	out, n, err := replacePasswords(body, func([]byte) (string, error) { return PasswordRedacted, nil })
 	if err != nil || n == 0 {
 		return body
 	}
@@ -58,7 +58,7 @@ func (h Header) Open(keys *seal.Keyring, body []byte) ([]byte, error) {
 		return body, ErrRedacted
 	}
 	var openErr error
-	out, n, err := RestorePasswords(body, func(v string) ([]byte, bool, error) {
+	out, n, err := restorePasswords(body, func(v string) ([]byte, bool, error) {
 		if !strings.HasPrefix(v, seal.Prefix) || openErr != nil {
 			return nil, false, nil
 		}
