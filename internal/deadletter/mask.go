@@ -18,7 +18,7 @@ const Masked = "********"
 // recognised masked all the same, up to the end of the body for an
 // unterminated one.
 func MaskBody(body []byte) (text string, ok bool) {
-	masked, _, _ := replacePasswords(bytes.ToValidUTF8(body, []byte("\uFFFD")), func([]byte) (string, error) { return Masked, nil })
+	masked, _, _ := replacePasswords(bytes.ToValidUTF8(body, []byte("\uFFFD")), func([]byte, string) (string, error) { return Masked, nil })
 	if json.Valid(masked) {
 		var out bytes.Buffer
 		if err := json.Indent(&out, masked, "", "  "); err == nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -63,7 +64,7 @@ func TestReplacePasswords(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			body := []byte(tc.body)
 			var raws []string
-			out, n, err := replacePasswords(body, func(raw []byte) (string, error) {
+			out, n, err := replacePasswords(body, func(raw []byte, _ string) (string, error) {
 				raws = append(raws, string(raw))
 				return "T", nil
 			})
@@ -83,23 +84,30 @@ func TestReplacePasswords(t *testing.T) {
 	}
 }
 
-// tokenFor is a reversible stand-in for seal.Keyring.Seal.
-func tokenFor(raw []byte) (string, error) {
-	return "tok:" + base64.RawURLEncoding.EncodeToString(raw), nil
+// tokenFor is a reversible stand-in for seal.Keyring.Seal; it binds the
+// path as Seal binds its context.
+func tokenFor(raw []byte, path string) (string, error) {
+	return "tok:" + base64.RawURLEncoding.EncodeToString([]byte(path)) + ":" + base64.RawURLEncoding.EncodeToString(raw), nil
 }
 
-// rawFor reverses tokenFor; other values are left alone.
-func rawFor(v string) ([]byte, bool, error) {
-	enc, ok := strings.CutPrefix(v, "tok:")
+// rawFor reverses tokenFor; other values are left alone, and a token
+// given another path than its own is an error.
+func rawFor(v, path string) ([]byte, bool, error) {
+	rest, ok := strings.CutPrefix(v, "tok:")
 	if !ok {
 		return nil, false, nil
+	}
+	p, enc, _ := strings.Cut(rest, ":")
+	if p != base64.RawURLEncoding.EncodeToString([]byte(path)) {
+		return nil, false, fmt.Errorf("token of another path given %q", path)
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(enc)
 	return raw, err == nil, err
 }
 
 // roundTrip replaces every password by an encoding of its raw bytes and
-// restores them.
+// path and restores them, which checks that restorePasswords finds each
+// replacement at the path replacePasswords gave.
 func roundTrip(t testing.TB, body []byte) []byte {
 	t.Helper()
 	sealed, n, err := replacePasswords(body, tokenFor)
@@ -108,12 +116,44 @@ func roundTrip(t testing.TB, body []byte) []byte {
 	}
 	back, m, err := restorePasswords(sealed, rawFor)
 	if err != nil {
-		t.Fatalf("restorePasswords: %v", err)
+		t.Fatalf("restorePasswords(%q): %v", sealed, err)
 	}
 	if m != n {
 		t.Errorf("restorePasswords(%q) restored %d values; replacePasswords replaced %d", sealed, m, n)
 	}
 	return back
+}
+
+// Ensure every password is given the path of its member: object members
+// joined by dots, array elements by index, the password's own key as
+// "password" in any spelling, and a value inside a string holding JSON
+// under the path of that string.
+func TestPasswordPaths(t *testing.T) {
+	tests := []struct {
+		body string
+		want []string
+	}{
+		{`{"action":"autoCreate","user_info":{"email":"a@b.c","password":"p"}}`, []string{"user_info.password"}},
+		{`{"action":"autoCreate","user_info":"{\"email\":\"a@b.c\",\"password\":\"p\"}"}`, []string{"user_info.password"}},
+		{`{"user_info":{"p\u0061ssword":"a","PASSWORD":"b"}}`, []string{"user_info.password", "user_info.password"}},
+		{`{"password":"p","user_info":{"password":"q"}}`, []string{"password", "user_info.password"}},
+		{`{"x":{"y":[{"a":1},{"password":"deep"}],"z":[[],{"password":"p"}]}}`, []string{"x.y[1].password", "x.z[1].password"}},
+		{`{"a":"{\"b\":\"{\\\"password\\\":\\\"p\\\"}\"}"}`, []string{"a.b.password"}},
+		{`{"user_info":{"password":{"password":"inner"},"n":{"password":"x"}}}`, []string{"user_info.password", "user_info.n.password"}},
+		{`["x",{"password":"p"}]`, []string{"[1].password"}},
+		{`"password":"p"`, []string{"password"}},
+		{`{"user_info":{"password":"Zx9!kq`, []string{"user_info.password"}},
+	}
+	for _, tc := range tests {
+		var got []string
+		_, _, err := replacePasswords([]byte(tc.body), func(_ []byte, path string) (string, error) {
+			got = append(got, path)
+			return "T", nil
+		})
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("replacePasswords(%s) paths = %q, %v; want %q", tc.body, got, err, tc.want)
+		}
+	}
 }
 
 func TestRestorePasswords(t *testing.T) {
@@ -134,7 +174,7 @@ func TestRestorePasswords(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var values []string
-			out, n, err := restorePasswords([]byte(tc.body), func(v string) ([]byte, bool, error) {
+			out, n, err := restorePasswords([]byte(tc.body), func(v, _ string) ([]byte, bool, error) {
 				values = append(values, v)
 				return []byte("<" + v + ">"), strings.HasPrefix(v, "s"), nil
 			})
@@ -147,7 +187,7 @@ func TestRestorePasswords(t *testing.T) {
 
 func TestPasswordsCallbackError(t *testing.T) {
 	errSeal := errors.New("no randomness")
-	out, n, err := replacePasswords([]byte(`{"password":"x","password":"y"}`), func(raw []byte) (string, error) {
+	out, n, err := replacePasswords([]byte(`{"password":"x","password":"y"}`), func(raw []byte, _ string) (string, error) {
 		if string(raw) == `"y"` {
 			return "", errSeal
 		}
@@ -157,7 +197,7 @@ func TestPasswordsCallbackError(t *testing.T) {
 		t.Errorf("replacePasswords = %q, %d, %v; want nil, 0 and an error wrapping %v", out, n, err, errSeal)
 	}
 	calls := 0
-	out, n, err = restorePasswords([]byte(`{"password":"x","password":"y"}`), func(string) ([]byte, bool, error) {
+	out, n, err = restorePasswords([]byte(`{"password":"x","password":"y"}`), func(string, string) ([]byte, bool, error) {
 		calls++
 		return nil, false, errSeal
 	})
@@ -185,7 +225,7 @@ func TestReplacePasswordsDecodes(t *testing.T) {
 			if err != nil || want.UserInfo.Password == "" {
 				t.Fatalf("Decode(%s) = %v (password %q); want a valid request with a password", body, err, want.UserInfo.Password)
 			}
-			out, n, err := replacePasswords([]byte(body), func([]byte) (string, error) { return repl, nil })
+			out, n, err := replacePasswords([]byte(body), func([]byte, string) (string, error) { return repl, nil })
 			if err != nil || n != 1 {
 				t.Fatalf("replacePasswords(%s) = %d, %v; want 1 value", body, n, err)
 			}
@@ -214,7 +254,7 @@ func FuzzReplacePasswords(f *testing.F) {
 		}
 		const repl = "T"
 		var raws [][]byte
-		out, n, err := replacePasswords(body, func(raw []byte) (string, error) {
+		out, n, err := replacePasswords(body, func(raw []byte, _ string) (string, error) {
 			raws = append(raws, bytes.Clone(raw))
 			return repl, nil
 		})
@@ -227,7 +267,7 @@ func FuzzReplacePasswords(f *testing.F) {
 		// Where the replacements stand in out.
 		var regions [][2]int
 		shift := 0
-		for _, s := range passwordSpans(body, 0, nil) {
+		for _, s := range passwordSpans(body, 0, nil, "") {
 			l := len(escape(quote(repl), s.level))
 			regions = append(regions, [2]int{s.start + shift, s.start + shift + l})
 			shift += l - (s.end - s.start)

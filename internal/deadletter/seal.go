@@ -3,7 +3,7 @@ package deadletter
 import (
 	"errors"
 	"fmt"
-	"strings"
+	"strconv"
 
 	"github.com/zoomprov/consumer/internal/seal"
 )
@@ -22,14 +22,17 @@ var (
 // Seal returns body with the value of every password member replaced,
 // so that a dead letter, which may be kept for years, never holds one in
 // plain text: sealed with keys (each value's raw bytes become a token of
-// internal/seal), or, without keys or if sealing fails, replaced by
+// internal/seal, bound to h.RequestID and the member's path, see
+// context), or, without keys or if sealing fails, replaced by
 // PasswordRedacted. It records what became of them in h.Password and the
 // sealing key's id in h.SealKey; both stay empty, and body is returned as
 // it is, when there was no password.
 func (h *Header) Seal(keys *seal.Keyring, body []byte) []byte {
 	h.Password, h.SealKey = "", ""
 	if keys != nil {
-		out, n, err := replacePasswords(body, func(raw []byte) (string, error) { return keys.Seal(raw) })
+		out, n, err := replacePasswords(body, func(raw []byte, path string) (string, error) {
+			return keys.Seal(raw, h.context(path))
+		})
 		switch {
 		case err == nil && n == 0:
 			return body
@@ -38,7 +41,7 @@ func (h *Header) Seal(keys *seal.Keyring, body []byte) []byte {
 			return out
 		}
 	}
-	out, n, err := replacePasswords(body, func([]byte) (string, error) { return PasswordRedacted, nil })
+	out, n, err := replacePasswords(body, func([]byte, string) (string, error) { return PasswordRedacted, nil })
 	if err != nil || n == 0 {
 		return body
 	}
@@ -58,19 +61,19 @@ func (h Header) Open(keys *seal.Keyring, body []byte) ([]byte, error) {
 		return body, ErrRedacted
 	}
 	var openErr error
-	out, n, err := restorePasswords(body, func(v string) ([]byte, bool, error) {
-		if !strings.HasPrefix(v, seal.Prefix) || openErr != nil {
+	out, n, err := restorePasswords(body, func(v, path string) ([]byte, bool, error) {
+		if !seal.IsToken(v) || openErr != nil {
 			return nil, false, nil
 		}
 		id, _ := seal.TokenKeyID(v)
-		raw, err := keys.Open(v)
+		raw, err := keys.Open(v, h.context(path))
 		switch {
 		case keys == nil:
 			openErr = fmt.Errorf("the password is sealed with key %s: %w", id, ErrNoKey)
 		case errors.Is(err, seal.ErrUnknownKey):
 			openErr = fmt.Errorf("the password is sealed with key %s, which is not among the keys given (%w)", id, seal.ErrUnknownKey)
 		case err != nil:
-			openErr = fmt.Errorf("the password sealed with key %s does not open: it was altered or damaged (%w)", id, err)
+			openErr = fmt.Errorf("the password sealed with key %s does not open at %s of request %q: it was altered or damaged, or moved from another dead letter or field (%w)", id, path, h.requestID(), err)
 		}
 		return raw, openErr == nil, nil
 	})
@@ -85,3 +88,22 @@ func (h Header) Open(keys *seal.Keyring, body []byte) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// context is what a password's token is bound to besides its key: the
+// request id of the dead letter, as its Request-Id header holds it, and
+// the path of the password member in the body, such as
+// "user_info.password", as
+//
+//	<byte length of the request id>:<request id>:<path>
+//
+// so that a token copied into another dead letter, or to another field of
+// the same one, does not open. (Two members with the same path, a
+// duplicate key, may swap tokens: they are one field.)
+func (h Header) context(path string) []byte {
+	id := h.requestID()
+	return []byte(strconv.Itoa(len(id)) + ":" + id + ":" + path)
+}
+
+// requestID is the request id as Headers writes it and Parse reads it
+// back, so that sealing and opening bind the same one.
+func (h Header) requestID() string { return headerValue(h.RequestID) }

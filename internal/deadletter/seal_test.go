@@ -105,3 +105,57 @@ func TestOpenRefuses(t *testing.T) {
 		})
 	}
 }
+
+// Ensure a sealed password opens only in its own dead letter and field: a
+// token copied into another dead letter (another request id) or to
+// another password member does not open, and the error says it may have
+// been moved.
+func TestSealedPasswordStaysPut(t *testing.T) {
+	keys := keyring(t, 1)
+	h := deadletter.Header{RequestID: "req-1"}
+	sealed := h.Seal(keys, []byte(body))
+	tok := string(sealed[bytes.Index(sealed, []byte("sealed:")):bytes.LastIndexByte(sealed, '"')])
+
+	other := h
+	other.RequestID = "req-2"
+	if _, err := other.Open(keys, sealed); !errors.Is(err, seal.ErrTampered) || !strings.Contains(err.Error(), "moved") {
+		t.Errorf("Open in another dead letter = %v; want ErrTampered, saying it may have been moved", err)
+	}
+	moved := []byte(`{"action":"autoCreate","password":"` + tok + `","user_info":{"email":"pat@example.com","type":1}}`)
+	if _, err := h.Open(keys, moved); !errors.Is(err, seal.ErrTampered) {
+		t.Errorf("Open of the token moved to another field = %v; want ErrTampered", err)
+	}
+	if back, err := h.Open(keys, sealed); err != nil || string(back) != body {
+		t.Errorf("Open in place = %s, %v; want the body", back, err)
+	}
+	// The request id is bound as the Request-Id header carries it.
+	parsed, err := deadletter.Parse(toNATS(deadletter.Header{Reason: "not_found", RequestID: " req-1\r\n"}.Headers()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2 := deadletter.Header{RequestID: " req-1\r\n"}
+	if back, err := parsed.Open(keys, h2.Seal(keys, []byte(body))); err != nil || string(back) != body {
+		t.Errorf("Open with the parsed header = %s, %v; want the body", back, err)
+	}
+}
+
+// Ensure a dead letter sealed before tokens were bound to their dead
+// letter (a sealed:v1: token) still opens for a replay.
+func TestOpenVersion1DeadLetter(t *testing.T) {
+	// Sealed with 32 bytes of 7 by the version 1 code.
+	const v1 = "sealed:v1:45881e34:iGC9Kz5y1Gzz4pKpSKYG6MWO_Dw8dXM0WAG7g2EOQr9APkpu4CJG"
+	h := deadletter.Header{RequestID: "any", Password: deadletter.PasswordSealed, SealKey: "45881e34"}
+	in := strings.Replace(body, `"`+password+`"`, `"`+v1+`"`, 1)
+	if back, err := h.Open(keyring(t, 7), []byte(in)); err != nil || string(back) != body {
+		t.Errorf("Open(v1 dead letter) = %s, %v; want %s", back, err, body)
+	}
+}
+
+// toNATS turns Headers into the map[string][]string shape of nats.Header.
+func toNATS(h map[string]string) map[string][]string {
+	out := make(map[string][]string, len(h))
+	for k, v := range h {
+		out[k] = []string{v}
+	}
+	return out
+}

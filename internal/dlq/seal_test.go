@@ -25,7 +25,7 @@ const (
 	stringBody = `{"action":"autoCreate", "user_info":"{\"email\":\"sam@example.com\",\"type\":1,\"password\":\"Qw3#rtYu9\"}"}`
 )
 
-var tokenPattern = regexp.MustCompile(`sealed:v1:[0-9a-f]{8}:[A-Za-z0-9_-]+`)
+var tokenPattern = regexp.MustCompile(`sealed:v2:[0-9a-f]{8}:[A-Za-z0-9_-]+`)
 
 // deadLetter publishes body, makes Zoom refuse it once with a 404 (the
 // group is missing), and returns its dead letter.

@@ -1,9 +1,16 @@
-// Package seal encrypts the passwords that dead letters must keep for
-// their replay: a dead letter may be stored for years, and anyone who can
-// read the stream (or its backups, mirrors and sources) could otherwise
-// read them. A token is AES-256-GCM under an operator's key:
+// Package seal is the cipher of the passwords that dead letters must keep
+// for their replay (internal/deadletter decides what is sealed): a dead
+// letter may be stored for years, and anyone who can read the stream (or
+// its backups, mirrors and sources) could otherwise read them. A token is
+// AES-256-GCM under an operator's key:
 //
-//	sealed:v1:<key id>:<base64url of nonce and ciphertext>
+//	sealed:v2:<key id>:<base64url of nonce and ciphertext>
+//
+// bound, as additional data, to its version and key id and to the
+// context the caller gives (the dead letter's request id and the
+// password's place in it), so that a token opens only where it was made.
+// Tokens made before the context was bound, "sealed:v1:…", were bound to
+// their version and key id only; Open still opens them, the old way.
 //
 // A Keyring seals with its first key and opens with any, so keys can be
 // rotated: add the new key first, keep the old one while dead letters
@@ -26,9 +33,16 @@ import (
 	"strings"
 )
 
-// Prefix starts every token, so that a sealed value can be told from a
-// plain one and a later format can use another version.
-const Prefix = "sealed:v1:"
+// Token prefixes: a sealed value can be told from a plain one, and a
+// version from another.
+const (
+	// Prefix starts the tokens Seal makes: the ciphertext is bound to the
+	// caller's context.
+	Prefix = "sealed:v2:"
+	// PrefixV1 starts the tokens of the first version, bound to their
+	// key id only, which Open still opens.
+	PrefixV1 = "sealed:v1:"
+)
 
 // KeySize is the length of a key in bytes: AES-256 takes 32.
 const KeySize = 32
@@ -198,15 +212,28 @@ func (k *Keyring) ID() string {
 	return k.ids[0]
 }
 
-// header is what a token's ciphertext is bound to, as additional data:
-// its version and key id, so that a token moved to another id fails.
-func header(id string) string { return Prefix + id + ":" }
+// additionalData is what a token's ciphertext is bound to: its prefix
+// (version) and key id, so that a token moved to another id fails, and,
+// from version 2, the caller's context after them.
+func additionalData(prefix, id string, context []byte) []byte {
+	ad := make([]byte, 0, len(prefix)+len(id)+1+len(context))
+	ad = append(ad, prefix...)
+	ad = append(ad, id...)
+	ad = append(ad, ':')
+	if prefix != PrefixV1 {
+		ad = append(ad, context...)
+	}
+	return ad
+}
 
 // Seal encrypts plain with the first key under a fresh random 12-byte
 // nonce, so that two seals of one value differ, and returns the token
-// Prefix + id + ":" + base64url(nonce || ciphertext). It fails for a nil
-// keyring or if the system has no randomness.
-func (k *Keyring) Seal(plain []byte) (string, error) {
+// Prefix + id + ":" + base64url(nonce || ciphertext). The ciphertext is
+// bound to context (which the token does not hold): Open opens the token
+// only with the same context, so that it cannot be moved to where another
+// context applies. It fails for a nil keyring or if the system has no
+// randomness.
+func (k *Keyring) Seal(plain, context []byte) (string, error) {
 	id := k.ID()
 	if id == "" {
 		return "", errors.New("seal: no key to seal with")
@@ -216,16 +243,32 @@ func (k *Keyring) Seal(plain []byte) (string, error) {
 	if _, err := rand.Read(nonce); err != nil {
 		return "", fmt.Errorf("seal: read a nonce: %w", err)
 	}
-	h := header(id)
-	out := aead.Seal(nonce, nonce, plain, []byte(h))
-	return h + base64.RawURLEncoding.EncodeToString(out), nil
+	out := aead.Seal(nonce, nonce, plain, additionalData(Prefix, id, context))
+	return Prefix + id + ":" + base64.RawURLEncoding.EncodeToString(out), nil
+}
+
+// IsToken reports whether s starts as a token of either version does. It
+// does not check the rest (Open does).
+func IsToken(s string) bool {
+	return strings.HasPrefix(s, Prefix) || strings.HasPrefix(s, PrefixV1)
+}
+
+// cutPrefix returns the prefix token starts with and the rest.
+func cutPrefix(token string) (prefix, rest string, ok bool) {
+	for _, p := range []string{Prefix, PrefixV1} {
+		if rest, ok := strings.CutPrefix(token, p); ok {
+			return p, rest, true
+		}
+	}
+	return "", "", false
 }
 
 // TokenKeyID returns the id of the key a token names, for log lines and
-// headers; ok is false when token is not shaped as one (no Prefix, or no
-// 8-hex-digit id followed by ":"). It does not check that the token opens.
+// headers; ok is false when token is not shaped as one (no Prefix or
+// PrefixV1, or no 8-hex-digit id followed by ":"). It does not check that
+// the token opens.
 func TokenKeyID(token string) (id string, ok bool) {
-	rest, ok := strings.CutPrefix(token, Prefix)
+	_, rest, ok := cutPrefix(token)
 	if !ok {
 		return "", false
 	}
@@ -249,12 +292,16 @@ func isID(s string) bool {
 }
 
 // Open decrypts a token made by Seal with whichever of the keyring's keys
-// it names. It returns ErrNotSealed when token is not shaped as a token,
-// an error wrapping ErrUnknownKey and naming the id when the keyring does
-// not hold that key (for every token, with a nil keyring), and ErrTampered
-// when the rest does not decode or authenticate. Only the exact text Seal
-// returned opens: no other spelling of the same bytes does.
-func (k *Keyring) Open(token string) ([]byte, error) {
+// it names, under the context it was sealed with; a version 1 token
+// (PrefixV1) was sealed without one, and opens whatever context is given.
+// It returns ErrNotSealed when token is not shaped as a token, an error
+// wrapping ErrUnknownKey and naming the id when the keyring does not hold
+// that key (for every token, with a nil keyring), and ErrTampered when the
+// rest does not decode or authenticate, under its key and context. Only
+// the exact text Seal returned opens: no other spelling of the same bytes
+// does.
+func (k *Keyring) Open(token string, context []byte) ([]byte, error) {
+	prefix, _, _ := cutPrefix(token)
 	id, ok := TokenKeyID(token)
 	if !ok {
 		return nil, ErrNotSealed
@@ -266,14 +313,13 @@ func (k *Keyring) Open(token string) ([]byte, error) {
 	if aead == nil {
 		return nil, &unknownKeyError{id: id}
 	}
-	h := header(id)
-	enc := token[len(h):]
+	enc := token[len(prefix)+len(id)+1:]
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(enc)
 	// The decoder skips line breaks; a canonical token has none.
 	if err != nil || base64.RawURLEncoding.EncodeToString(raw) != enc || len(raw) < aead.NonceSize()+aead.Overhead() {
 		return nil, fmt.Errorf("%w (key %s)", ErrTampered, id)
 	}
-	plain, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], []byte(h))
+	plain, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], additionalData(prefix, id, context))
 	if err != nil {
 		return nil, fmt.Errorf("%w (key %s)", ErrTampered, id)
 	}
