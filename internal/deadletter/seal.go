@@ -19,6 +19,10 @@ var (
 	ErrNoKey = errors.New("no seal key given (DLQ_SEAL_KEY_FILE or --dlq-seal-key-file)")
 )
 
+// ErrSealFailed is returned by Header.Seal when it was given keys but
+// could not seal a password, and redacted the passwords instead.
+var ErrSealFailed = errors.New("deadletter: a password could not be sealed; the dead letter's passwords are redacted instead")
+
 // Seal returns body with the value of every password member replaced,
 // so that a dead letter, which may be kept for years, never holds one in
 // plain text: sealed with keys (each value's raw bytes become a token of
@@ -27,26 +31,34 @@ var (
 // PasswordRedacted. It records what became of them in h.Password and the
 // sealing key's id in h.SealKey; both stay empty, and body is returned as
 // it is, when there was no password.
-func (h *Header) Seal(keys *seal.Keyring, body []byte) []byte {
+//
+// A failure to seal (no key in the keyring, no randomness) is no reason to
+// lose the dead letter: the passwords are redacted, as without keys, and
+// the error returned, matching ErrSealFailed and wrapping the cause (which
+// never holds a password), says so for the caller to log. The body
+// returned is the one to store in either case.
+func (h *Header) Seal(keys *seal.Keyring, body []byte) ([]byte, error) {
 	h.Password, h.SealKey = "", ""
+	var sealErr error
 	if keys != nil {
 		out, n, err := replacePasswords(body, func(raw []byte, path string) (string, error) {
 			return keys.Seal(raw, h.context(path))
 		})
 		switch {
 		case err == nil && n == 0:
-			return body
+			return body, nil
 		case err == nil:
 			h.Password, h.SealKey = PasswordSealed, keys.ID()
-			return out
+			return out, nil
 		}
+		sealErr = fmt.Errorf("%w (key %q): %w", ErrSealFailed, keys.ID(), err)
 	}
 	out, n, err := replacePasswords(body, func([]byte, string) (string, error) { return PasswordRedacted, nil })
 	if err != nil || n == 0 {
-		return body
+		return body, sealErr
 	}
 	h.Password = PasswordRedacted
-	return out
+	return out, sealErr
 }
 
 // Open reverses Seal for a replay: it returns body, the body of the dead

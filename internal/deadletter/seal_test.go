@@ -32,8 +32,8 @@ func TestSealOpen(t *testing.T) {
 	keys := keyring(t, 1)
 	for _, in := range []string{body, stringBody} {
 		h := deadletter.Header{RequestID: "req-1"}
-		out := h.Seal(keys, []byte(in))
-		if bytes.Contains(out, []byte(password)) || h.Password != deadletter.PasswordSealed || h.SealKey != keys.ID() {
+		out, err := h.Seal(keys, []byte(in))
+		if err != nil || bytes.Contains(out, []byte(password)) || h.Password != deadletter.PasswordSealed || h.SealKey != keys.ID() {
 			t.Fatalf("Seal(%s) = %s, header %q %q; want the password sealed with %s", in, out, h.Password, h.SealKey, keys.ID())
 		}
 		back, err := h.Open(keys, out)
@@ -49,7 +49,7 @@ func TestSealNoPassword(t *testing.T) {
 	in := []byte(`{"action":"ssoCreate","user_info":{"email":"a@example.com","type":1}}`)
 	for _, keys := range []*seal.Keyring{nil, keyring(t, 1)} {
 		h := deadletter.Header{RequestID: "req-1"}
-		if out := h.Seal(keys, in); !bytes.Equal(out, in) || h.Password != "" || h.SealKey != "" {
+		if out, err := h.Seal(keys, in); err != nil || !bytes.Equal(out, in) || h.Password != "" || h.SealKey != "" {
 			t.Errorf("Seal(%s) = %s, header %q %q; want the body and no password header", in, out, h.Password, h.SealKey)
 		}
 		if out, err := h.Open(nil, in); err != nil || !bytes.Equal(out, in) {
@@ -61,9 +61,9 @@ func TestSealNoPassword(t *testing.T) {
 // Ensure Seal without keys redacts, and Open refuses what was redacted.
 func TestSealRedacts(t *testing.T) {
 	h := deadletter.Header{RequestID: "req-1"}
-	out := h.Seal(nil, []byte(body))
-	if want := strings.Replace(body, password, deadletter.PasswordRedacted, 1); string(out) != want || h.Password != deadletter.PasswordRedacted || h.SealKey != "" {
-		t.Fatalf("Seal(nil) = %s, header %q %q; want %s, redacted, no key", out, h.Password, h.SealKey, want)
+	out, err := h.Seal(nil, []byte(body))
+	if want := strings.Replace(body, password, deadletter.PasswordRedacted, 1); string(out) != want || h.Password != deadletter.PasswordRedacted || h.SealKey != "" || err != nil {
+		t.Fatalf("Seal(nil) = %s, header %q %q, %v; want %s, redacted, no key, no error", out, h.Password, h.SealKey, err, want)
 	}
 	if _, err := h.Open(keyring(t, 1), out); !errors.Is(err, deadletter.ErrRedacted) {
 		t.Errorf("Open(redacted) = %v; want ErrRedacted", err)
@@ -76,7 +76,7 @@ func TestSealRedacts(t *testing.T) {
 func TestOpenRefuses(t *testing.T) {
 	keys := keyring(t, 1)
 	h := deadletter.Header{RequestID: "req-1"}
-	sealed := h.Seal(keys, []byte(body))
+	sealed := mustSeal(t, &h, keys, body)
 	tok := string(sealed[bytes.Index(sealed, []byte("sealed:")):bytes.LastIndexByte(sealed, '"')])
 	tampered := []byte(strings.Replace(string(sealed), tok, tok[:len(tok)-2]+"AA", 1))
 	tests := []struct {
@@ -113,7 +113,7 @@ func TestOpenRefuses(t *testing.T) {
 func TestSealedPasswordStaysPut(t *testing.T) {
 	keys := keyring(t, 1)
 	h := deadletter.Header{RequestID: "req-1"}
-	sealed := h.Seal(keys, []byte(body))
+	sealed := mustSeal(t, &h, keys, body)
 	tok := string(sealed[bytes.Index(sealed, []byte("sealed:")):bytes.LastIndexByte(sealed, '"')])
 
 	other := h
@@ -134,7 +134,7 @@ func TestSealedPasswordStaysPut(t *testing.T) {
 		t.Fatal(err)
 	}
 	h2 := deadletter.Header{RequestID: " req-1\r\n"}
-	if back, err := parsed.Open(keys, h2.Seal(keys, []byte(body))); err != nil || string(back) != body {
+	if back, err := parsed.Open(keys, mustSeal(t, &h2, keys, body)); err != nil || string(back) != body {
 		t.Errorf("Open with the parsed header = %s, %v; want the body", back, err)
 	}
 }
@@ -158,4 +158,32 @@ func toNATS(h map[string]string) map[string][]string {
 		out[k] = []string{v}
 	}
 	return out
+}
+
+func mustSeal(t *testing.T, h *deadletter.Header, keys *seal.Keyring, body string) []byte {
+	t.Helper()
+	out, err := h.Seal(keys, []byte(body))
+	if err != nil {
+		t.Fatalf("Seal: %v", err)
+	}
+	return out
+}
+
+// Ensure a password that cannot be sealed (a keyring without a key) is
+// redacted, as without keys, and reported with an error that matches
+// ErrSealFailed and does not hold the password; a body without a password
+// is no failure.
+func TestSealFailureRedacts(t *testing.T) {
+	broken := &seal.Keyring{}
+	h := deadletter.Header{RequestID: "req-1"}
+	out, err := h.Seal(broken, []byte(body))
+	if want := strings.Replace(body, password, deadletter.PasswordRedacted, 1); string(out) != want || h.Password != deadletter.PasswordRedacted || h.SealKey != "" {
+		t.Errorf("Seal(broken keyring) = %s, header %q %q; want %s, redacted, no key", out, h.Password, h.SealKey, want)
+	}
+	if !errors.Is(err, deadletter.ErrSealFailed) || strings.Contains(err.Error(), password) {
+		t.Errorf("Seal(broken keyring) error = %v; want ErrSealFailed without the password", err)
+	}
+	if _, err := h.Seal(broken, []byte(`{"action":"create","user_info":{"email":"a@example.com"}}`)); err != nil {
+		t.Errorf("Seal(broken keyring, no password) error = %v; want nil", err)
+	}
 }

@@ -129,9 +129,11 @@ func (s *Service) deleteMsg(ctx context.Context, seq uint64) error {
 	return nil
 }
 
-// publishDeadLetter copies the original body, byte for byte, to the
-// dead-letter stream with the reason in headers, and waits for the
-// stream's acknowledgement.
+// publishDeadLetter copies the original body, byte for byte but for its
+// passwords (sealed with cfg.Seal, else redacted: deadletter.Header.Seal),
+// to the dead-letter stream with the reason in headers, and waits for the
+// stream's acknowledgement. A password that cannot be sealed is redacted
+// and logged as a warning.
 func (s *Service) publishDeadLetter(ctx context.Context, d *delivery, a attempt) error {
 	action := d.action
 	if action == "" {
@@ -149,7 +151,12 @@ func (s *Service) publishDeadLetter(ctx context.Context, d *delivery, a attempt)
 		DeadLetteredAt:   s.now(),
 	}
 	m := nats.NewMsg(s.topo.DeadLetterSubject(action))
-	m.Data = dl.Seal(s.cfg.Seal, d.data)
+	var err error
+	if m.Data, err = dl.Seal(s.cfg.Seal, d.data); err != nil {
+		// The passwords are redacted instead: the dead letter is kept,
+		// but cannot be replayed. The error never holds a password.
+		dlog{s: s, d: d}.Warn().Err(err).Msg("could not seal the password of the dead letter; it is redacted instead")
+	}
 	for k, v := range dl.Headers() {
 		m.Header.Set(k, v)
 	}
