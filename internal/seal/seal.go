@@ -67,6 +67,9 @@ var (
 	// ErrTampered means the token does not authenticate under its key: it
 	// was modified, truncated or its base64 is damaged.
 	ErrTampered = errors.New("seal: the sealed value was altered or is damaged")
+	// ErrNotRandom means Load refused a key file of 32 raw bytes that are
+	// not random: text, such as a passphrase, or too few distinct bytes.
+	ErrNotRandom = errors.New("not random bytes")
 )
 
 // unknownKeyError names the key a token was sealed with; it matches
@@ -123,7 +126,14 @@ func New(keys ...[]byte) (*Keyring, error) {
 // /dev/urandom > key` makes them), 64 hex digits or the standard base64 of
 // 32 bytes; white space around the text forms is ignored, and so is white
 // space around each path. An error names the file and what is wrong with
-// it (missing, unreadable, wrong length), never what it holds.
+// it (missing, unreadable, wrong length, not random), never what it holds.
+//
+// 32 raw bytes that are all printable ASCII or white space, or that hold
+// fewer than 16 distinct byte values, are refused (ErrNotRandom): that is
+// a passphrase typed into a file, or a file of zeros, not a key. 32 random
+// bytes are all printable with a probability of (100/256)^32, below
+// 10^-13, and hold fewer than 16 distinct values with a far smaller one.
+// Hex and base64 files are text by design and are not checked.
 func Load(paths ...string) (*Keyring, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("seal: no key file given")
@@ -141,6 +151,9 @@ func Load(paths ...string) (*Keyring, error) {
 		key, ok := parseKey(b)
 		if !ok {
 			return nil, fmt.Errorf("seal: key file %s holds %s, not a key: want 32 raw bytes, 64 hex digits or base64 of 32 bytes (make one with: head -c 32 /dev/urandom > %s)", p, size(len(b)), p)
+		}
+		if len(b) == KeySize && !looksRandom(b) {
+			return nil, fmt.Errorf("seal: key file %s holds 32 bytes that look like a passphrase or filler, %w: make a key with: head -c 32 /dev/urandom > %s (or: openssl rand -hex 32 > %s)", p, ErrNotRandom, p, p)
 		}
 		keys = append(keys, key)
 	}
@@ -172,6 +185,28 @@ func size(n int) string {
 		return fmt.Sprintf("more than %d bytes", maxKeyFile)
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// minDistinct is the fewest distinct byte values a raw key file may hold.
+const minDistinct = 16
+
+// looksRandom reports whether 32 raw bytes can be a random key: not all
+// printable ASCII or white space, and at least minDistinct distinct
+// values.
+func looksRandom(b []byte) bool {
+	text := true
+	var seen [256]bool
+	distinct := 0
+	for _, c := range b {
+		if !(c >= 0x20 && c <= 0x7e || c >= '\t' && c <= '\r') {
+			text = false
+		}
+		if !seen[c] {
+			seen[c] = true
+			distinct++
+		}
+	}
+	return !text && distinct >= minDistinct
 }
 
 func parseKey(b []byte) ([]byte, bool) {

@@ -2,12 +2,14 @@ package seal_test
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -310,6 +312,20 @@ func TestLoad(t *testing.T) {
 		})
 	}
 
+	// Random keys pass, raw or not: 32 random bytes are text or hold
+	// fewer than 16 values with a probability below 10^-13.
+	for i := range 200 {
+		r := make([]byte, seal.KeySize)
+		rand.Read(r)
+		if _, err := seal.Load(write(t, dir, "random-"+strconv.Itoa(i), r)); err != nil {
+			t.Fatalf("Load(random key) = %v; want it accepted", err)
+		}
+	}
+	// Text forms are text by design: a repetitive hex key is accepted.
+	if _, err := seal.Load(write(t, dir, "hex-of-text", []byte(strings.Repeat("5a", 32)))); err != nil {
+		t.Errorf("Load(hex of 32 'Z') = %v; want it accepted (text forms are not checked)", err)
+	}
+
 	first := write(t, dir, "first", k)
 	second := write(t, dir, "second", []byte(hex.EncodeToString(key(8))+"\n"))
 	two, err := seal.Load(first, " "+second)
@@ -348,6 +364,11 @@ func TestLoadRejects(t *testing.T) {
 		{name: "unpadded base64", content: []byte(base64.RawStdEncoding.EncodeToString(distinct(32))), want: "not a key"},
 		{name: "url base64", content: []byte(base64.URLEncoding.EncodeToString(bytes.Repeat([]byte{0xfb}, 32))), want: "not a key"},
 		{name: "huge", content: bytes.Repeat(distinct(64), 100), want: "more than 4096 bytes"},
+		{name: "a passphrase", content: []byte("correct horse battery staple 42!"), want: "look like a passphrase"},
+		{name: "a passphrase with tabs and a newline", content: []byte("Winter2026!\tSummer2027?\tAutumn!\n"), want: "head -c 32 /dev/urandom > "},
+		{name: "printable but varied", content: []byte(" !\"#$%&'()*+,-./0123456789:;<=>?"), want: "openssl rand -hex 32"},
+		{name: "zeros", content: make([]byte, 32), want: "look like a passphrase or filler"},
+		{name: "fifteen values", content: bytes.Repeat(distinct(15), 3)[:32], want: "not random bytes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -367,10 +388,13 @@ func TestLoadRejects(t *testing.T) {
 			}
 			assertNoKey(t, err, tc.content)
 			assertNoKey(t, err, distinct(31))
+			if len(tc.content) == seal.KeySize && !errors.Is(err, seal.ErrNotRandom) && len(tc.content) > 0 {
+				t.Errorf("Load error %v; want ErrNotRandom for 32 bytes", err)
+			}
 		})
 	}
 
-	good := write(t, dir, "good", key(1))
+	good := write(t, dir, "good", distinct(32))
 	for _, paths := range [][]string{{""}, {" "}, {good, ""}, {}} {
 		if _, err := seal.Load(paths...); err == nil {
 			t.Errorf("Load(%q) succeeded; want an error", paths)
