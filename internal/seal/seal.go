@@ -120,20 +120,10 @@ func New(keys ...[]byte) (*Keyring, error) {
 	return k, nil
 }
 
-// Load reads one key from each file and returns New of them in order, so
-// that operators keep keys in files (Kubernetes Secrets) rather than in
-// the environment. A file holds the 32 raw bytes (as `head -c 32
-// /dev/urandom > key` makes them), 64 hex digits or the standard base64 of
-// 32 bytes; white space around the text forms is ignored, and so is white
-// space around each path. An error names the file and what is wrong with
-// it (missing, unreadable, wrong length, not random), never what it holds.
-//
-// 32 raw bytes that are all printable ASCII or white space, or that hold
-// fewer than 16 distinct byte values, are refused (ErrNotRandom): that is
-// a passphrase typed into a file, or a file of zeros, not a key. 32 random
-// bytes are all printable with a probability of (100/256)^32, below
-// 10^-13, and hold fewer than 16 distinct values with a far smaller one.
-// Hex and base64 files are text by design and are not checked.
+// Load reads one key from each file (see ReadKeyFile) and returns New of
+// them in order, so that operators keep keys in files (Kubernetes
+// Secrets) rather than in the environment. White space around each path
+// is ignored.
 func Load(paths ...string) (*Keyring, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("seal: no key file given")
@@ -144,20 +134,41 @@ func Load(paths ...string) (*Keyring, error) {
 		if p == "" {
 			return nil, fmt.Errorf("seal: key file %d of %d has an empty name", i+1, len(paths))
 		}
-		b, err := readKeyFile(p)
+		key, err := ReadKeyFile(p)
 		if err != nil {
-			return nil, err
-		}
-		key, ok := parseKey(b)
-		if !ok {
-			return nil, fmt.Errorf("seal: key file %s holds %s, not a key: want 32 raw bytes, 64 hex digits or base64 of 32 bytes (make one with: head -c 32 /dev/urandom > %s)", p, size(len(b)), p)
-		}
-		if len(b) == KeySize && !looksRandom(b) {
-			return nil, fmt.Errorf("seal: key file %s holds 32 bytes that look like a passphrase or filler, %w: make a key with: head -c 32 /dev/urandom > %s (or: openssl rand -hex 32 > %s)", p, ErrNotRandom, p, p)
+			return nil, fmt.Errorf("seal: %w", err)
 		}
 		keys = append(keys, key)
 	}
 	return New(keys...)
+}
+
+// ReadKeyFile reads a key of KeySize bytes from the file at path: the 32
+// raw bytes (as `head -c 32 /dev/urandom > key` makes them), 64 hex digits
+// or the standard base64 of 32 bytes; white space around the text forms is
+// ignored. An error names the file and what is wrong with it (missing,
+// unreadable, wrong length, not random), never what it holds, and says how
+// to make a key.
+//
+// 32 raw bytes that are all printable ASCII or white space, or that hold
+// fewer than 16 distinct byte values, are refused (ErrNotRandom): that is
+// a passphrase typed into a file, or a file of zeros, not a key. 32 random
+// bytes are all printable with a probability of (100/256)^32, below
+// 10^-13, and hold fewer than 16 distinct values with a far smaller one.
+// Hex and base64 files are text by design and are not checked.
+func ReadKeyFile(path string) ([]byte, error) {
+	b, err := readKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	key, ok := parseKey(b)
+	if !ok {
+		return nil, fmt.Errorf("key file %s holds %s, not a key: want 32 raw bytes, 64 hex digits or base64 of 32 bytes (make one with: head -c 32 /dev/urandom > %s)", path, size(len(b)), path)
+	}
+	if len(b) == KeySize && !looksRandom(b) {
+		return nil, fmt.Errorf("key file %s holds 32 bytes that look like a passphrase or filler, %w: make a key with: head -c 32 /dev/urandom > %s (or: openssl rand -hex 32 > %s)", path, ErrNotRandom, path, path)
+	}
+	return key, nil
 }
 
 func readKeyFile(p string) ([]byte, error) {
@@ -175,9 +186,9 @@ func readKeyFile(p string) ([]byte, error) {
 		err = pe.Err
 	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("seal: key file %s is missing: %w", p, err)
+		return nil, fmt.Errorf("key file %s is missing: %w", p, err)
 	}
-	return nil, fmt.Errorf("seal: key file %s is unreadable: %w", p, err)
+	return nil, fmt.Errorf("key file %s is unreadable: %w", p, err)
 }
 
 func size(n int) string {
