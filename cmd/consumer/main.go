@@ -7,6 +7,7 @@
 //	consumer publish    publish one request, as an HRIS integrator would
 //	consumer quota      show the shared quota state
 //	consumer dlq        list, show, replay and purge dead letters
+//	consumer user       what happened to one person; erase a person; rebuild the ledger
 //	consumer config     check the settings and the connections
 //	consumer completion print a bash or zsh completion script
 //	consumer version    print the version
@@ -118,6 +119,11 @@ var commands = []commandInfo{
 		{name: "replay", summary: "republish dead letters to their request subject, then delete them"},
 		{name: "purge", summary: "delete dead letters"},
 	}},
+	{name: "user", summary: "what happened to one person (the per-user ledger), erase a person, rebuild the ledger", subs: []commandInfo{
+		{name: "show", summary: "one person's state, Zoom id and every finished request"},
+		{name: "forget", summary: "erase one person: ledger entry, result events, dead letters (audited)"},
+		{name: "reindex", summary: "rebuild the ledger from the result stream"},
+	}},
 	{name: "config", summary: "check the settings, NATS, the streams and Zoom's token without starting the service", subs: []commandInfo{
 		{name: "check", summary: "check the settings and the connections, one line per check"},
 	}},
@@ -155,6 +161,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return quotaCommand(ctx, rest, getenv, stdout, stderr)
 	case "dlq":
 		return dlqCommand(ctx, rest, getenv, stdin, stdout, stderr)
+	case "user":
+		return userCommand(ctx, rest, getenv, stdout, stderr)
 	case "config":
 		return configCommand(ctx, rest, getenv, stdout, stderr)
 	case "completion":
