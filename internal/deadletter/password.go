@@ -43,22 +43,36 @@ type span struct {
 // body is not modified; when there is nothing to replace, out is body
 // itself. An error from f stops the replacement and is returned wrapped.
 func replacePasswords(body []byte, f func(raw []byte, path string) (string, error)) (out []byte, n int, err error) {
+	return replacePasswordsKeeping(body, nil, f)
+}
+
+// replacePasswordsKeeping is replacePasswords, but keeps as it is (and
+// does not count) every password value that is a JSON string for which
+// keep, given it unescaped, returns true.
+func replacePasswordsKeeping(body []byte, keep func(value string) bool, f func(raw []byte, path string) (string, error)) (out []byte, n int, err error) {
 	spans := passwordSpans(body, 0, nil, "")
-	if len(spans) == 0 {
-		return body, 0, nil
-	}
 	out = make([]byte, 0, len(body))
 	last := 0
 	for _, s := range spans {
-		repl, err := f(body[s.start:s.end:s.end], s.path)
+		raw := body[s.start:s.end:s.end]
+		if keep != nil {
+			if v, ok := unescape(raw, s.level); ok && keep(v) {
+				continue
+			}
+		}
+		repl, err := f(raw, s.path)
 		if err != nil {
 			return nil, 0, fmt.Errorf("deadletter: replace a password: %w", err)
 		}
 		out = append(out, body[last:s.start]...)
 		out = append(out, escape(quote(repl), s.level)...)
 		last = s.end
+		n++
 	}
-	return append(out, body[last:]...), len(spans), nil
+	if n == 0 {
+		return body, 0, nil
+	}
+	return append(out, body[last:]...), n, nil
 }
 
 // restorePasswords reverses replacePasswords, for a replay: the value of

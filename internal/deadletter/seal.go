@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/zoomprov/consumer/internal/password"
 	"github.com/zoomprov/consumer/internal/seal"
 )
 
@@ -32,6 +33,11 @@ var ErrSealFailed = errors.New("deadletter: a password could not be sealed; the 
 // sealing key's id in h.SealKey; both stay empty, and body is returned as
 // it is, when there was no password.
 //
+// A password its publisher sealed for the service (internal/password,
+// "sealedbox:v1:…") is kept as it is: it is in no clear, and a replay
+// needs no key of the dead letter's to send it again. It is not counted:
+// a body whose only passwords are such gets no password headers.
+//
 // A failure to seal (no key in the keyring, no randomness) is no reason to
 // lose the dead letter: the passwords are redacted, as without keys, and
 // the error returned, matching ErrSealFailed and wrapping the cause (which
@@ -41,7 +47,7 @@ func (h *Header) Seal(keys *seal.Keyring, body []byte) ([]byte, error) {
 	h.Password, h.SealKey = "", ""
 	var sealErr error
 	if keys != nil {
-		out, n, err := replacePasswords(body, func(raw []byte, path string) (string, error) {
+		out, n, err := replacePasswordsKeeping(body, sealedForService, func(raw []byte, path string) (string, error) {
 			return keys.Seal(raw, h.context(path))
 		})
 		switch {
@@ -53,7 +59,9 @@ func (h *Header) Seal(keys *seal.Keyring, body []byte) ([]byte, error) {
 		}
 		sealErr = fmt.Errorf("%w (key %q): %w", ErrSealFailed, keys.ID(), err)
 	}
-	out, n, err := replacePasswords(body, func([]byte, string) (string, error) { return PasswordRedacted, nil })
+	out, n, err := replacePasswordsKeeping(body, sealedForService, func([]byte, string) (string, error) {
+		return PasswordRedacted, nil
+	})
 	if err != nil || n == 0 {
 		return body, sealErr
 	}
@@ -119,3 +127,7 @@ func (h Header) context(path string) []byte {
 // requestID is the request id as Headers writes it and Parse reads it
 // back, so that sealing and opening bind the same one.
 func (h Header) requestID() string { return headerValue(h.RequestID) }
+
+// sealedForService reports whether a password value is a well-formed
+// password sealed for the service by its publisher.
+func sealedForService(v string) bool { return password.IsSealed(v) && password.Check(v) == nil }

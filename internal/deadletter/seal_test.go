@@ -187,3 +187,42 @@ func TestSealFailureRedacts(t *testing.T) {
 		t.Errorf("Seal(broken keyring, no password) error = %v; want nil", err)
 	}
 }
+
+// sealedBox is a password its publisher sealed for the service (the
+// libsodium vector of internal/password), as a JSON string with its
+// slashes escaped, as some encoders write them.
+const sealedBox = `"sealedbox:v1:37a9bb05:WkdS0vmG6u25uWc1OZxeIi\/w\/YMcamS7iuOgUdFKyGS4QwuiYq3w+ivWf9+iEdswD\/v5NtuTtS3ydoAnro8="`
+
+// Ensure a password the publisher sealed for the service is kept byte for
+// byte, with or without keys, and counts for no password header, while a
+// plain one beside it is sealed or redacted; and that Open gives the body
+// back.
+func TestSealKeepsSealedBox(t *testing.T) {
+	only := `{"action":"autoCreate","user_info":{"email":"pat@example.com","type":1,"password":` + sealedBox + `}}`
+	mixed := `{"action":"autoCreate","password":"` + password + `","user_info":"{\"email\":\"pat@example.com\",\"password\":` + strings.ReplaceAll(strings.ReplaceAll(sealedBox, `\`, `\\`), `"`, `\"`) + `}"}`
+	for _, keys := range []*seal.Keyring{nil, keyring(t, 1)} {
+		h := deadletter.Header{RequestID: "req-1"}
+		out, err := h.Seal(keys, []byte(only))
+		if err != nil || string(out) != only || h.Password != "" || h.SealKey != "" {
+			t.Errorf("Seal(keys %q, sealed box only) = %s, header %q, %v; want the body as it is, no header", keys.ID(), out, h.Password, err)
+		}
+		if back, err := h.Open(nil, out); err != nil || string(back) != only {
+			t.Errorf("Open(sealed box only) = %s, %v; want the body", back, err)
+		}
+
+		h = deadletter.Header{RequestID: "req-1"}
+		out, err = h.Seal(keys, []byte(mixed))
+		boxInString := strings.ReplaceAll(strings.ReplaceAll(sealedBox, `\`, `\\`), `"`, `\"`)
+		if err != nil || bytes.Contains(out, []byte(password)) || !bytes.Contains(out, []byte(boxInString)) || h.Password == "" {
+			t.Errorf("Seal(keys %q, mixed) = %s, header %q, %v; want the plain password replaced, the box kept", keys.ID(), out, h.Password, err)
+		}
+		if keys != nil {
+			if back, err := h.Open(keys, out); err != nil || string(back) != mixed {
+				t.Errorf("Open(mixed) = %s, %v; want %s", back, err, mixed)
+			}
+		}
+	}
+	if text, _ := deadletter.MaskBody([]byte(only)); strings.Contains(text, "sealedbox") {
+		t.Errorf("MaskBody = %s; want the sealed box masked too", text)
+	}
+}
