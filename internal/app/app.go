@@ -23,6 +23,7 @@ import (
 
 	"github.com/zoomprov/consumer/internal/ledger"
 	"github.com/zoomprov/consumer/internal/metrics"
+	"github.com/zoomprov/consumer/internal/password"
 	"github.com/zoomprov/consumer/internal/provision"
 	"github.com/zoomprov/consumer/internal/quota"
 	"github.com/zoomprov/consumer/internal/seal"
@@ -78,6 +79,10 @@ type Config struct {
 	// DeadLetterKeysMissing are the ones that were, which Run warns about.
 	DeadLetterKeysOptional bool
 	DeadLetterKeysMissing  []string
+	// PasswordKeys open the passwords publishers sealed for the service
+	// (PASSWORD_KEY_FILE); nil: a sealed password cannot be opened, and
+	// its request fails as invalid.
+	PasswordKeys *password.Keyring
 
 	HTTPAddr  string
 	LogLevel  string
