@@ -8,6 +8,7 @@
 //	consumer quota      show the shared quota state
 //	consumer dlq        list, show, replay and purge dead letters
 //	consumer user       what happened to one person; erase a person; rebuild the ledger
+//	consumer password   print the public key publishers seal passwords for
 //	consumer config     check the settings and the connections
 //	consumer completion print a bash or zsh completion script
 //	consumer version    print the version
@@ -127,6 +128,9 @@ var commands = []commandInfo{
 	{name: "config", summary: "check the settings, NATS, the streams and Zoom's token without starting the service", subs: []commandInfo{
 		{name: "check", summary: "check the settings and the connections, one line per check"},
 	}},
+	{name: "password", summary: "the public key publishers seal autoCreate passwords for", subs: []commandInfo{
+		{name: "public-key", summary: "print the public key of the first PASSWORD_KEY_FILE key"},
+	}},
 	{name: "completion", summary: "print a shell completion script", args: []string{"bash", "zsh"}},
 	{name: "version", summary: "print the version"},
 }
@@ -165,6 +169,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return userCommand(ctx, rest, getenv, stdout, stderr)
 	case "config":
 		return configCommand(ctx, rest, getenv, stdout, stderr)
+	case "password":
+		return passwordCommand(rest, getenv, stdout, stderr)
 	case "completion":
 		return completionCommand(rest, stdout, stderr)
 	case "version":
