@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/zoomprov/consumer/internal/deadletter"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/topology"
 	"github.com/zoomprov/consumer/testenv"
@@ -392,7 +393,7 @@ func checkNoPasswordAtRest(t *testing.T, js jetstream.JetStream, storeDir string
 			t.Errorf("the dead-letter stream holds the password %q in clear", pw)
 		}
 	}
-	if !bytes.Contains(stored, []byte(messages.HeaderPassword+": "+messages.PasswordSealed)) {
+	if !bytes.Contains(stored, []byte(deadletter.HeaderPassword+": "+deadletter.PasswordSealed)) {
 		t.Errorf("no dead letter has a sealed password; want the autoCreate ones sealed")
 	}
 }
@@ -698,7 +699,7 @@ func dlqByRequest(t *testing.T, js jetstream.JetStream) map[string]int {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out[m.Header.Get(messages.HeaderRequestID)]++
+		out[m.Header.Get(deadletter.HeaderRequestID)]++
 	}
 	return out
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zoomprov/consumer/internal/app"
+	"github.com/zoomprov/consumer/internal/topology"
 	"github.com/zoomprov/consumer/internal/zoom"
 )
 
@@ -251,5 +252,21 @@ func checkNATS(ctx context.Context, c *checker, cfg Config, timeout time.Duratio
 		default:
 			c.ok(what, "exists (%d waiting, %d delivered and not acknowledged)", cons.CachedInfo().NumPending, cons.CachedInfo().NumAckPending)
 		}
+	}
+	// The ledger's consumer of the results (internal/ledger).
+	name := topo.ConsumerName(topology.LedgerConsumer)
+	what := "consumer " + name
+	if !streams[topo.ResultStream] {
+		missing(what)
+		return
+	}
+	cons, err := js.Consumer(ctx, topo.ResultStream, name)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		missing(what)
+	case err != nil:
+		c.fail(what, "%v", err)
+	default:
+		c.ok(what, "exists (%d results not yet in the ledger)", cons.CachedInfo().NumPending+uint64(cons.CachedInfo().NumAckPending))
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/zoomprov/consumer/internal/guard"
 	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/internal/password"
 	"github.com/zoomprov/consumer/internal/provision"
 	"github.com/zoomprov/consumer/internal/seal"
 	"github.com/zoomprov/consumer/internal/topology"
@@ -124,6 +125,15 @@ func settings() []setting {
 			c.DeadLetterKeys = k
 			return err
 		}},
+		{env: passwordKeySetting, flag: "password-key-file", usage: "file(s) of 32 random bytes, the private keys that open the autoCreate passwords publishers sealed for the service (sealedbox:v1:...), comma separated: publishers seal for the first one's public key (consumer password public-key prints it), any opens (empty = sealed passwords cannot be opened)", set: func(c *Config, v string) error {
+			c.PasswordKeys = nil
+			if v == "" {
+				return nil
+			}
+			k, err := password.Load(strings.Split(v, ",")...)
+			c.PasswordKeys = k
+			return err
+		}},
 		{env: "CONSUMER_PREFIX", flag: "consumer-prefix", def: "zoom-provisioner", usage: "durable consumer name prefix (<prefix>-<action>)", set: nameSetter(func(c *Config) *string { return &c.ConsumerPrefix })},
 
 		{env: "HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "address of the health and metrics endpoint (off = none)", set: func(c *Config, v string) error {
@@ -177,6 +187,11 @@ const (
 	sealKeySetting         = "DLQ_SEAL_KEY_FILE"
 	sealKeyOptionalSetting = "DLQ_SEAL_KEY_OPTIONAL"
 )
+
+// passwordKeySetting names the private keys that open the passwords
+// publishers sealed for the service, a setting of run and of `password
+// public-key`.
+const passwordKeySetting = "PASSWORD_KEY_FILE"
 
 // existingFiles splits paths into those that exist (or cannot be checked:
 // seal.Load then says why) and those that do not exist.

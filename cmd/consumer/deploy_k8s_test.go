@@ -644,6 +644,19 @@ func checkNACK(t *testing.T, ms []manifest, cfg Config) {
 			}
 			continue
 		}
+		if c.Spec.DurableName == topo.ConsumerName(topology.LedgerConsumer) {
+			// The ledger's consumer of the results.
+			consumers[c.Spec.DurableName] = true
+			want := topo.LedgerConsumerConfig()
+			got := fmt.Sprintf("stream %s filter %s deliver %s ack %s ack wait %v max deliver %d max ack pending %d",
+				c.Spec.StreamName, c.Spec.FilterSubject, c.Spec.DeliverPolicy, c.Spec.AckPolicy, dur(m.file, "ackWait", c.Spec.AckWait), c.Spec.MaxDeliver, c.Spec.MaxAckPending)
+			wantStr := fmt.Sprintf("stream %s filter %s deliver %s ack %s ack wait %v max deliver %d max ack pending %d",
+				topo.ResultStream, want.FilterSubject, "all", "explicit", want.AckWait, want.MaxDeliver, want.MaxAckPending)
+			if got != wantStr {
+				t.Errorf("NACK Consumer %s:\n got  %s\n want %s", c.Spec.DurableName, got, wantStr)
+			}
+			continue
+		}
 		var action string
 		for _, a := range consumersWithParked() {
 			if topo.ConsumerName(a) == c.Spec.DurableName {
@@ -667,7 +680,7 @@ func checkNACK(t *testing.T, ms []manifest, cfg Config) {
 			t.Errorf("NACK Consumer %s sets pauseUntil; the service pauses and resumes it at run time", c.Spec.DurableName)
 		}
 	}
-	for _, a := range consumersWithParked() {
+	for _, a := range append(consumersWithParked(), topology.LedgerConsumer) {
 		if !consumers[topo.ConsumerName(a)] {
 			t.Errorf("no NACK Consumer %s", topo.ConsumerName(a))
 		}
@@ -686,7 +699,7 @@ func checkNACK(t *testing.T, ms []manifest, cfg Config) {
 		}
 		m.decode(t, &kv)
 		var want *jetstream.KeyValueConfig
-		for _, kc := range []jetstream.KeyValueConfig{topo.AttemptsConfig(), topo.QuotaConfig()} {
+		for _, kc := range topo.BucketConfigs() {
 			if kc.Bucket == kv.Spec.Bucket {
 				want = &kc
 			}
@@ -702,7 +715,7 @@ func checkNACK(t *testing.T, ms []manifest, cfg Config) {
 			t.Errorf("NACK KeyValue %s:\n got  %s\n want %s", kv.Spec.Bucket, got, wantStr)
 		}
 	}
-	for _, b := range []string{topo.AttemptsBucket, topo.QuotaBucket} {
+	for _, b := range []string{topo.AttemptsBucket, topo.QuotaBucket, topo.LedgerBucket} {
 		if !buckets[b] {
 			t.Errorf("no NACK KeyValue %s", b)
 		}

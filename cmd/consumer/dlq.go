@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zoomprov/consumer/internal/app"
+	"github.com/zoomprov/consumer/internal/deadletter"
 	"github.com/zoomprov/consumer/internal/dlq"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/quota"
@@ -461,7 +462,7 @@ func dlqShow(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return c.fail(err)
 	}
-	body, bodyOK := dlq.RedactBody(e.Body)
+	body, bodyOK := deadletter.MaskBody(e.Body)
 	if *asJSON {
 		out := struct {
 			entryJSON
@@ -514,9 +515,9 @@ func flagTakesValue(arg string) bool {
 // order, then the replay headers, then the others alphabetically.
 func headerOrder(h map[string][]string) []string {
 	first := []string{
-		messages.HeaderReason, messages.HeaderHTTPStatus, messages.HeaderErrorCode, messages.HeaderErrorMessage,
-		messages.HeaderOriginalSubject, messages.HeaderOriginalSequence, messages.HeaderRequestID,
-		messages.HeaderDeliveries, messages.HeaderDeadLetteredAt,
+		deadletter.HeaderReason, deadletter.HeaderHTTPStatus, deadletter.HeaderErrorCode, deadletter.HeaderErrorMessage,
+		deadletter.HeaderOriginalSubject, deadletter.HeaderOriginalSequence, deadletter.HeaderRequestID,
+		deadletter.HeaderDeliveries, deadletter.HeaderDeadLetteredAt,
 		messages.HeaderReplayedFrom, messages.HeaderOriginalRequestID,
 	}
 	var out, rest []string
@@ -541,7 +542,7 @@ func dlqReplay(ctx context.Context, args []string, getenv func(string) string, s
 	dryRun := c.fs.Bool("dry-run", false, "print what would be replayed and how much of the daily create quota it needs; change nothing")
 	perSecond := c.fs.Float64("rate", 20, "requests republished per second at most (0 = no pacing)")
 	yes := c.fs.Bool("yes", false, fmt.Sprintf("replay more than %d dead letters without asking", confirmAbove))
-	force := c.fs.Bool("force", false, "replay even while a quota gate holds the requests' action (they then wait in the queue until the reset)")
+	force := c.fs.Bool("force", false, "replay even while a quota gate holds the requests' action (they then wait in the queue until the reset), and dead letters whose user has a newer request that succeeded")
 	asJSON := c.fs.Bool("json", false, "print the summary (with --dry-run: the plan) as JSON; progress goes to stderr")
 	checkRate := func() error {
 		if *perSecond < 0 || math.IsNaN(*perSecond) || math.IsInf(*perSecond, 0) {
@@ -557,9 +558,14 @@ func dlqReplay(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
+	// Several dead letters of one user go back in their original order.
+	entries = dlq.ReplayOrder(entries)
 
 	// A dry run first: what would be replayed, and whether a gate holds it.
-	plan, err := dlq.Replay(ctx, c.js, c.topo, entries, dlq.Options{DryRun: true, Keys: c.keys})
+	plan, err := dlq.Replay(ctx, c.js, c.topo, entries, dlq.Options{DryRun: true, Keys: c.keys, Force: *force})
+	if errors.Is(err, dlq.ErrLedgerUnavailable) {
+		return &exitError{code: 1, msg: fmt.Sprintf("%s: %s; pass --force to replay without looking for newer requests", c.name, strings.TrimPrefix(err.Error(), "dlq: "))}
+	}
 	if err != nil {
 		return c.fail(err)
 	}
@@ -607,12 +613,21 @@ func dlqReplay(ctx context.Context, args []string, getenv func(string) string, s
 		for _, s := range sum.Refused {
 			fmt.Fprintf(stdout, "refused %d (request %s): %s\n", s.Seq, s.RequestID, plainMessage(s.Err.Error()))
 		}
+		printSuperseded(stdout, sum.Superseded)
 		fmt.Fprintln(stdout, summaryLine(sum))
 	}
 	var gateErr *dlq.GateClosedError
+	refusedNewer := 0
+	for _, s := range sum.Superseded {
+		if !s.Forced {
+			refusedNewer++
+		}
+	}
 	switch {
 	case err == nil && len(sum.Refused) > 0:
 		return &exitError{code: 1, msg: fmt.Sprintf("%s: %s refused: their passwords cannot be opened; they stay dead-lettered", c.name, plural(len(sum.Refused), "dead letter"))}
+	case err == nil && refusedNewer > 0:
+		return &exitError{code: 1, msg: fmt.Sprintf("%s: %s refused: a newer request about the same user succeeded; they stay dead-lettered (--force replays them anyway)", c.name, plural(refusedNewer, "dead letter"))}
 	case err == nil:
 		return nil
 	case errors.As(err, &gateErr):
@@ -631,16 +646,19 @@ type replayJSON struct {
 	DryRun bool `json:"dry_run"`
 	// Replayed counts the requests the request stream stored anew; in a
 	// dry run, those that would be replayed, which Entries lists.
-	Replayed   int         `json:"replayed"`
-	Duplicates int         `json:"duplicates"`
-	Deleted    int         `json:"deleted"`
-	Failed     int         `json:"failed"`
-	Gone       int         `json:"gone"`
-	Skipped    []skipJSON  `json:"skipped"`
-	Refused    []skipJSON  `json:"refused"`
-	Creates    int         `json:"creates"`
-	Gate       *quota.Gate `json:"gate,omitempty"`
-	Entries    []entryJSON `json:"entries,omitempty"`
+	Replayed   int        `json:"replayed"`
+	Duplicates int        `json:"duplicates"`
+	Deleted    int        `json:"deleted"`
+	Failed     int        `json:"failed"`
+	Gone       int        `json:"gone"`
+	Skipped    []skipJSON `json:"skipped"`
+	Refused    []skipJSON `json:"refused"`
+	// Superseded are the dead letters whose user has a newer request that
+	// succeeded: refused, or replayed anyway with --force (forced).
+	Superseded []supersededJSON `json:"superseded"`
+	Creates    int              `json:"creates"`
+	Gate       *quota.Gate      `json:"gate,omitempty"`
+	Entries    []entryJSON      `json:"entries,omitempty"`
 }
 
 // skipJSON is a dead letter replay skipped (still invalid) or refused
@@ -651,13 +669,40 @@ type skipJSON struct {
 	Reason    string `json:"reason"`
 }
 
+// supersededJSON is a dead letter with a newer successful request about
+// its user.
+type supersededJSON struct {
+	Seq       uint64 `json:"seq"`
+	RequestID string `json:"request_id"`
+	// NewerRequestID is the latest newer request that succeeded, of
+	// Newer in all.
+	NewerRequestID string `json:"newer_request_id"`
+	NewerAction    string `json:"newer_action"`
+	NewerOutcome   string `json:"newer_outcome"`
+	NewerSequence  uint64 `json:"newer_stream_sequence"`
+	Newer          int    `json:"newer"`
+	Forced         bool   `json:"forced"`
+}
+
+// printSuperseded prints one line per dead letter with a newer request
+// about its user that succeeded, naming that request.
+func printSuperseded(w io.Writer, ss []dlq.Superseded) {
+	for _, s := range ss {
+		if s.Forced {
+			fmt.Fprintf(w, "replayed %d (request %s) although %s (--force)\n", s.Seq, s.RequestID, s.Error())
+			continue
+		}
+		fmt.Fprintf(w, "refused %d (request %s): %s\n", s.Seq, s.RequestID, s.Error())
+	}
+}
+
 // newReplayJSON turns a summary into replayJSON; entries, for a dry run,
 // are the dead letters considered, of which those not skipped or refused
 // are listed.
 func newReplayJSON(topo topology.Topology, s dlq.Summary, entries []dlq.Entry) replayJSON {
 	out := replayJSON{
 		DryRun: s.DryRun, Replayed: s.Replayed, Duplicates: s.Duplicates, Deleted: s.Deleted, Failed: s.Failed,
-		Gone: s.Gone, Creates: s.Creates, Gate: s.Gate, Skipped: []skipJSON{}, Refused: []skipJSON{},
+		Gone: s.Gone, Creates: s.Creates, Gate: s.Gate, Skipped: []skipJSON{}, Refused: []skipJSON{}, Superseded: []supersededJSON{},
 	}
 	left := map[uint64]bool{}
 	for _, k := range s.Skipped {
@@ -667,6 +712,14 @@ func newReplayJSON(topo topology.Topology, s dlq.Summary, entries []dlq.Entry) r
 	for _, k := range s.Refused {
 		out.Refused = append(out.Refused, skipJSON{Seq: k.Seq, RequestID: k.RequestID, Reason: plainMessage(k.Err.Error())})
 		left[k.Seq] = true
+	}
+	for _, k := range s.Superseded {
+		out.Superseded = append(out.Superseded, supersededJSON{Seq: k.Seq, RequestID: k.RequestID,
+			NewerRequestID: k.Newer.RequestID, NewerAction: k.Newer.Action, NewerOutcome: string(k.Newer.Outcome),
+			NewerSequence: k.Newer.StreamSequence, Newer: k.Count, Forced: k.Forced})
+		if !k.Forced {
+			left[k.Seq] = true
+		}
 	}
 	for _, e := range entries {
 		if !left[e.Seq] {
@@ -693,6 +746,17 @@ func summaryLine(s dlq.Summary) string {
 	if s.Gone > 0 {
 		line += fmt.Sprintf(", gone %d (deleted by someone else first)", s.Gone)
 	}
+	if n := len(s.Superseded); n > 0 {
+		forced := 0
+		for _, k := range s.Superseded {
+			if k.Forced {
+				forced++
+			}
+		}
+		if forced < n {
+			line += fmt.Sprintf(", refused %d (a newer request succeeded)", n-forced)
+		}
+	}
 	return line
 }
 
@@ -701,6 +765,11 @@ func printPlan(w io.Writer, topo topology.Topology, entries []dlq.Entry, plan dl
 	skipped := map[uint64]bool{}
 	for _, s := range append(plan.Skipped, plan.Refused...) {
 		skipped[s.Seq] = true
+	}
+	for _, s := range plan.Superseded {
+		if !s.Forced {
+			skipped[s.Seq] = true
+		}
 	}
 	var replay []dlq.Entry
 	for _, e := range entries {
@@ -728,6 +797,26 @@ func printPlan(w io.Writer, topo topology.Topology, entries []dlq.Entry, plan dl
 		fmt.Fprintf(w, "would refuse %d, password cannot be opened:\n", len(plan.Refused))
 		for _, s := range plan.Refused {
 			fmt.Fprintf(w, "  %d (request %s): %s\n", s.Seq, s.RequestID, plainMessage(s.Err.Error()))
+		}
+	}
+	var newer, forced []dlq.Superseded
+	for _, s := range plan.Superseded {
+		if s.Forced {
+			forced = append(forced, s)
+		} else {
+			newer = append(newer, s)
+		}
+	}
+	if len(newer) > 0 {
+		fmt.Fprintf(w, "would refuse %d, a newer request about the same user succeeded (--force replays them anyway):\n", len(newer))
+		for _, s := range newer {
+			fmt.Fprintf(w, "  %d (request %s): %s\n", s.Seq, s.RequestID, s.Error())
+		}
+	}
+	if len(forced) > 0 {
+		fmt.Fprintf(w, "would replay %d although a newer request about the same user succeeded (--force):\n", len(forced))
+		for _, s := range forced {
+			fmt.Fprintf(w, "  %d (request %s): %s\n", s.Seq, s.RequestID, s.Error())
 		}
 	}
 	fmt.Fprintf(w, "daily create quota: needs %s (action create; Zoom allows 1,500 a day on Pro, 10,000 on Business and up)\n", plural(plan.Creates, "invitation"))

@@ -36,6 +36,12 @@ func TestSandboxExitWhenIdle(t *testing.T) {
 	if want := "17 samples, 17 as expected"; !strings.Contains(stdout.String(), want) {
 		t.Errorf("run(%q) stdout does not contain %q", args, want)
 	}
+	// It ends with `consumer user show` of the user whose life it plays.
+	for _, want := range []string{"consumer user show alice@example.com):\nemail:    alice@example.com\nstate:    deleted\n", "sandbox-life-5-deleted", "6 requests\n"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("run(%q) stdout does not contain %q", args, want)
+		}
+	}
 	if t.Failed() {
 		t.Logf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	}

@@ -7,6 +7,8 @@
 //	consumer publish    publish one request, as an HRIS integrator would
 //	consumer quota      show the shared quota state
 //	consumer dlq        list, show, replay and purge dead letters
+//	consumer user       what happened to one person; erase a person; rebuild the ledger
+//	consumer password   print the public key publishers seal passwords for
 //	consumer config     check the settings and the connections
 //	consumer completion print a bash or zsh completion script
 //	consumer version    print the version
@@ -123,8 +125,16 @@ var commands = []commandInfo{
 		{name: "release", summary: "let every held deactivation and deletion go to Zoom"},
 		{name: "reject", summary: "dead-letter every held deactivation and deletion without a Zoom call"},
 	}},
+	{name: "user", summary: "what happened to one person (the per-user ledger), erase a person, rebuild the ledger", subs: []commandInfo{
+		{name: "show", summary: "one person's state, Zoom id and every finished request"},
+		{name: "forget", summary: "erase one person: ledger entry, result events, dead letters (audited)"},
+		{name: "reindex", summary: "rebuild the ledger from the result stream"},
+	}},
 	{name: "config", summary: "check the settings, NATS, the streams and Zoom's token without starting the service", subs: []commandInfo{
 		{name: "check", summary: "check the settings and the connections, one line per check"},
+	}},
+	{name: "password", summary: "the public key publishers seal autoCreate passwords for", subs: []commandInfo{
+		{name: "public-key", summary: "print the public key of the first PASSWORD_KEY_FILE key"},
 	}},
 	{name: "completion", summary: "print a shell completion script", args: []string{"bash", "zsh"}},
 	{name: "version", summary: "print the version"},
@@ -162,8 +172,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return dlqCommand(ctx, rest, getenv, stdin, stdout, stderr)
 	case "guard":
 		return guardCommand(ctx, rest, getenv, stdout, stderr)
+	case "user":
+		return userCommand(ctx, rest, getenv, stdout, stderr)
 	case "config":
 		return configCommand(ctx, rest, getenv, stdout, stderr)
+	case "password":
+		return passwordCommand(rest, getenv, stdout, stderr)
 	case "completion":
 		return completionCommand(rest, stdout, stderr)
 	case "version":

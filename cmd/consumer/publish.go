@@ -18,6 +18,7 @@ import (
 
 	"github.com/zoomprov/consumer/internal/app"
 	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/internal/password"
 )
 
 // publishCommand publishes one request, from a JSON file, stdin or flags,
@@ -37,6 +38,8 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	force := fs.Bool("force", false, "publish even if the body is invalid (to see a dead letter)")
 	wait := fs.Duration("wait", 0, "wait this long for the request's result and print it (e.g. 10s)")
 	asJSON := fs.Bool("json", false, "print JSON lines: the stream's acknowledgement, then with --wait each result event of the request as published")
+	publicKeyFile := fs.String("password-public-key", "", "file holding the service's public key, as consumer password public-key prints it ($"+publicKeySetting+" may hold the key itself): the body's plain password is sealed for the service before it is published")
+	sealPassword := fs.Bool("seal-password", true, "with a public key, seal the body's plain password (false: publish it as it is)")
 	cfg, err := parseSettings(fs, args, getenv, natsSettings())
 	if err != nil {
 		return flagError(fs, stderr, err)
@@ -96,6 +99,15 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	}
 	if verr != nil && !*force {
 		return &exitError{code: 1, msg: "publish: " + verr.Error() + " (use --force to publish it anyway)"}
+	}
+	if *op == "" && *sealPassword {
+		pub, err := publicKey(*publicKeyFile, getenv)
+		if err != nil {
+			return err
+		}
+		if body, err = sealBodyPassword(body, verr, pub, stderr); err != nil {
+			return err
+		}
 	}
 	if *msgID == "" {
 		*msgID = "publish-" + randomID()
@@ -249,4 +261,63 @@ func randomID() string {
 		panic(errors.New("crypto/rand failed: " + err.Error()))
 	}
 	return hex.EncodeToString(b[:])
+}
+
+// publicKeySetting holds the service's public key itself (standard
+// base64), for publishers that keep it in the environment.
+const publicKeySetting = "PASSWORD_PUBLIC_KEY"
+
+// publicKey returns the service's public key from --password-public-key
+// (a file) or PASSWORD_PUBLIC_KEY, nil if neither is given. A key that
+// does not read is a usage mistake, one line naming where it came from.
+func publicKey(file string, getenv func(string) string) (*[password.KeySize]byte, error) {
+	var text, from string
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, usageError("publish: --password-public-key: %v", err)
+		}
+		text, from = string(b), "--password-public-key "+file
+	case getenv(publicKeySetting) != "":
+		text, from = getenv(publicKeySetting), publicKeySetting
+	default:
+		return nil, nil
+	}
+	pub, err := password.ParsePublicKey(text)
+	if err != nil {
+		return nil, usageError("publish: %s: %v", from, err)
+	}
+	return pub, nil
+}
+
+// sealBodyPassword returns body with its plain password sealed for the
+// service's public key pub, so that the request stream never holds it in
+// clear; body as it is without pub, without a password, or with one
+// already sealed. verr is the body's validation error: an invalid body
+// (published with --force) cannot be rewritten, and is published as it
+// is, with a warning on stderr if it may hold a password.
+func sealBodyPassword(body []byte, verr error, pub *[password.KeySize]byte, stderr io.Writer) ([]byte, error) {
+	if pub == nil {
+		return body, nil
+	}
+	req, err := messages.Decode(body)
+	if verr != nil || err != nil {
+		if bytes.Contains(bytes.ToLower(body), []byte("password")) {
+			fmt.Fprintln(stderr, "consumer: publish: warning: the body is invalid, so its password (if any) is published unsealed")
+		}
+		return body, nil
+	}
+	if req.UserInfo.Password == "" || password.IsSealed(req.UserInfo.Password) {
+		return body, nil
+	}
+	if req.UserInfo.Password, err = password.Seal(pub, req.UserInfo.Password); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	// A valid request encodes to a body that decodes to it again.
+	out, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("publish: encode: %w", err)
+	}
+	return out, nil
 }

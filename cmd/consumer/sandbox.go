@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -15,7 +16,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zoomprov/consumer/internal/app"
+	"github.com/zoomprov/consumer/internal/ledger"
 	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/internal/topology"
 	"github.com/zoomprov/consumer/testenv"
 )
 
@@ -220,6 +223,11 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	printMu.Lock()
 	ok := tracker.summary(stdout)
 	printMu.Unlock()
+	// The ledger of the user whose whole life the samples play.
+	shown := sampleUserShow(ctx, jsc, cfg.Topology(), samples)
+	printMu.Lock()
+	fmt.Fprint(stdout, shown)
+	printMu.Unlock()
 
 	if *exitWhenIdle {
 		fmt.Fprint(stdout, "\n"+dlqTry(js.URL(), false))
@@ -238,8 +246,10 @@ The service keeps running. Publish your own requests, for example:
   echo '{"action":"custCreate","user_info":{"email":"x@example.com","type":2}}' | go run ./cmd/consumer publish --nats-url %[1]s --file - --wait 10s
 See the quota gates, the budget per replica and the backlog:
   go run ./cmd/consumer quota --nats-url %[1]s
+What happened to one person (the per-user ledger):
+  go run ./cmd/consumer user show %[3]s --nats-url %[1]s
 %[2]sPress Ctrl-C to stop.
-`, js.URL(), dlqTry(js.URL(), true))
+`, js.URL(), dlqTry(js.URL(), true), sandboxLifeUser)
 	select {
 	case <-ctx.Done():
 	case err := <-svcErr:
@@ -355,4 +365,52 @@ func dlqTry(natsURL string, live bool) string {
 		s += "(the sandbox's NATS server stops as it exits: run it without --exit-when-idle to try them)\n"
 	}
 	return s
+}
+
+// sandboxLifeUser is the sample user whose whole life the sandbox plays.
+const sandboxLifeUser = "alice@example.com"
+
+// sampleLedgerWait bounds the wait for the ledger to hold every finished
+// request of sandboxLifeUser: it is written a few milliseconds after each
+// result.
+const sampleLedgerWait = 15 * time.Second
+
+// sampleUserShow returns what `consumer user show` prints of
+// sandboxLifeUser, once the ledger holds the result of every sample about
+// them (or after sampleLedgerWait, as far as it got).
+func sampleUserShow(ctx context.Context, js jetstream.JetStream, topo topology.Topology, samples []sample) string {
+	want := 0
+	for _, s := range samples {
+		if messages.UserKey(messages.BestEffortEmail([]byte(s.body))) == messages.UserKey(sandboxLifeUser) {
+			want++
+		}
+	}
+	deadline := time.NewTimer(sampleLedgerWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var v ledger.View
+	var err error
+	for {
+		v, err = showUser(ctx, js, topo, sandboxLifeUser)
+		if err == nil && len(v.Requests) >= want {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-deadline.C:
+		case <-tick.C:
+			continue
+		}
+		break
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nWhat happened to %[1]s (consumer user show %[1]s):\n", sandboxLifeUser)
+	if err != nil {
+		fmt.Fprintf(&b, "the ledger cannot be read: %v\n", err)
+		return b.String()
+	}
+	_ = printUser(&b, v)
+	return b.String()
 }

@@ -16,6 +16,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 nats_cli="${NATS_CLI:-nats}"
 
 request_stream=ZOOM_USERS
+result_stream=ZOOM_USERS_RESULTS
 streams=(
 	"ZOOM_USERS:stream-zoom-users.json"
 	"ZOOM_USERS_RESULTS:stream-zoom-users-results.json"
@@ -69,6 +70,14 @@ else
 	nats kv add zoom_quota --history=1 --ttl=0s --storage=file --replicas=3 --description="Zoom provisioner: quota gates and replica leases" >/dev/null
 fi
 
+if kv_exists zoom_ledger; then
+	echo "== key-value bucket zoom_ledger exists; updating"
+	nats kv edit zoom_ledger --history=1 --ttl=720h --replicas=3 --description="Zoom provisioner: per-user ledger of the results" >/dev/null
+else
+	echo "== key-value bucket zoom_ledger: creating"
+	nats kv add zoom_ledger --history=1 --ttl=720h --storage=file --replicas=3 --description="Zoom provisioner: per-user ledger of the results" >/dev/null
+fi
+
 for action in "${actions[@]}"; do
 	name="$consumer_prefix-$action"
 	file="$here/consumer-$action.json"
@@ -80,5 +89,17 @@ for action in "${actions[@]}"; do
 		nats consumer add "$request_stream" --config "$file" >/dev/null
 	fi
 done
+
+# The ledger's consumer of the results (internal/ledger): every replica
+# pulls from it and writes the zoom_ledger bucket.
+ledger="$consumer_prefix-ledger"
+file="$here/result-consumer-ledger.json"
+if nats consumer info "$result_stream" "$ledger" --json >/dev/null 2>&1; then
+	echo "== consumer $result_stream > $ledger exists; updating from $(basename "$file")"
+	nats consumer edit "$result_stream" "$ledger" --config "$file" --force | sed '/^Information for /,$d'
+else
+	echo "== consumer $result_stream > $ledger: creating from $(basename "$file")"
+	nats consumer add "$result_stream" --config "$file" >/dev/null
+fi
 
 echo "== done"

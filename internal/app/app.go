@@ -21,7 +21,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/zoomprov/consumer/internal/ledger"
 	"github.com/zoomprov/consumer/internal/metrics"
+	"github.com/zoomprov/consumer/internal/password"
 	"github.com/zoomprov/consumer/internal/provision"
 	"github.com/zoomprov/consumer/internal/quota"
 	"github.com/zoomprov/consumer/internal/seal"
@@ -81,6 +83,10 @@ type Config struct {
 	// DeadLetterKeysMissing are the ones that were, which Run warns about.
 	DeadLetterKeysOptional bool
 	DeadLetterKeysMissing  []string
+	// PasswordKeys open the passwords publishers sealed for the service
+	// (PASSWORD_KEY_FILE); nil: a sealed password cannot be opened, and
+	// its request fails as invalid.
+	PasswordKeys *password.Keyring
 
 	HTTPAddr  string
 	LogLevel  string
@@ -218,9 +224,10 @@ func New(cfg Config, log zerolog.Logger, version string) *App {
 // Ready is closed once the service consumes.
 func (a *App) Ready() <-chan struct{} { return a.ready }
 
-// Run runs the service until ctx is cancelled: connect, provision, consume,
-// then shut down in order (stop fetching, finish or hand back in-flight
-// work, drain the connection, flush the last spans).
+// Run runs the service until ctx is cancelled: connect, provision, consume
+// (and project the results into the per-user ledger), then shut down in
+// order (stop fetching, finish or hand back in-flight work, stop the
+// ledger's projector, drain the connection, flush the last spans).
 func (a *App) Run(ctx context.Context) error {
 	cfg, log := a.cfg, a.log
 	if os.Getenv("GOGC") == "" {
@@ -306,13 +313,22 @@ func (a *App) Run(ctx context.Context) error {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- svc.Run(runCtx) }()
+	// The per-user ledger is projected from the results beside the
+	// service, once the service has provisioned (or checked) the bucket
+	// and the consumer; it stops with the service, before the drain.
+	projector := ledger.NewProjector(js, ledger.ProjectorConfig{Topology: cfg.Topology(), Logger: log})
+	projected := make(chan error, 1)
 	var runErr error
 	select {
 	case <-svc.Bound():
 		close(a.ready)
+		go func() { projected <- projector.Run(runCtx) }()
 		runErr = <-errc
 	case runErr = <-errc:
+		projected <- nil
 	}
+	cancel()
+	<-projected
 	if runErr != nil && ctx.Err() == nil {
 		log.Error().Err(runErr).Msg("service stopped")
 		if errors.Is(runErr, topology.ErrPlacement) {

@@ -1,4 +1,16 @@
-package messages
+// Package deadletter is the dead-letter format of the Zoom provisioning
+// consumer, written by the service and read by the operators' tools: the
+// headers a dead letter carries (Header, Parse), its message id (MsgID),
+// and what becomes of the passwords in its body: sealed or redacted when
+// the service dead-letters a request (Header.Seal), opened again for a
+// replay (Header.Open), and masked for people to read (MaskBody).
+//
+// A dead letter's body is the request as it was published, byte for byte,
+// but for the value of every password member, found at any depth and in
+// any spelling (see the scanner in password.go). The cipher is
+// internal/seal; this package decides what is sealed, bound to what, and
+// where the tokens go.
+package deadletter
 
 import (
 	"errors"
@@ -8,11 +20,14 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/zoomprov/consumer/internal/messages"
 )
 
 // Headers of a dead letter. The consumer sets the first nine through
-// DeadLetter.Headers; the replay tool sets HeaderReplayedFrom and
-// HeaderOriginalRequestID on the message it republishes.
+// Header.Headers, and the last two when the body held a password. (The
+// replay tool marks the request it republishes with
+// messages.HeaderReplayedFrom and messages.HeaderOriginalRequestID.)
 const (
 	// HeaderReason holds the Reason the request failed.
 	HeaderReason = "Zoom-Provisioning-Reason"
@@ -33,11 +48,6 @@ const (
 	HeaderDeliveries = "Deliveries"
 	// HeaderDeadLetteredAt holds when the request was dead-lettered.
 	HeaderDeadLetteredAt = "Dead-Lettered-At"
-	// HeaderReplayedFrom marks a replayed request with where it came from.
-	HeaderReplayedFrom = "Replayed-From"
-	// HeaderOriginalRequestID holds, on a replayed request, the ID of the
-	// request that was dead-lettered.
-	HeaderOriginalRequestID = "Original-Request-Id"
 	// HeaderPassword says what became of the password in a dead letter's
 	// body: PasswordSealed or PasswordRedacted. It is absent when the body
 	// held none.
@@ -46,18 +56,25 @@ const (
 	HeaderSealKey = "Zoom-Seal-Key"
 )
 
-// PasswordSealed is HeaderPassword's value when the password was sealed.
-const PasswordSealed = "sealed"
+// Values of HeaderPassword.
+const (
+	// PasswordSealed: the passwords were sealed with the key
+	// HeaderSealKey names.
+	PasswordSealed = "sealed"
+	// PasswordRedacted: the passwords were replaced by this very word,
+	// because there was no key to seal them with (or sealing failed).
+	PasswordRedacted = "redacted"
+)
 
 // maxHeaderMessageBytes bounds HeaderErrorMessage. Zoom's messages are short;
 // the bound keeps an unexpected HTML error page out of the headers.
 const maxHeaderMessageBytes = 512
 
-// DeadLetter is the metadata attached, as headers, to a request copied to the
+// Header is the metadata attached, as headers, to a request copied to the
 // dead-letter stream. The body of the dead letter is the original request,
-// unchanged, so that it can be replayed.
-type DeadLetter struct {
-	Reason Reason
+// unchanged but for its passwords, so that it can be replayed.
+type Header struct {
+	Reason messages.Reason
 	// HTTPStatus and ZoomCode are zero when Zoom was never called, for
 	// example for ReasonInvalidRequest.
 	HTTPStatus int
@@ -83,7 +100,7 @@ type DeadLetter struct {
 // the result is cut to 512 bytes on a character boundary. The other strings
 // get the same treatment except for the cut. HeaderPassword and
 // HeaderSealKey are added only when set.
-func (d DeadLetter) Headers() map[string]string {
+func (d Header) Headers() map[string]string {
 	h := map[string]string{
 		HeaderReason:           headerValue(string(d.Reason)),
 		HeaderHTTPStatus:       strconv.Itoa(d.HTTPStatus),
@@ -128,19 +145,19 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// ParseDeadLetter reads the headers written by DeadLetter.Headers, such as
+// Parse reads the headers written by Header.Headers, such as
 // a nats.Header. Only HeaderReason is required; a missing optional header
 // leaves its field zero. Header names are matched exactly first and then
 // case-insensitively, because some clients canonicalise them. A malformed
 // number or time is an error rather than a silent zero, because the replay
 // tool acts on these values.
-func ParseDeadLetter(h map[string][]string) (DeadLetter, error) {
-	var d DeadLetter
+func Parse(h map[string][]string) (Header, error) {
+	var d Header
 	reason, ok := header(h, HeaderReason)
 	if !ok || reason == "" {
-		return DeadLetter{}, errors.New("messages: dead letter: missing " + HeaderReason + " header")
+		return Header{}, errors.New("deadletter: missing " + HeaderReason + " header")
 	}
-	d.Reason = Reason(reason)
+	d.Reason = messages.Reason(reason)
 	d.ZoomMessage, _ = header(h, HeaderErrorMessage)
 	d.OriginalSubject, _ = header(h, HeaderOriginalSubject)
 	d.RequestID, _ = header(h, HeaderRequestID)
@@ -150,26 +167,26 @@ func ParseDeadLetter(h map[string][]string) (DeadLetter, error) {
 	var err error
 	d.HTTPStatus, err = intHeader(h, HeaderHTTPStatus)
 	if err != nil {
-		return DeadLetter{}, err
+		return Header{}, err
 	}
 	d.ZoomCode, err = intHeader(h, HeaderErrorCode)
 	if err != nil {
-		return DeadLetter{}, err
+		return Header{}, err
 	}
 	d.Deliveries, err = intHeader(h, HeaderDeliveries)
 	if err != nil {
-		return DeadLetter{}, err
+		return Header{}, err
 	}
 	if v, ok := header(h, HeaderOriginalSequence); ok && v != "" {
 		d.OriginalSequence, err = strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			return DeadLetter{}, fmt.Errorf("messages: dead letter header %s: %w", HeaderOriginalSequence, err)
+			return Header{}, fmt.Errorf("deadletter: header %s: %w", HeaderOriginalSequence, err)
 		}
 	}
 	if v, ok := header(h, HeaderDeadLetteredAt); ok && v != "" {
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
-			return DeadLetter{}, fmt.Errorf("messages: dead letter header %s: %w", HeaderDeadLetteredAt, err)
+			return Header{}, fmt.Errorf("deadletter: header %s: %w", HeaderDeadLetteredAt, err)
 		}
 		d.DeadLetteredAt = t.UTC()
 	}
@@ -184,7 +201,7 @@ func intHeader(h map[string][]string, name string) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil {
-		return 0, fmt.Errorf("messages: dead letter header %s: %w", name, err)
+		return 0, fmt.Errorf("deadletter: header %s: %w", name, err)
 	}
 	return n, nil
 }
@@ -206,9 +223,9 @@ func header(h map[string][]string, name string) (string, bool) {
 	return v[0], true
 }
 
-// DeadLetterMsgID returns the Nats-Msg-Id of the dead letter for a request,
-// so that dead-lettering the same request twice is deduplicated by the
+// MsgID returns the Nats-Msg-Id of the dead letter for a request, so
+// that dead-lettering the same request twice is deduplicated by the
 // dead-letter stream.
-func DeadLetterMsgID(requestID string) string {
+func MsgID(requestID string) string {
 	return "dlq-" + requestID
 }

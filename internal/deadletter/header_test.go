@@ -1,4 +1,4 @@
-package messages
+package deadletter
 
 import (
 	"maps"
@@ -8,11 +8,13 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/zoomprov/consumer/internal/messages"
 )
 
-func TestDeadLetterHeaders(t *testing.T) {
-	d := DeadLetter{
-		Reason:           ReasonZoomRejected,
+func TestHeaders(t *testing.T) {
+	d := Header{
+		Reason:           messages.ReasonZoomRejected,
 		HTTPStatus:       400,
 		ZoomCode:         1107,
 		ZoomMessage:      "Email domain is blocked",
@@ -36,13 +38,13 @@ func TestDeadLetterHeaders(t *testing.T) {
 	if got := d.Headers(); !maps.Equal(got, want) {
 		t.Errorf("Headers() = %q; want %q", got, want)
 	}
-	zero := DeadLetter{}.Headers()
+	zero := Header{}.Headers()
 	if got, want := slices.Sorted(maps.Keys(zero)), slices.Sorted(maps.Keys(want)); !slices.Equal(got, want) {
-		t.Errorf("DeadLetter{}.Headers() keys = %q; want all nine %q", got, want)
+		t.Errorf("Header{}.Headers() keys = %q; want all nine %q", got, want)
 	}
 }
 
-func TestDeadLetterHeadersSanitise(t *testing.T) {
+func TestHeadersSanitise(t *testing.T) {
 	tests := []struct {
 		name string
 		msg  string
@@ -57,7 +59,7 @@ func TestDeadLetterHeadersSanitise(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := DeadLetter{ZoomMessage: tc.msg}.Headers()[HeaderErrorMessage]
+			got := Header{ZoomMessage: tc.msg}.Headers()[HeaderErrorMessage]
 			if got != tc.want {
 				t.Errorf("Headers()[%s] for %q = %q; want %q", HeaderErrorMessage, tc.msg, got, tc.want)
 			}
@@ -66,7 +68,7 @@ func TestDeadLetterHeadersSanitise(t *testing.T) {
 			}
 		})
 	}
-	h := DeadLetter{RequestID: "a\r\nb", OriginalSubject: "s\n"}.Headers()
+	h := Header{RequestID: "a\r\nb", OriginalSubject: "s\n"}.Headers()
 	if h[HeaderRequestID] != "a  b" || h[HeaderOriginalSubject] != "s" {
 		t.Errorf("Headers() = %q; want CR and LF replaced in every value", h)
 	}
@@ -81,56 +83,56 @@ func toNATS(h map[string]string) map[string][]string {
 	return out
 }
 
-func TestParseDeadLetterRoundTrip(t *testing.T) {
-	for _, d := range []DeadLetter{
+func TestParseRoundTrip(t *testing.T) {
+	for _, d := range []Header{
 		{
-			Reason: ReasonRetriesExhausted, HTTPStatus: 503, ZoomCode: 0, ZoomMessage: "Service Unavailable",
+			Reason: messages.ReasonRetriesExhausted, HTTPStatus: 503, ZoomCode: 0, ZoomMessage: "Service Unavailable",
 			OriginalSubject: "zoom.users.create.autoCreate", OriginalSequence: 7, RequestID: "r-1", Deliveries: 5,
 			DeadLetteredAt: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC),
 		},
 		{
-			Reason: ReasonInvalidRequest, ZoomMessage: "messages: invalid request: user_info.type: must be one of 1, 2, 4, 99",
+			Reason: messages.ReasonInvalidRequest, ZoomMessage: "messages: invalid request: user_info.type: must be one of 1, 2, 4, 99",
 			OriginalSubject: "zoom.users.create.create", OriginalSequence: 1, RequestID: "r-2", Deliveries: 1,
 			DeadLetteredAt: time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC),
 		},
 		{
-			Reason: ReasonZoomRejected, HTTPStatus: 400, ZoomCode: 300, OriginalSubject: "zoom.users.create.autoCreate", OriginalSequence: 9,
+			Reason: messages.ReasonZoomRejected, HTTPStatus: 400, ZoomCode: 300, OriginalSubject: "zoom.users.create.autoCreate", OriginalSequence: 9,
 			RequestID: "r-3", Deliveries: 1, DeadLetteredAt: time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC),
 			Password: PasswordSealed, SealKey: "a1b2c3d4",
 		},
 		{
-			Reason: ReasonZoomRejected, HTTPStatus: 400, ZoomCode: 300, OriginalSubject: "zoom.users.create.autoCreate", OriginalSequence: 10,
+			Reason: messages.ReasonZoomRejected, HTTPStatus: 400, ZoomCode: 300, OriginalSubject: "zoom.users.create.autoCreate", OriginalSequence: 10,
 			RequestID: "r-4", Deliveries: 1, DeadLetteredAt: time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC),
-			Password: "redacted",
+			Password: PasswordRedacted,
 		},
 	} {
 		h := toNATS(d.Headers())
-		got, err := ParseDeadLetter(h)
+		got, err := Parse(h)
 		if err != nil {
-			t.Fatalf("ParseDeadLetter(%q) error = %v", h, err)
+			t.Fatalf("Parse(%q) error = %v", h, err)
 		}
 		if !reflect.DeepEqual(got, d) {
-			t.Errorf("ParseDeadLetter(%q) = %+v; want %+v", h, got, d)
+			t.Errorf("Parse(%q) = %+v; want %+v", h, got, d)
 		}
 	}
 }
 
-func TestParseDeadLetter(t *testing.T) {
+func TestParse(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      map[string][]string
-		want    DeadLetter
+		want    Header
 		wantErr bool
 	}{
 		{
 			name: "only the reason",
 			in:   map[string][]string{HeaderReason: {"not_found"}},
-			want: DeadLetter{Reason: ReasonNotFound},
+			want: Header{Reason: messages.ReasonNotFound},
 		},
 		{
 			name: "empty optional values",
 			in:   map[string][]string{HeaderReason: {"not_found"}, HeaderHTTPStatus: {""}, HeaderDeadLetteredAt: {}},
-			want: DeadLetter{Reason: ReasonNotFound},
+			want: Header{Reason: messages.ReasonNotFound},
 		},
 		{
 			name: "names in another case, first value wins",
@@ -139,7 +141,7 @@ func TestParseDeadLetter(t *testing.T) {
 				"ZOOM-HTTP-STATUS":         {"409"},
 				"original-sequence":        {"12"},
 			},
-			want: DeadLetter{Reason: ReasonZoomRejected, HTTPStatus: 409, OriginalSequence: 12},
+			want: Header{Reason: messages.ReasonZoomRejected, HTTPStatus: 409, OriginalSequence: 12},
 		},
 		{name: "no reason", in: map[string][]string{HeaderHTTPStatus: {"400"}}, wantErr: true},
 		{name: "nil", in: nil, wantErr: true},
@@ -151,22 +153,22 @@ func TestParseDeadLetter(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := ParseDeadLetter(tc.in)
+			got, err := Parse(tc.in)
 			if tc.wantErr {
 				if err == nil {
-					t.Errorf("ParseDeadLetter(%q) = %+v, nil; want an error", tc.in, got)
+					t.Errorf("Parse(%q) = %+v, nil; want an error", tc.in, got)
 				}
 				return
 			}
 			if err != nil || !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("ParseDeadLetter(%q) = %+v, %v; want %+v, nil", tc.in, got, err, tc.want)
+				t.Errorf("Parse(%q) = %+v, %v; want %+v, nil", tc.in, got, err, tc.want)
 			}
 		})
 	}
 }
 
-func TestDeadLetterMsgID(t *testing.T) {
-	if got, want := DeadLetterMsgID("req-1"), "dlq-req-1"; got != want {
-		t.Errorf("DeadLetterMsgID(%q) = %q; want %q", "req-1", got, want)
+func TestMsgID(t *testing.T) {
+	if got, want := MsgID("req-1"), "dlq-req-1"; got != want {
+		t.Errorf("MsgID(%q) = %q; want %q", "req-1", got, want)
 	}
 }

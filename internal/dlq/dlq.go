@@ -29,6 +29,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/zoomprov/consumer/internal/deadletter"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/seal"
 	"github.com/zoomprov/consumer/internal/topology"
@@ -51,7 +52,7 @@ type Entry struct {
 	Action string
 	// DeadLetter holds the dead-letter headers. When they are malformed
 	// (HeaderErr is set), it holds what could be read.
-	DeadLetter messages.DeadLetter
+	DeadLetter deadletter.Header
 	// HeaderErr is set when the headers are not those of a dead letter
 	// written by the service, e.g. a message someone published on the
 	// dead-letter subject by hand. Such an entry is never replayed.
@@ -78,7 +79,7 @@ func (e Entry) RequestID(topo topology.Topology) string {
 	if e.DeadLetter.RequestID != "" {
 		return e.DeadLetter.RequestID
 	}
-	if id, ok := strings.CutPrefix(e.Headers.Get(jetstream.MsgIDHeader), messages.DeadLetterMsgID("")); ok && id != "" {
+	if id, ok := strings.CutPrefix(e.Headers.Get(jetstream.MsgIDHeader), deadletter.MsgID("")); ok && id != "" {
 		return id
 	}
 	return topo.DeadLetterStream + "-" + strconv.FormatUint(e.Seq, 10)
@@ -93,7 +94,7 @@ func (e Entry) Replayable() error {
 	if e.HeaderErr != nil {
 		return fmt.Errorf("not a dead letter written by the service: %w", e.HeaderErr)
 	}
-	if e.DeadLetter.Password == messages.PasswordRedacted {
+	if e.DeadLetter.Password == deadletter.PasswordRedacted {
 		return ErrRedacted
 	}
 	if op := messages.Operation(e.Action); op.Valid() {
@@ -112,48 +113,23 @@ func (e Entry) Replayable() error {
 	return nil
 }
 
-// Errors of Entry.Open.
+// Errors of Entry.Open (see deadletter.Header.Open).
 var (
 	// ErrRedacted: the consumer had no seal key when it dead-lettered the
 	// request, so the password is gone.
-	ErrRedacted = errors.New("the password was redacted when the request was dead-lettered (the consumer had no DLQ_SEAL_KEY_FILE): publish the request again with its password")
+	ErrRedacted = deadletter.ErrRedacted
 	// ErrNoKey: the password is sealed and no key was given.
-	ErrNoKey = errors.New("no seal key given (DLQ_SEAL_KEY_FILE or --dlq-seal-key-file)")
+	ErrNoKey = deadletter.ErrNoKey
 )
 
 // Open returns e with the passwords the consumer sealed opened with keys,
 // ready to be replayed; a dead letter without sealed passwords is returned
 // as it is. It fails, and the entry must not be replayed, when a password
-// was redacted or does not open.
+// was redacted or does not open (deadletter.Header.Open).
 func (e Entry) Open(keys *seal.Keyring) (Entry, error) {
-	if e.DeadLetter.Password == messages.PasswordRedacted {
-		return e, ErrRedacted
-	}
-	var openErr error
-	body, n, err := messages.RestorePasswords(e.Body, func(v string) ([]byte, bool, error) {
-		if !strings.HasPrefix(v, seal.Prefix) || openErr != nil {
-			return nil, false, nil
-		}
-		id, _ := seal.TokenKeyID(v)
-		raw, err := keys.Open(v)
-		switch {
-		case keys == nil:
-			openErr = fmt.Errorf("the password is sealed with key %s: %w", id, ErrNoKey)
-		case errors.Is(err, seal.ErrUnknownKey):
-			openErr = fmt.Errorf("the password is sealed with key %s, which is not among the keys given (%w)", id, seal.ErrUnknownKey)
-		case err != nil:
-			openErr = fmt.Errorf("the password sealed with key %s does not open: it was altered or damaged (%w)", id, err)
-		}
-		return raw, openErr == nil, nil
-	})
-	if openErr != nil {
-		return e, openErr
-	}
+	body, err := e.DeadLetter.Open(keys, e.Body)
 	if err != nil {
 		return e, err
-	}
-	if n == 0 && e.DeadLetter.Password == messages.PasswordSealed {
-		return e, errors.New("the dead letter says its password is sealed, but its body holds no sealed password")
 	}
 	e.Body = body
 	return e, nil
@@ -172,13 +148,13 @@ func newEntry(topo topology.Topology, m *jetstream.RawStreamMsg) Entry {
 		e.Headers = nats.Header{}
 	}
 	e.Action, _ = strings.CutPrefix(m.Subject, topo.DeadLetterPrefix+".")
-	e.DeadLetter, e.HeaderErr = messages.ParseDeadLetter(e.Headers)
+	e.DeadLetter, e.HeaderErr = deadletter.Parse(e.Headers)
 	if e.HeaderErr != nil {
 		// Keep what is readable, for listing and filtering.
-		e.DeadLetter = messages.DeadLetter{
-			Reason:      messages.Reason(firstHeader(e.Headers, messages.HeaderReason)),
-			ZoomMessage: firstHeader(e.Headers, messages.HeaderErrorMessage),
-			RequestID:   firstHeader(e.Headers, messages.HeaderRequestID),
+		e.DeadLetter = deadletter.Header{
+			Reason:      messages.Reason(firstHeader(e.Headers, deadletter.HeaderReason)),
+			ZoomMessage: firstHeader(e.Headers, deadletter.HeaderErrorMessage),
+			RequestID:   firstHeader(e.Headers, deadletter.HeaderRequestID),
 		}
 	}
 	e.Time = e.DeadLetter.DeadLetteredAt

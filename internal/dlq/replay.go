@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 
+	"github.com/zoomprov/consumer/internal/deadletter"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/quota"
 	"github.com/zoomprov/consumer/internal/seal"
@@ -36,6 +37,10 @@ const (
 	// StatusRefused: the entry's password cannot be opened (see
 	// Entry.Open); it was not replayed and stays in the dead-letter stream.
 	StatusRefused Status = "refused"
+	// StatusSuperseded: a newer request about the entry's user succeeded
+	// (see Superseded); it was not replayed and stays in the dead-letter
+	// stream.
+	StatusSuperseded Status = "superseded"
 	// StatusGone: the dead letter was deleted by someone else before its
 	// turn; nothing was published.
 	StatusGone Status = "gone"
@@ -77,6 +82,9 @@ type Summary struct {
 	Skipped []Skip
 	// Refused are the entries whose password cannot be opened.
 	Refused []Skip
+	// Superseded are the entries whose user has a newer request that
+	// succeeded: refused, or replayed anyway with Options.Force (Forced).
+	Superseded []Superseded
 	// Gone counts dead letters someone else deleted first.
 	Gone int
 	// Deleted counts dead letters deleted (after their replay, or by
@@ -101,8 +109,10 @@ type Options struct {
 	// DryRun validates and checks the quota gates but publishes and
 	// deletes nothing.
 	DryRun bool
-	// Force replays even while a quota gate holds the entries' actions;
-	// the consumer then defers them until the quota resets.
+	// Force replays even while a quota gate holds the entries' actions
+	// (the consumer then defers them until the quota resets), and the
+	// entries whose user has a newer request that succeeded (Superseded),
+	// and without that check when the ledger cannot be read.
 	Force bool
 	// OnProgress, if not nil, is called after each entry, from the
 	// goroutine that called Replay.
@@ -171,11 +181,11 @@ func ReplayMessage(topo topology.Topology, e Entry) *nats.Msg {
 // deadLetterHeaders are the headers the consumer adds to a dead letter.
 var deadLetterHeaders = func() map[string]bool {
 	out := map[string]bool{}
-	for k := range (messages.DeadLetter{}).Headers() {
+	for k := range (deadletter.Header{}).Headers() {
 		out[strings.ToLower(k)] = true
 	}
-	out[strings.ToLower(messages.HeaderPassword)] = true
-	out[strings.ToLower(messages.HeaderSealKey)] = true
+	out[strings.ToLower(deadletter.HeaderPassword)] = true
+	out[strings.ToLower(deadletter.HeaderSealKey)] = true
 	out[strings.ToLower(messages.HeaderReplayedFrom)] = true
 	out[strings.ToLower(messages.HeaderOriginalRequestID)] = true
 	return out
@@ -211,11 +221,16 @@ func BlockingGate(ctx context.Context, js jetstream.JetStream, topo topology.Top
 	return best, found, nil
 }
 
-// Replay republishes entries, in order, and deletes each dead letter once
+// Replay republishes entries, in ReplayOrder, and deletes each dead letter once
 // the request stream has acknowledged its replay (see the package comment
 // for why a rerun after a crash is safe). Entries that are still invalid
 // are skipped and reported, never published. Each entry is read again just
 // before its replay, so one deleted in the meantime is not replayed.
+//
+// Replay refuses, and leaves in place, a dead letter whose user has a
+// request later in stream order that succeeded, as the per-user ledger
+// says (Superseded), unless opts.Force is set; it fails with an error
+// matching ErrLedgerUnavailable when it cannot read the ledger.
 //
 // Before anything is published, the quota gates are read: if a closed gate
 // holds the action of any replayable entry (the create gate holds create,
@@ -232,6 +247,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, topo topology.Topology,
 	if now == nil {
 		now = time.Now
 	}
+	entries = ReplayOrder(entries)
 	sum := Summary{DryRun: opts.DryRun, Total: len(entries)}
 	invalid := make([]error, len(entries))
 	refused := make([]error, len(entries))
@@ -243,7 +259,18 @@ func Replay(ctx context.Context, js jetstream.JetStream, topo topology.Topology,
 			refused[i] = err
 			continue
 		}
-		if invalid[i] = opened.Replayable(); invalid[i] != nil {
+		invalid[i] = opened.Replayable()
+	}
+	superseded, err := supersededEntries(ctx, js, topo, entries, func(i int) bool { return invalid[i] == nil && refused[i] == nil }, opts.Force)
+	if err != nil {
+		return sum, err
+	}
+	// held reports whether entry i is not to be replayed at all.
+	held := func(i int) bool {
+		return invalid[i] != nil || refused[i] != nil || superseded[i] != nil && !opts.Force
+	}
+	for i, e := range entries {
+		if held(i) {
 			continue
 		}
 		if e.Action == string(messages.ActionCreate) {
@@ -257,7 +284,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, topo topology.Topology,
 	pending := func(from int, g quota.Gate) int {
 		n := 0
 		for i := from; i < len(entries); i++ {
-			if invalid[i] == nil && refused[i] == nil && g.Covers(entries[i].Action) {
+			if !held(i) && g.Covers(entries[i].Action) {
 				n++
 			}
 		}
@@ -283,7 +310,12 @@ func Replay(ctx context.Context, js jetstream.JetStream, topo topology.Topology,
 				sum.Refused = append(sum.Refused, Skip{Seq: e.Seq, RequestID: e.RequestID(topo), Err: refused[i]})
 			case invalid[i] != nil:
 				sum.Skipped = append(sum.Skipped, Skip{Seq: e.Seq, RequestID: e.RequestID(topo), Err: invalid[i]})
+			case superseded[i] != nil && !opts.Force:
+				sum.Superseded = append(sum.Superseded, *superseded[i])
 			default:
+				if sp := superseded[i]; sp != nil {
+					sum.Superseded = append(sum.Superseded, Superseded{Seq: sp.Seq, RequestID: sp.RequestID, Newer: sp.Newer, Count: sp.Count, Forced: true})
+				}
 				sum.Replayed++
 			}
 		}
@@ -321,6 +353,14 @@ func Replay(ctx context.Context, js jetstream.JetStream, topo topology.Topology,
 			sum.Skipped = append(sum.Skipped, Skip{Seq: e.Seq, RequestID: e.RequestID(topo), Err: invalid[i]})
 			report(e, StatusSkipped, invalid[i])
 			continue
+		}
+		if sp := superseded[i]; sp != nil {
+			if !opts.Force {
+				sum.Superseded = append(sum.Superseded, *sp)
+				report(e, StatusSuperseded, *sp)
+				continue
+			}
+			sum.Superseded = append(sum.Superseded, Superseded{Seq: sp.Seq, RequestID: sp.RequestID, Newer: sp.Newer, Count: sp.Count, Forced: true})
 		}
 		if !opts.Force && now().Sub(lastGateCheck) >= gateRecheck {
 			lastGateCheck = now()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/zoomprov/consumer/internal/deadletter"
 	"github.com/zoomprov/consumer/internal/dlq"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/seal"
@@ -24,7 +25,7 @@ const (
 	stringBody = `{"action":"autoCreate", "user_info":"{\"email\":\"sam@example.com\",\"type\":1,\"password\":\"Qw3#rtYu9\"}"}`
 )
 
-var tokenPattern = regexp.MustCompile(`sealed:v1:[0-9a-f]{8}:[A-Za-z0-9_-]+`)
+var tokenPattern = regexp.MustCompile(`sealed:v2:[0-9a-f]{8}:[A-Za-z0-9_-]+`)
 
 // deadLetter publishes body, makes Zoom refuse it once with a 404 (the
 // group is missing), and returns its dead letter.
@@ -55,7 +56,7 @@ func TestSealedDeadLetters(t *testing.T) {
 	} {
 		t.Run(tc.id, func(t *testing.T) {
 			en := e.deadLetter(tc.id, tc.email, tc.body)
-			if en.DeadLetter.Password != messages.PasswordSealed || en.DeadLetter.SealKey != e.keys.ID() {
+			if en.DeadLetter.Password != deadletter.PasswordSealed || en.DeadLetter.SealKey != e.keys.ID() {
 				t.Errorf("dead letter Zoom-Password %q, Zoom-Seal-Key %q; want sealed, %s", en.DeadLetter.Password, en.DeadLetter.SealKey, e.keys.ID())
 			}
 			tokens := tokenPattern.FindAllString(string(en.Body), -1)
@@ -135,8 +136,8 @@ func keyBytes(t *testing.T, e *env) []byte {
 func TestRedactedDeadLetters(t *testing.T) {
 	e := newEnvWith(t, nil)
 	en := e.deadLetter("redact-1", "pat@example.com", sealedBody)
-	want := strings.Replace(sealedBody, sealedPassword, messages.PasswordRedacted, 1)
-	if string(en.Body) != want || en.DeadLetter.Password != messages.PasswordRedacted || en.DeadLetter.SealKey != "" {
+	want := strings.Replace(sealedBody, sealedPassword, deadletter.PasswordRedacted, 1)
+	if string(en.Body) != want || en.DeadLetter.Password != deadletter.PasswordRedacted || en.DeadLetter.SealKey != "" {
 		t.Errorf("dead letter body %s, Zoom-Password %q, Zoom-Seal-Key %q; want %s, redacted, none", en.Body, en.DeadLetter.Password, en.DeadLetter.SealKey, want)
 	}
 	if err := en.Replayable(); !errors.Is(err, dlq.ErrRedacted) {
@@ -148,7 +149,7 @@ func TestRedactedDeadLetters(t *testing.T) {
 	}
 	// The replay headers never carry the markers onto a new request.
 	m := dlq.ReplayMessage(e.topo, en)
-	for _, h := range []string{messages.HeaderPassword, messages.HeaderSealKey} {
+	for _, h := range []string{deadletter.HeaderPassword, deadletter.HeaderSealKey} {
 		if v := (nats.Header(m.Header)).Get(h); v != "" {
 			t.Errorf("replayed request has header %s: %s", h, v)
 		}

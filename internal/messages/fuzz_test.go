@@ -58,6 +58,7 @@ var reasons = []string{
 	"must be a bare email address such as name@example.com, without a display name or angle brackets",
 	"is required for action autoCreate",
 	"must be N to N characters",
+	"must be a well-formed sealed password (sealedbox:vN:<key id>:<base64>)",
 	`must be a string of digits such as "N"`,
 	"must have at most N entry (got N)",
 	"must have at most N items (got N)",

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/zoomprov/consumer/internal/password"
 )
 
 // ErrInvalid is matched by every error that Decode and Validate return, so
@@ -74,8 +76,8 @@ const (
 	maxEmailChars       = 128
 	maxNameChars        = 64
 	maxDisplayNameChars = 128
-	minPasswordChars    = 8
-	maxPasswordChars    = 32
+	minPasswordChars    = password.MinChars
+	maxPasswordChars    = password.MaxChars
 	maxDivisionIDs      = 1
 	maxLicenseItems     = 2
 )
@@ -90,7 +92,9 @@ const (
 // with ssoCreate; first_name and last_name are at most 64 characters and
 // display_name at most 128 (counted in characters, not bytes); email and
 // names hold no control characters; autoCreate needs a password of 8 to 32
-// characters (Zoom checks its complexity); plan_united_type, if set, is a
+// characters (Zoom checks its complexity), or one sealed for the service
+// (internal/password), well formed, whose length is checked when it is
+// opened; plan_united_type, if set, is a
 // string of digits; division_ids has at most one entry; license_info_list
 // has at most two items, each with license_type MEETING or
 // ZOOM_WORKPLACE_BUNDLE and a subscription_id.
@@ -159,6 +163,13 @@ func (v *validator) request(r Request) {
 		switch n := utf8.RuneCountInString(u.Password); {
 		case n == 0:
 			v.add("user_info.password", "is required for action autoCreate")
+		case password.IsSealed(u.Password):
+			// Sealed for the service (internal/password): its shape is
+			// checked here, its length once the service opens it, just
+			// before the Zoom call.
+			if password.Check(u.Password) != nil {
+				v.add("user_info.password", "must be a well-formed sealed password (sealedbox:v1:<key id>:<base64>)")
+			}
 		case n < minPasswordChars || n > maxPasswordChars:
 			// The actual length is left out: it says something about
 			// the secret.

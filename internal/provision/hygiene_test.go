@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/zoomprov/consumer/internal/deadletter"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/metrics"
 	"github.com/zoomprov/consumer/internal/provision"
@@ -250,7 +251,7 @@ func TestSecretHygiene(t *testing.T) {
 	for _, msg := range dlq {
 		// The body is the original request, by contract; only the
 		// headers are the service's own words.
-		haystacks["dead letter headers "+msg.Header.Get(messages.HeaderRequestID)] = fmt.Sprint(msg.Header)
+		haystacks["dead letter headers "+msg.Header.Get(deadletter.HeaderRequestID)] = fmt.Sprint(msg.Header)
 	}
 	for _, bucket := range []string{"zoom_quota", "zoom_attempts"} {
 		for k, v := range kvContents(t, h.js, bucket) {

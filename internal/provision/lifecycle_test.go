@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zoomprov/consumer/internal/deadletter"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/quota"
 	"github.com/zoomprov/consumer/testenv"
@@ -129,7 +130,7 @@ func TestLifecycleOutcomes(t *testing.T) {
 				t.Errorf("dead letters = %d; want 1", len(dlq))
 			case tc.want.dlq:
 				m := dlq[0]
-				dl, err := messages.ParseDeadLetter(m.Header)
+				dl, err := deadletter.Parse(m.Header)
 				if err != nil {
 					t.Fatalf("ParseDeadLetter: %v", err)
 				}

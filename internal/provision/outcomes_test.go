@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zoomprov/consumer/internal/deadletter"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/zoom"
 	"github.com/zoomprov/consumer/testenv"
@@ -171,13 +172,13 @@ func TestOutcomes(t *testing.T) {
 					t.Fatalf("dead letters = %d; want 1", len(dlq))
 				}
 				m := dlq[0]
-				if want := strings.Replace(tc.body, `"password1"`, `"`+messages.PasswordRedacted+`"`, 1); string(m.Data) != want {
+				if want := strings.Replace(tc.body, `"password1"`, `"`+deadletter.PasswordRedacted+`"`, 1); string(m.Data) != want {
 					t.Errorf("dead letter body = %q; want the original with the password redacted, %q", m.Data, want)
 				}
 				if want := "zoom.users.dlq." + tc.action; m.Subject != want {
 					t.Errorf("dead letter subject = %s; want %s", m.Subject, want)
 				}
-				dl, err := messages.ParseDeadLetter(m.Header)
+				dl, err := deadletter.Parse(m.Header)
 				if err != nil {
 					t.Fatalf("ParseDeadLetter: %v", err)
 				}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/zoomprov/consumer/internal/deadletter"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/topology"
 	"github.com/zoomprov/consumer/testenv"
@@ -165,7 +166,7 @@ func TestPoisonRequests(t *testing.T) {
 
 	dlq := map[string]*jetstream.RawStreamMsg{}
 	for _, m := range h.storedMsgs("ZOOM_USERS_DLQ") {
-		id := m.Header.Get(messages.HeaderRequestID)
+		id := m.Header.Get(deadletter.HeaderRequestID)
 		if dlq[id] != nil {
 			t.Errorf("request %s dead-lettered twice", id)
 		}
@@ -193,30 +194,30 @@ func TestPoisonRequests(t *testing.T) {
 			// Byte for byte, but for the passwords, which a service
 			// without a seal key redacts.
 			want := passwordPattern.ReplaceAllStringFunc(p.body, func(m string) string {
-				return m[:strings.LastIndex(m, passwordPattern.FindStringSubmatch(m)[1])] + messages.PasswordRedacted
+				return m[:strings.LastIndex(m, passwordPattern.FindStringSubmatch(m)[1])] + deadletter.PasswordRedacted
 			})
 			if string(m.Data) != want {
 				t.Errorf("dead letter body\n%q\nwant the request with only its passwords redacted:\n%q", m.Data, want)
 			}
-			if hasPassword := want != p.body; hasPassword != (m.Header.Get(messages.HeaderPassword) == messages.PasswordRedacted) {
-				t.Errorf("Zoom-Password header %q; want %q exactly when the body had a password", m.Header.Get(messages.HeaderPassword), messages.PasswordRedacted)
+			if hasPassword := want != p.body; hasPassword != (m.Header.Get(deadletter.HeaderPassword) == deadletter.PasswordRedacted) {
+				t.Errorf("Zoom-Password header %q; want %q exactly when the body had a password", m.Header.Get(deadletter.HeaderPassword), deadletter.PasswordRedacted)
 			}
 			if want := "zoom.users.dlq." + p.subject; m.Subject != want {
 				t.Errorf("dead letter subject = %s; want %s", m.Subject, want)
 			}
-			dl, err := messages.ParseDeadLetter(m.Header)
+			dl, err := deadletter.Parse(m.Header)
 			if err != nil {
 				t.Fatalf("ParseDeadLetter: %v", err)
 			}
 			if dl.Reason != messages.ReasonInvalidRequest || dl.HTTPStatus != 0 || dl.ZoomCode != 0 || dl.OriginalSubject != "zoom.users.create."+p.subject {
 				t.Errorf("dead letter = {%s http %d code %d subject %s}; want {invalid_request 0 0 zoom.users.create.%s}", dl.Reason, dl.HTTPStatus, dl.ZoomCode, dl.OriginalSubject, p.subject)
 			}
-			msg := m.Header.Get(messages.HeaderErrorMessage)
+			msg := m.Header.Get(deadletter.HeaderErrorMessage)
 			if !strings.Contains(msg, p.want) {
-				t.Errorf("%s = %q; want it to say %q", messages.HeaderErrorMessage, msg, p.want)
+				t.Errorf("%s = %q; want it to say %q", deadletter.HeaderErrorMessage, msg, p.want)
 			}
 			if len(msg) > 512 || !utf8.ValidString(msg) || strings.ContainsFunc(msg, unicode.IsControl) {
-				t.Errorf("%s = %q (%d bytes); want at most 512 bytes of UTF-8 without control characters", messages.HeaderErrorMessage, msg, len(msg))
+				t.Errorf("%s = %q (%d bytes); want at most 512 bytes of UTF-8 without control characters", deadletter.HeaderErrorMessage, msg, len(msg))
 			}
 			for k, vs := range m.Header {
 				for _, v := range vs {

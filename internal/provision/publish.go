@@ -12,10 +12,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/zoomprov/consumer/internal/deadletter"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/metrics"
 	"github.com/zoomprov/consumer/internal/retry"
-	"github.com/zoomprov/consumer/internal/seal"
 )
 
 // publishResult publishes a result event and waits for the result stream's
@@ -133,15 +133,17 @@ func (s *Service) deleteMsg(ctx context.Context, seq uint64) error {
 	return nil
 }
 
-// publishDeadLetter copies the original body, byte for byte, to the
-// dead-letter stream with the reason in headers, and waits for the
-// stream's acknowledgement.
+// publishDeadLetter copies the original body, byte for byte but for its
+// passwords (sealed with cfg.Seal, else redacted: deadletter.Header.Seal),
+// to the dead-letter stream with the reason in headers, and waits for the
+// stream's acknowledgement. A password that cannot be sealed is redacted
+// and logged as a warning.
 func (s *Service) publishDeadLetter(ctx context.Context, d *delivery, a attempt) error {
 	action := d.action
 	if action == "" {
 		action = "unknown"
 	}
-	dl := messages.DeadLetter{
+	dl := deadletter.Header{
 		Reason:           a.reason,
 		HTTPStatus:       a.httpStatus,
 		ZoomCode:         a.zoomCode,
@@ -153,7 +155,12 @@ func (s *Service) publishDeadLetter(ctx context.Context, d *delivery, a attempt)
 		DeadLetteredAt:   s.now(),
 	}
 	m := nats.NewMsg(s.topo.DeadLetterSubject(action))
-	m.Data, dl.Password, dl.SealKey = sealPasswords(s.cfg.Seal, d.data)
+	var err error
+	if m.Data, err = dl.Seal(s.cfg.Seal, d.data); err != nil {
+		// The passwords are redacted instead: the dead letter is kept,
+		// but cannot be replayed. The error never holds a password.
+		d.log.Warn().Err(err).Msg("could not seal the password of the dead letter; it is redacted instead")
+	}
 	for k, v := range dl.Headers() {
 		m.Header.Set(k, v)
 	}
@@ -172,7 +179,7 @@ func (s *Service) publishDeadLetter(ctx context.Context, d *delivery, a attempt)
 		}
 		m.Header[k] = vs
 	}
-	if _, err := s.publish(ctx, m, jetstream.WithMsgID(messages.DeadLetterMsgID(d.requestID)), jetstream.WithExpectStream(s.topo.DeadLetterStream)); err != nil {
+	if _, err := s.publish(ctx, m, jetstream.WithMsgID(deadletter.MsgID(d.requestID)), jetstream.WithExpectStream(s.topo.DeadLetterStream)); err != nil {
 		s.metrics.PublishFailed(metrics.PublishDeadLetter)
 		return fmt.Errorf("provision: publish dead letter: %w", err)
 	}
@@ -183,28 +190,6 @@ func (s *Service) publishDeadLetter(ctx context.Context, d *delivery, a attempt)
 // does not keep: a replay is a new request.
 var parkHeaders = map[string]bool{messages.HeaderPosition: true, messages.HeaderParkedRequestID: true,
 	messages.HeaderParkedSubject: true, messages.HeaderParkedStored: true}
-
-// sealPasswords returns body with every password sealed with keys, or
-// redacted without them (or if sealing fails), so that a dead letter,
-// which may be kept for years, never holds one in plain text; with what
-// became of them and the sealing key's id, "" when there were none.
-func sealPasswords(keys *seal.Keyring, body []byte) (out []byte, state, keyID string) {
-	redact := func([]byte) (string, error) { return messages.PasswordRedacted, nil }
-	if keys != nil {
-		out, n, err := messages.ReplacePasswords(body, func(raw []byte) (string, error) { return keys.Seal(raw) })
-		switch {
-		case err == nil && n == 0:
-			return body, "", ""
-		case err == nil:
-			return out, messages.PasswordSealed, keys.ID()
-		}
-	}
-	out, n, err := messages.ReplacePasswords(body, redact)
-	if err != nil || n == 0 {
-		return body, "", ""
-	}
-	return out, messages.PasswordRedacted, ""
-}
 
 var emailPattern = regexp.MustCompile(`[^\s"'<>(),;:]+@[^\s"'<>(),;:]+`)
 

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/zoomprov/consumer/internal/deadletter"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/metrics"
 	"github.com/zoomprov/consumer/internal/provision"
@@ -222,7 +223,7 @@ func TestMetricsTracesAndOutcomeLines(t *testing.T) {
 	}
 	dls := map[string]nats.Header{}
 	for _, msg := range h.storedMsgs("ZOOM_USERS_DLQ") {
-		dls[msg.Header.Get(messages.HeaderRequestID)] = msg.Header
+		dls[msg.Header.Get(deadletter.HeaderRequestID)] = msg.Header
 	}
 	if dl, ok := dls["invalid-traced"]; !ok {
 		t.Errorf("no dead letter for invalid-traced")

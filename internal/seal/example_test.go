@@ -20,7 +20,9 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	token, err := before.Seal([]byte(`"Zx9!kq2Lm"`))
+	// The context binds the token to its dead letter and field.
+	context := []byte("5:req-1:user_info.password")
+	token, err := before.Seal([]byte(`"Zx9!kq2Lm"`), context)
 	if err != nil {
 		panic(err)
 	}
@@ -28,18 +30,22 @@ func Example() {
 	fmt.Println(strings.HasPrefix(token, seal.Prefix), id == before.ID())
 
 	after, _ := seal.New(newKey, oldKey)
-	plain, err := after.Open(token)
+	plain, err := after.Open(token, context)
 	fmt.Printf("%s %v\n", plain, err)
 
 	onlyNew, _ := seal.New(newKey)
-	_, err = onlyNew.Open(token)
+	_, err = onlyNew.Open(token, context)
 	fmt.Println(errors.Is(err, seal.ErrUnknownKey), err)
 
-	_, err = after.Open(token[:len(token)-1])
+	_, err = after.Open(token[:len(token)-1], context)
+	fmt.Println(errors.Is(err, seal.ErrTampered))
+
+	_, err = after.Open(token, []byte("5:req-2:user_info.password"))
 	fmt.Println(errors.Is(err, seal.ErrTampered))
 	// Output:
 	// true true
 	// "Zx9!kq2Lm" <nil>
 	// true seal: sealed with key 2a7cc7dc, which is not among the keys given
+	// true
 	// true
 }

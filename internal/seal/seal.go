@@ -1,9 +1,16 @@
-// Package seal encrypts the passwords that dead letters must keep for
-// their replay: a dead letter may be stored for years, and anyone who can
-// read the stream (or its backups, mirrors and sources) could otherwise
-// read them. A token is AES-256-GCM under an operator's key:
+// Package seal is the cipher of the passwords that dead letters must keep
+// for their replay (internal/deadletter decides what is sealed): a dead
+// letter may be stored for years, and anyone who can read the stream (or
+// its backups, mirrors and sources) could otherwise read them. A token is
+// AES-256-GCM under an operator's key:
 //
-//	sealed:v1:<key id>:<base64url of nonce and ciphertext>
+//	sealed:v2:<key id>:<base64url of nonce and ciphertext>
+//
+// bound, as additional data, to its version and key id and to the
+// context the caller gives (the dead letter's request id and the
+// password's place in it), so that a token opens only where it was made.
+// Tokens made before the context was bound, "sealed:v1:…", were bound to
+// their version and key id only; Open still opens them, the old way.
 //
 // A Keyring seals with its first key and opens with any, so keys can be
 // rotated: add the new key first, keep the old one while dead letters
@@ -26,9 +33,16 @@ import (
 	"strings"
 )
 
-// Prefix starts every token, so that a sealed value can be told from a
-// plain one and a later format can use another version.
-const Prefix = "sealed:v1:"
+// Token prefixes: a sealed value can be told from a plain one, and a
+// version from another.
+const (
+	// Prefix starts the tokens Seal makes: the ciphertext is bound to the
+	// caller's context.
+	Prefix = "sealed:v2:"
+	// PrefixV1 starts the tokens of the first version, bound to their
+	// key id only, which Open still opens.
+	PrefixV1 = "sealed:v1:"
+)
 
 // KeySize is the length of a key in bytes: AES-256 takes 32.
 const KeySize = 32
@@ -53,6 +67,9 @@ var (
 	// ErrTampered means the token does not authenticate under its key: it
 	// was modified, truncated or its base64 is damaged.
 	ErrTampered = errors.New("seal: the sealed value was altered or is damaged")
+	// ErrNotRandom means Load refused a key file of 32 raw bytes that are
+	// not random: text, such as a passphrase, or too few distinct bytes.
+	ErrNotRandom = errors.New("not random bytes")
 )
 
 // unknownKeyError names the key a token was sealed with; it matches
@@ -103,13 +120,10 @@ func New(keys ...[]byte) (*Keyring, error) {
 	return k, nil
 }
 
-// Load reads one key from each file and returns New of them in order, so
-// that operators keep keys in files (Kubernetes Secrets) rather than in
-// the environment. A file holds the 32 raw bytes (as `head -c 32
-// /dev/urandom > key` makes them), 64 hex digits or the standard base64 of
-// 32 bytes; white space around the text forms is ignored, and so is white
-// space around each path. An error names the file and what is wrong with
-// it (missing, unreadable, wrong length), never what it holds.
+// Load reads one key from each file (see ReadKeyFile) and returns New of
+// them in order, so that operators keep keys in files (Kubernetes
+// Secrets) rather than in the environment. White space around each path
+// is ignored.
 func Load(paths ...string) (*Keyring, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("seal: no key file given")
@@ -120,17 +134,41 @@ func Load(paths ...string) (*Keyring, error) {
 		if p == "" {
 			return nil, fmt.Errorf("seal: key file %d of %d has an empty name", i+1, len(paths))
 		}
-		b, err := readKeyFile(p)
+		key, err := ReadKeyFile(p)
 		if err != nil {
-			return nil, err
-		}
-		key, ok := parseKey(b)
-		if !ok {
-			return nil, fmt.Errorf("seal: key file %s holds %s, not a key: want 32 raw bytes, 64 hex digits or base64 of 32 bytes (make one with: head -c 32 /dev/urandom > %s)", p, size(len(b)), p)
+			return nil, fmt.Errorf("seal: %w", err)
 		}
 		keys = append(keys, key)
 	}
 	return New(keys...)
+}
+
+// ReadKeyFile reads a key of KeySize bytes from the file at path: the 32
+// raw bytes (as `head -c 32 /dev/urandom > key` makes them), 64 hex digits
+// or the standard base64 of 32 bytes; white space around the text forms is
+// ignored. An error names the file and what is wrong with it (missing,
+// unreadable, wrong length, not random), never what it holds, and says how
+// to make a key.
+//
+// 32 raw bytes that are all printable ASCII or white space, or that hold
+// fewer than 16 distinct byte values, are refused (ErrNotRandom): that is
+// a passphrase typed into a file, or a file of zeros, not a key. 32 random
+// bytes are all printable with a probability of (100/256)^32, below
+// 10^-13, and hold fewer than 16 distinct values with a far smaller one.
+// Hex and base64 files are text by design and are not checked.
+func ReadKeyFile(path string) ([]byte, error) {
+	b, err := readKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	key, ok := parseKey(b)
+	if !ok {
+		return nil, fmt.Errorf("key file %s holds %s, not a key: want 32 raw bytes, 64 hex digits or base64 of 32 bytes (make one with: head -c 32 /dev/urandom > %s)", path, size(len(b)), path)
+	}
+	if len(b) == KeySize && !looksRandom(b) {
+		return nil, fmt.Errorf("key file %s holds 32 bytes that look like a passphrase or filler, %w: make a key with: head -c 32 /dev/urandom > %s (or: openssl rand -hex 32 > %s)", path, ErrNotRandom, path, path)
+	}
+	return key, nil
 }
 
 func readKeyFile(p string) ([]byte, error) {
@@ -148,9 +186,9 @@ func readKeyFile(p string) ([]byte, error) {
 		err = pe.Err
 	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("seal: key file %s is missing: %w", p, err)
+		return nil, fmt.Errorf("key file %s is missing: %w", p, err)
 	}
-	return nil, fmt.Errorf("seal: key file %s is unreadable: %w", p, err)
+	return nil, fmt.Errorf("key file %s is unreadable: %w", p, err)
 }
 
 func size(n int) string {
@@ -158,6 +196,28 @@ func size(n int) string {
 		return fmt.Sprintf("more than %d bytes", maxKeyFile)
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// minDistinct is the fewest distinct byte values a raw key file may hold.
+const minDistinct = 16
+
+// looksRandom reports whether 32 raw bytes can be a random key: not all
+// printable ASCII or white space, and at least minDistinct distinct
+// values.
+func looksRandom(b []byte) bool {
+	text := true
+	var seen [256]bool
+	distinct := 0
+	for _, c := range b {
+		if !(c >= 0x20 && c <= 0x7e || c >= '\t' && c <= '\r') {
+			text = false
+		}
+		if !seen[c] {
+			seen[c] = true
+			distinct++
+		}
+	}
+	return !text && distinct >= minDistinct
 }
 
 func parseKey(b []byte) ([]byte, bool) {
@@ -198,15 +258,28 @@ func (k *Keyring) ID() string {
 	return k.ids[0]
 }
 
-// header is what a token's ciphertext is bound to, as additional data:
-// its version and key id, so that a token moved to another id fails.
-func header(id string) string { return Prefix + id + ":" }
+// additionalData is what a token's ciphertext is bound to: its prefix
+// (version) and key id, so that a token moved to another id fails, and,
+// from version 2, the caller's context after them.
+func additionalData(prefix, id string, context []byte) []byte {
+	ad := make([]byte, 0, len(prefix)+len(id)+1+len(context))
+	ad = append(ad, prefix...)
+	ad = append(ad, id...)
+	ad = append(ad, ':')
+	if prefix != PrefixV1 {
+		ad = append(ad, context...)
+	}
+	return ad
+}
 
 // Seal encrypts plain with the first key under a fresh random 12-byte
 // nonce, so that two seals of one value differ, and returns the token
-// Prefix + id + ":" + base64url(nonce || ciphertext). It fails for a nil
-// keyring or if the system has no randomness.
-func (k *Keyring) Seal(plain []byte) (string, error) {
+// Prefix + id + ":" + base64url(nonce || ciphertext). The ciphertext is
+// bound to context (which the token does not hold): Open opens the token
+// only with the same context, so that it cannot be moved to where another
+// context applies. It fails for a nil keyring or if the system has no
+// randomness.
+func (k *Keyring) Seal(plain, context []byte) (string, error) {
 	id := k.ID()
 	if id == "" {
 		return "", errors.New("seal: no key to seal with")
@@ -216,16 +289,32 @@ func (k *Keyring) Seal(plain []byte) (string, error) {
 	if _, err := rand.Read(nonce); err != nil {
 		return "", fmt.Errorf("seal: read a nonce: %w", err)
 	}
-	h := header(id)
-	out := aead.Seal(nonce, nonce, plain, []byte(h))
-	return h + base64.RawURLEncoding.EncodeToString(out), nil
+	out := aead.Seal(nonce, nonce, plain, additionalData(Prefix, id, context))
+	return Prefix + id + ":" + base64.RawURLEncoding.EncodeToString(out), nil
+}
+
+// IsToken reports whether s starts as a token of either version does. It
+// does not check the rest (Open does).
+func IsToken(s string) bool {
+	return strings.HasPrefix(s, Prefix) || strings.HasPrefix(s, PrefixV1)
+}
+
+// cutPrefix returns the prefix token starts with and the rest.
+func cutPrefix(token string) (prefix, rest string, ok bool) {
+	for _, p := range []string{Prefix, PrefixV1} {
+		if rest, ok := strings.CutPrefix(token, p); ok {
+			return p, rest, true
+		}
+	}
+	return "", "", false
 }
 
 // TokenKeyID returns the id of the key a token names, for log lines and
-// headers; ok is false when token is not shaped as one (no Prefix, or no
-// 8-hex-digit id followed by ":"). It does not check that the token opens.
+// headers; ok is false when token is not shaped as one (no Prefix or
+// PrefixV1, or no 8-hex-digit id followed by ":"). It does not check that
+// the token opens.
 func TokenKeyID(token string) (id string, ok bool) {
-	rest, ok := strings.CutPrefix(token, Prefix)
+	_, rest, ok := cutPrefix(token)
 	if !ok {
 		return "", false
 	}
@@ -249,12 +338,16 @@ func isID(s string) bool {
 }
 
 // Open decrypts a token made by Seal with whichever of the keyring's keys
-// it names. It returns ErrNotSealed when token is not shaped as a token,
-// an error wrapping ErrUnknownKey and naming the id when the keyring does
-// not hold that key (for every token, with a nil keyring), and ErrTampered
-// when the rest does not decode or authenticate. Only the exact text Seal
-// returned opens: no other spelling of the same bytes does.
-func (k *Keyring) Open(token string) ([]byte, error) {
+// it names, under the context it was sealed with; a version 1 token
+// (PrefixV1) was sealed without one, and opens whatever context is given.
+// It returns ErrNotSealed when token is not shaped as a token, an error
+// wrapping ErrUnknownKey and naming the id when the keyring does not hold
+// that key (for every token, with a nil keyring), and ErrTampered when the
+// rest does not decode or authenticate, under its key and context. Only
+// the exact text Seal returned opens: no other spelling of the same bytes
+// does.
+func (k *Keyring) Open(token string, context []byte) ([]byte, error) {
+	prefix, _, _ := cutPrefix(token)
 	id, ok := TokenKeyID(token)
 	if !ok {
 		return nil, ErrNotSealed
@@ -266,14 +359,13 @@ func (k *Keyring) Open(token string) ([]byte, error) {
 	if aead == nil {
 		return nil, &unknownKeyError{id: id}
 	}
-	h := header(id)
-	enc := token[len(h):]
+	enc := token[len(prefix)+len(id)+1:]
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(enc)
 	// The decoder skips line breaks; a canonical token has none.
 	if err != nil || base64.RawURLEncoding.EncodeToString(raw) != enc || len(raw) < aead.NonceSize()+aead.Overhead() {
 		return nil, fmt.Errorf("%w (key %s)", ErrTampered, id)
 	}
-	plain, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], []byte(h))
+	plain, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], additionalData(prefix, id, context))
 	if err != nil {
 		return nil, fmt.Errorf("%w (key %s)", ErrTampered, id)
 	}

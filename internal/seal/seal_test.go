@@ -2,17 +2,22 @@ package seal_test
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/zoomprov/consumer/internal/seal"
 )
+
+// ctx is the context the tests seal under, as a dead letter's would be.
+var ctx = []byte("5:req-1:user_info.password")
 
 // key returns a key whose bytes are all b.
 func key(b byte) []byte { return bytes.Repeat([]byte{b}, seal.KeySize) }
@@ -39,7 +44,7 @@ func keyring(t testing.TB, keys ...[]byte) *seal.Keyring {
 func TestSealOpenRoundTrip(t *testing.T) {
 	k := keyring(t, key(1))
 	for _, plain := range [][]byte{[]byte(`"Zx9!kq2Lm"`), {}, []byte("\x00\xff"), bytes.Repeat([]byte("x"), 5000)} {
-		tok, err := k.Seal(plain)
+		tok, err := k.Seal(plain, ctx)
 		if err != nil {
 			t.Fatalf("Seal: %v", err)
 		}
@@ -49,7 +54,7 @@ func TestSealOpenRoundTrip(t *testing.T) {
 		if len(plain) > 3 && strings.Contains(tok, string(plain)) {
 			t.Errorf("token %q holds the plain text", tok)
 		}
-		got, err := k.Open(tok)
+		got, err := k.Open(tok, ctx)
 		if err != nil || !bytes.Equal(got, plain) {
 			t.Errorf("Open(Seal(%q)) = %q, %v", plain, got, err)
 		}
@@ -65,7 +70,7 @@ func TestSealFreshNonce(t *testing.T) {
 	k := keyring(t, key(1))
 	seen := map[string]bool{}
 	for range 100 {
-		tok, err := k.Seal([]byte("same"))
+		tok, err := k.Seal([]byte("same"), ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,21 +86,21 @@ func TestSealFreshNonce(t *testing.T) {
 // the error names it.
 func TestRotation(t *testing.T) {
 	old, next := key(1), key(2)
-	tok, err := keyring(t, old).Seal([]byte("secret"))
+	tok, err := keyring(t, old).Seal([]byte("secret"), ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	both := keyring(t, next, old)
-	if got, err := both.Open(tok); err != nil || string(got) != "secret" {
+	if got, err := both.Open(tok, ctx); err != nil || string(got) != "secret" {
 		t.Errorf("Open with (new, old) = %q, %v; want secret", got, err)
 	}
 	if both.ID() != seal.KeyID(next) {
 		t.Errorf("ID = %s; want the new key's %s (the first seals)", both.ID(), seal.KeyID(next))
 	}
-	if tok2, _ := both.Seal([]byte("x")); !strings.HasPrefix(tok2, seal.Prefix+seal.KeyID(next)+":") {
+	if tok2, _ := both.Seal([]byte("x"), ctx); !strings.HasPrefix(tok2, seal.Prefix+seal.KeyID(next)+":") {
 		t.Errorf("Seal with (new, old) = %q; want it sealed with the new key", tok2)
 	}
-	_, err = keyring(t, next).Open(tok)
+	_, err = keyring(t, next).Open(tok, ctx)
 	want := "seal: sealed with key " + seal.KeyID(old) + ", which is not among the keys given"
 	if !errors.Is(err, seal.ErrUnknownKey) || err.Error() != want {
 		t.Errorf("Open without the old key = %v; want ErrUnknownKey, %q", err, want)
@@ -104,14 +109,14 @@ func TestRotation(t *testing.T) {
 
 func TestNilKeyring(t *testing.T) {
 	var none *seal.Keyring
-	tok, _ := keyring(t, key(1)).Seal([]byte("secret"))
-	if got, err := none.Open(tok); !errors.Is(err, seal.ErrUnknownKey) || got != nil {
+	tok, _ := keyring(t, key(1)).Seal([]byte("secret"), ctx)
+	if got, err := none.Open(tok, ctx); !errors.Is(err, seal.ErrUnknownKey) || got != nil {
 		t.Errorf("nil keyring Open = %q, %v; want ErrUnknownKey", got, err)
 	}
-	if _, err := none.Seal([]byte("x")); err == nil {
+	if _, err := none.Seal([]byte("x"), ctx); err == nil {
 		t.Error("nil keyring Seal succeeded; want an error")
 	}
-	if _, err := (&seal.Keyring{}).Seal([]byte("x")); err == nil {
+	if _, err := (&seal.Keyring{}).Seal([]byte("x"), ctx); err == nil {
 		t.Error("zero keyring Seal succeeded; want an error")
 	}
 	if id := none.ID(); id != "" {
@@ -122,7 +127,7 @@ func TestNilKeyring(t *testing.T) {
 func TestOpenRefusesTampering(t *testing.T) {
 	a, b := key(1), key(2)
 	k := keyring(t, a, b)
-	tok, err := k.Seal([]byte("secret"))
+	tok, err := k.Seal([]byte("secret"), ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,12 +170,13 @@ func TestOpenRefusesTampering(t *testing.T) {
 		{"no colon after the id", seal.Prefix + seal.KeyID(a), seal.ErrNotSealed},
 		{"upper-case id", seal.Prefix + strings.ToUpper(seal.KeyID(a)) + ":" + body, seal.ErrNotSealed},
 		{"short id", seal.Prefix + seal.KeyID(a)[:7] + ":" + body, seal.ErrNotSealed},
-		{"other version", "sealed:v2:" + seal.KeyID(a) + ":" + body, seal.ErrNotSealed},
+		{"other version", "sealed:v3:" + seal.KeyID(a) + ":" + body, seal.ErrNotSealed},
+		{"version 1", seal.PrefixV1 + seal.KeyID(a) + ":" + body, seal.ErrTampered},
 		{"leading space", " " + tok, seal.ErrNotSealed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := k.Open(tc.tok)
+			got, err := k.Open(tc.tok, ctx)
 			if !errors.Is(err, tc.want) || got != nil {
 				t.Errorf("Open(%q) = %q, %v; want %v", tc.tok, got, err, tc.want)
 			}
@@ -190,7 +196,9 @@ func TestTokenKeyID(t *testing.T) {
 		{seal.Prefix + "a1b2c3d:x", "", false},
 		{seal.Prefix + "a1b2c3d4e:x", "", false},
 		{seal.Prefix + "a1b2\nc3d:x", "", false},
-		{"sealed:v2:a1b2c3d4:x", "", false},
+		{seal.PrefixV1 + "a1b2c3d4:xyz", "a1b2c3d4", true},
+		{seal.PrefixV1 + "a1b2c3d:x", "", false},
+		{"sealed:v3:a1b2c3d4:x", "", false},
 		{"hunter2", "", false},
 	}
 	for _, tc := range tests {
@@ -297,11 +305,25 @@ func TestLoad(t *testing.T) {
 			if err != nil || got.ID() != seal.KeyID(want) {
 				t.Fatalf("Load = %v, %v; want key %s", got.ID(), err, seal.KeyID(want))
 			}
-			tok, _ := keyring(t, want).Seal([]byte("x"))
-			if plain, err := got.Open(tok); err != nil || string(plain) != "x" {
+			tok, _ := keyring(t, want).Seal([]byte("x"), ctx)
+			if plain, err := got.Open(tok, ctx); err != nil || string(plain) != "x" {
 				t.Errorf("the loaded key does not open what the key seals: %v", err)
 			}
 		})
+	}
+
+	// Random keys pass, raw or not: 32 random bytes are text or hold
+	// fewer than 16 values with a probability below 10^-13.
+	for i := range 200 {
+		r := make([]byte, seal.KeySize)
+		rand.Read(r)
+		if _, err := seal.Load(write(t, dir, "random-"+strconv.Itoa(i), r)); err != nil {
+			t.Fatalf("Load(random key) = %v; want it accepted", err)
+		}
+	}
+	// Text forms are text by design: a repetitive hex key is accepted.
+	if _, err := seal.Load(write(t, dir, "hex-of-text", []byte(strings.Repeat("5a", 32)))); err != nil {
+		t.Errorf("Load(hex of 32 'Z') = %v; want it accepted (text forms are not checked)", err)
 	}
 
 	first := write(t, dir, "first", k)
@@ -310,8 +332,8 @@ func TestLoad(t *testing.T) {
 	if err != nil || two.ID() != seal.KeyID(k) {
 		t.Fatalf("Load(two files) id %v, %v; want the first file's key", two.ID(), err)
 	}
-	tok, _ := keyring(t, key(8)).Seal([]byte("x"))
-	if _, err := two.Open(tok); err != nil {
+	tok, _ := keyring(t, key(8)).Seal([]byte("x"), ctx)
+	if _, err := two.Open(tok, ctx); err != nil {
 		t.Errorf("Load(two files) does not open with the second key: %v", err)
 	}
 }
@@ -342,6 +364,11 @@ func TestLoadRejects(t *testing.T) {
 		{name: "unpadded base64", content: []byte(base64.RawStdEncoding.EncodeToString(distinct(32))), want: "not a key"},
 		{name: "url base64", content: []byte(base64.URLEncoding.EncodeToString(bytes.Repeat([]byte{0xfb}, 32))), want: "not a key"},
 		{name: "huge", content: bytes.Repeat(distinct(64), 100), want: "more than 4096 bytes"},
+		{name: "a passphrase", content: []byte("correct horse battery staple 42!"), want: "look like a passphrase"},
+		{name: "a passphrase with tabs and a newline", content: []byte("Winter2026!\tSummer2027?\tAutumn!\n"), want: "head -c 32 /dev/urandom > "},
+		{name: "printable but varied", content: []byte(" !\"#$%&'()*+,-./0123456789:;<=>?"), want: "openssl rand -hex 32"},
+		{name: "zeros", content: make([]byte, 32), want: "look like a passphrase or filler"},
+		{name: "fifteen values", content: bytes.Repeat(distinct(15), 3)[:32], want: "not random bytes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -361,10 +388,13 @@ func TestLoadRejects(t *testing.T) {
 			}
 			assertNoKey(t, err, tc.content)
 			assertNoKey(t, err, distinct(31))
+			if len(tc.content) == seal.KeySize && !errors.Is(err, seal.ErrNotRandom) && len(tc.content) > 0 {
+				t.Errorf("Load error %v; want ErrNotRandom for 32 bytes", err)
+			}
 		})
 	}
 
-	good := write(t, dir, "good", key(1))
+	good := write(t, dir, "good", distinct(32))
 	for _, paths := range [][]string{{""}, {" "}, {good, ""}, {}} {
 		if _, err := seal.Load(paths...); err == nil {
 			t.Errorf("Load(%q) succeeded; want an error", paths)
@@ -380,9 +410,9 @@ func TestLoadRejects(t *testing.T) {
 func TestOpenErrorsHideKeys(t *testing.T) {
 	a := distinct(32)
 	k := keyring(t, a)
-	tok, _ := k.Seal([]byte("Zx9!kq2Lm"))
+	tok, _ := k.Seal([]byte("Zx9!kq2Lm"), ctx)
 	for _, s := range []string{tok[:len(tok)-2], seal.Prefix + "00000000:" + tok[len(seal.Prefix)+9:], "x"} {
-		_, err := k.Open(s)
+		_, err := k.Open(s, ctx)
 		if err == nil {
 			t.Fatalf("Open(%q) succeeded", s)
 		}
@@ -404,7 +434,7 @@ func FuzzOpen(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	tok, err := k.Seal([]byte("secret"))
+	tok, err := k.Seal([]byte("secret"), ctx)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -416,7 +446,7 @@ func FuzzOpen(f *testing.F) {
 	f.Add("sealed:v1::")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, s string) {
-		got, err := k.Open(s)
+		got, err := k.Open(s, ctx)
 		if err == nil && (string(got) != "secret" || !canonical(s, seal.KeyID(a), seal.KeyID(b))) {
 			t.Errorf("Open(%q) = %q; want an error for a text Seal did not make", s, got)
 		}
@@ -441,4 +471,50 @@ func canonical(s string, ids ...string) bool {
 		return err == nil && base64.RawURLEncoding.EncodeToString(raw) == enc
 	}
 	return false
+}
+
+// Ensure a token opens only under the context it was sealed with: another
+// request id, another path or none at all does not open it.
+func TestSealBindsContext(t *testing.T) {
+	k := keyring(t, key(1))
+	tok, err := k.Seal([]byte(`"Zx9!kq2Lm"`), []byte("5:req-1:user_info.password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(tok, "sealed:v2:") {
+		t.Errorf("Seal = %q; want a sealed:v2: token", tok)
+	}
+	for _, other := range [][]byte{[]byte("5:req-2:user_info.password"), []byte("5:req-1:password"), nil, []byte("5:req-1:user_info.password ")} {
+		if got, err := k.Open(tok, other); !errors.Is(err, seal.ErrTampered) || got != nil {
+			t.Errorf("Open(token, %q) = %q, %v; want ErrTampered", other, got, err)
+		}
+	}
+	if got, err := k.Open(tok, []byte("5:req-1:user_info.password")); err != nil || string(got) != `"Zx9!kq2Lm"` {
+		t.Errorf("Open(token, its context) = %q, %v; want the plain text", got, err)
+	}
+}
+
+// v1 is a token sealed, before contexts were bound, with key(7): what
+// dead letters of that time hold.
+const v1 = "sealed:v1:45881e34:iGC9Kz5y1Gzz4pKpSKYG6MWO_Dw8dXM0WAG7g2EOQr9APkpu4CJG"
+
+// Ensure a version 1 token still opens, the old way: under any context,
+// since it was bound to none; and only as it was made.
+func TestOpenVersion1(t *testing.T) {
+	k := keyring(t, key(7))
+	if id, ok := seal.TokenKeyID(v1); !ok || id != k.ID() || !seal.IsToken(v1) {
+		t.Fatalf("TokenKeyID(%q) = %q, %v; want %s", v1, id, ok, k.ID())
+	}
+	for _, c := range [][]byte{nil, ctx} {
+		if got, err := k.Open(v1, c); err != nil || string(got) != `"Zx9!kq2Lm"` {
+			t.Errorf("Open(v1 token, %q) = %q, %v; want the plain text", c, got, err)
+		}
+	}
+	v2 := seal.Prefix + strings.TrimPrefix(v1, seal.PrefixV1)
+	if _, err := k.Open(v2, nil); !errors.Is(err, seal.ErrTampered) {
+		t.Errorf("Open(v1 token relabelled v2) = %v; want ErrTampered", err)
+	}
+	if _, err := k.Open(v1[:len(v1)-2]+"AA", nil); !errors.Is(err, seal.ErrTampered) {
+		t.Errorf("Open(damaged v1 token) = %v; want ErrTampered", err)
+	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/zoomprov/consumer/internal/deadletter"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/topology"
 )
@@ -230,7 +231,7 @@ func TestAsyncAPIHeaders(t *testing.T) {
 		props, _ := get(schema, "properties").(map[string]any)
 		return slices.Sorted(maps.Keys(props))
 	}
-	deadLetter := messages.DeadLetter{Password: messages.PasswordSealed, SealKey: "0badc0de", DeadLetteredAt: time.Unix(0, 0)}
+	deadLetter := deadletter.Header{Password: deadletter.PasswordSealed, SealKey: "0badc0de", DeadLetteredAt: time.Unix(0, 0)}
 	tests := []struct {
 		message string
 		want    []string

@@ -150,7 +150,38 @@ func TestDeployConsumerFilesMatchCode(t *testing.T) {
 // deployBuckets are the code's key-value buckets, which the nats CLI
 // creates from commands rather than JSON files.
 func deployBuckets(topo topology.Topology) []jetstream.KeyValueConfig {
-	return []jetstream.KeyValueConfig{topo.AttemptsConfig(), topo.QuotaConfig()}
+	return topo.BucketConfigs()
+}
+
+// ledgerConsumerFile is the ledger's consumer of the result stream (not a
+// consumer-*.json: those are the request stream's).
+const ledgerConsumerFile = "result-consumer-ledger.json"
+
+func TestDeployLedgerConsumerFileMatchesCode(t *testing.T) {
+	files := readDeployFiles[jetstream.ConsumerConfig](t, ledgerConsumerFile)
+	got, w := files[0].cfg, topology.Default().LedgerConsumerConfig()
+	file := ledgerConsumerFile
+	deployField(t, file, "durable_name", got.Durable, w.Durable)
+	deployField(t, file, "name", got.Name, w.Durable)
+	deployField(t, file, "description", got.Description, w.Description)
+	deployField(t, file, "filter_subject", got.FilterSubject, w.FilterSubject)
+	deployField(t, file, "filter_subjects", got.FilterSubjects, w.FilterSubjects)
+	deployField(t, file, "deliver_policy", got.DeliverPolicy, w.DeliverPolicy)
+	deployField(t, file, "ack_policy", got.AckPolicy, w.AckPolicy)
+	deployField(t, file, "ack_wait", got.AckWait, w.AckWait)
+	deployField(t, file, "max_deliver", got.MaxDeliver, w.MaxDeliver)
+	deployField(t, file, "max_ack_pending", got.MaxAckPending, w.MaxAckPending)
+	deployField(t, file, "deliver_subject (pull consumer)", got.DeliverSubject, w.DeliverSubject)
+	// apply.sh creates it on the result stream.
+	script, err := os.ReadFile(filepath.Join(deployDir, "apply.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"result_stream=" + topology.Default().ResultStream, file} {
+		if !strings.Contains(string(script), want) {
+			t.Errorf("apply.sh does not mention %s", want)
+		}
+	}
 }
 
 // kvCommandRE finds `nats kv add|edit BUCKET ...` commands in the docs and
@@ -367,6 +398,14 @@ func TestDeployDefinitionsOnServer(t *testing.T) {
 			t.Fatalf("create consumer from %s: %v", f.name, err)
 		}
 	}
+	if err := topology.Check(ctx, js, topo, actions); err == nil || !strings.Contains(err.Error(), topo.ConsumerName(topology.LedgerConsumer)) {
+		t.Fatalf("Check without the ledger's consumer = %v; want an error naming it", err)
+	}
+	for _, f := range readDeployFiles[jetstream.ConsumerConfig](t, ledgerConsumerFile) {
+		if _, err := js.CreateConsumer(ctx, topo.ResultStream, f.cfg); err != nil {
+			t.Fatalf("create consumer from %s: %v", f.name, err)
+		}
+	}
 	if err := topology.Check(ctx, js, topo, actions); err != nil {
 		t.Fatalf("Check after applying deploy/nats: %v", err)
 	}
@@ -420,5 +459,10 @@ func deploySnapshot(ctx context.Context, t *testing.T, js jetstream.JetStream, t
 		}
 		out["consumer "+topo.ConsumerName(a)] = c.CachedInfo().Config
 	}
+	c, err := js.Consumer(ctx, topo.ResultStream, topo.ConsumerName(topology.LedgerConsumer))
+	if err != nil {
+		t.Fatalf("consumer %s: %v", topo.ConsumerName(topology.LedgerConsumer), err)
+	}
+	out["consumer "+topo.ConsumerName(topology.LedgerConsumer)] = c.CachedInfo().Config
 	return out
 }

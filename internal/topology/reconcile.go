@@ -106,6 +106,7 @@ func Reconcile(ctx context.Context, js jetstream.JetStream, t Topology, opts Opt
 		cc := t.ConsumerConfig(a, opts.AckWait, opts.MaxAckPending)
 		steps = append(steps, func(ctx context.Context) error { return r.consumer(ctx, t.RequestStream, cc) })
 	}
+	steps = append(steps, func(ctx context.Context) error { return r.consumer(ctx, t.ResultStream, t.LedgerConsumerConfig()) })
 	for _, step := range steps {
 		if err := r.retry(ctx, step); err != nil {
 			return r.changes, err
@@ -183,6 +184,9 @@ func Check(ctx context.Context, js jetstream.JetStream, t Topology, actions []st
 		if _, err := js.Consumer(ctx, t.RequestStream, t.ConsumerName(a)); err != nil {
 			return fmt.Errorf("topology: consumer %s: %w", t.ConsumerName(a), err)
 		}
+	}
+	if _, err := js.Consumer(ctx, t.ResultStream, t.ConsumerName(LedgerConsumer)); err != nil {
+		return fmt.Errorf("topology: consumer %s of stream %s: %w", t.ConsumerName(LedgerConsumer), t.ResultStream, err)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -78,7 +79,7 @@ func named(p string) topology.Topology {
 	lp := strings.ToLower(p)
 	t.RequestPrefix, t.ResultPrefix, t.DeadLetterPrefix = lp+".users.create", lp+".users.result", lp+".users.dlq"
 	t.OperationPrefix = lp + ".users"
-	t.AttemptsBucket, t.QuotaBucket = lp+"_attempts", lp+"_quota"
+	t.AttemptsBucket, t.QuotaBucket, t.LedgerBucket = lp+"_attempts", lp+"_quota", lp+"_ledger"
 	t.ConsumerPrefix = lp + "-provisioner"
 	return t
 }
@@ -94,7 +95,7 @@ func ctxT(t *testing.T) context.Context {
 func replicasOf(t *testing.T, js jetstream.JetStream, topo topology.Topology) map[string]int {
 	t.Helper()
 	out := map[string]int{}
-	names := []string{topo.RequestStream, topo.ResultStream, topo.DeadLetterStream, "KV_" + topo.AttemptsBucket, "KV_" + topo.QuotaBucket}
+	names := []string{topo.RequestStream, topo.ResultStream, topo.DeadLetterStream, "KV_" + topo.AttemptsBucket, "KV_" + topo.QuotaBucket, "KV_" + topo.LedgerBucket}
 	for _, n := range names {
 		s, err := js.Stream(ctxT(t), n)
 		if err != nil {
@@ -124,10 +125,14 @@ func TestAutoReplicasOnClusterAreThree(t *testing.T) {
 // peers servers (its stream's replica count).
 func consumersHavePeers(t *testing.T, js jetstream.JetStream, topo topology.Topology, peers int) {
 	t.Helper()
-	for _, a := range actions {
+	for _, a := range append(slices.Clone(actions), topology.LedgerConsumer) {
+		stream := topo.RequestStream
+		if a == topology.LedgerConsumer {
+			stream = topo.ResultStream
+		}
 		// A scale-up converges in the background (about 11 s here).
 		testenv.Eventually(t, 60*time.Second, func() (bool, string) {
-			ci, err := js.Consumer(ctxT(t), topo.RequestStream, topo.ConsumerName(a))
+			ci, err := js.Consumer(ctxT(t), stream, topo.ConsumerName(a))
 			if err != nil {
 				return false, err.Error()
 			}

@@ -1,6 +1,7 @@
 // Package topology names and defines everything the provisioning consumer
 // keeps in JetStream: the request, result and dead-letter streams, one
-// durable consumer per action, and the attempts and quota buckets. Reconcile
+// durable consumer per action, the attempts, quota and ledger buckets, and
+// the ledger's consumer of the results. Reconcile
 // creates them or brings existing ones in line with the contract, on one
 // server or a cluster, without ever lowering their redundancy or
 // overwriting what an operator set.
@@ -45,6 +46,10 @@ type Topology struct {
 	// QuotaBucket holds the quota gates ("gate.<scope>") and replica leases
 	// ("replica.<id>") every replica shares.
 	QuotaBucket string
+	// LedgerBucket holds the per-user ledger, a projection of the result
+	// stream (internal/ledger): one entry per user, keyed by a hash of the
+	// user's key, never by the address.
+	LedgerBucket string
 	// The de-duplication windows of the three streams.
 	RequestDuplicates, ResultDuplicates, DeadLetterDuplicates time.Duration
 	// ResultMaxAge is how long results are kept; zero keeps them forever.
@@ -68,6 +73,7 @@ func Default() Topology {
 		ConsumerPrefix:       "zoom-provisioner",
 		AttemptsBucket:       "zoom_attempts",
 		QuotaBucket:          "zoom_quota",
+		LedgerBucket:         "zoom_ledger",
 		RequestDuplicates:    24 * time.Hour,
 		ResultDuplicates:     24 * time.Hour,
 		DeadLetterDuplicates: 24 * time.Hour,
@@ -265,6 +271,35 @@ func Consumers(actions []string) []string {
 	return append(slices.Clone(actions), ParkedConsumer)
 }
 
+// LedgerConsumer is the name, after ConsumerPrefix, of the durable
+// consumer of the result stream that feeds the ledger.
+const LedgerConsumer = "ledger"
+
+// The ledger consumer's ack wait and ack-pending limit. They are fixed,
+// not ACK_WAIT and MAX_ACK_PENDING: applying one result to the ledger takes
+// milliseconds, and the replicas share the consumer.
+const (
+	LedgerAckWait       = 30 * time.Second
+	LedgerMaxAckPending = 1000
+)
+
+// LedgerConsumerConfig returns the durable pull consumer of the result
+// stream that feeds the ledger: every event on the result subjects, from
+// the first stored, each acknowledged once applied. Every replica pulls
+// from it; replicas is left at zero, as many as the result stream.
+func (t Topology) LedgerConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       t.ConsumerName(LedgerConsumer),
+		Description:   "Zoom provisioner: the per-user ledger, from the results",
+		FilterSubject: t.ResultPrefix + ".>",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       LedgerAckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: LedgerMaxAckPending,
+	}
+}
+
 // AttemptsConfig returns the bucket of failure counts. Entries expire after
 // a week, far longer than any retry chain.
 func (t Topology) AttemptsConfig() jetstream.KeyValueConfig {
@@ -289,9 +324,25 @@ func (t Topology) QuotaConfig() jetstream.KeyValueConfig {
 	}
 }
 
-// BucketConfigs returns the two bucket definitions: attempts, quota.
+// LedgerConfig returns the bucket of the per-user ledger. One revision per
+// key, written with compare-and-set; a user with no activity for
+// ResultMaxAge (the results' retention) expires, so the ledger never holds
+// what the result stream no longer has. Zero keeps entries forever, as it
+// keeps results.
+func (t Topology) LedgerConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      t.LedgerBucket,
+		Description: "Zoom provisioner: per-user ledger of the results",
+		History:     1,
+		TTL:         t.ResultMaxAge,
+		Storage:     jetstream.FileStorage,
+	}
+}
+
+// BucketConfigs returns the three bucket definitions: attempts, quota,
+// ledger.
 func (t Topology) BucketConfigs() []jetstream.KeyValueConfig {
-	return []jetstream.KeyValueConfig{t.AttemptsConfig(), t.QuotaConfig()}
+	return []jetstream.KeyValueConfig{t.AttemptsConfig(), t.QuotaConfig(), t.LedgerConfig()}
 }
 
 // kvStream is the name of the stream behind a key-value bucket.

@@ -4,6 +4,7 @@
 //
 //	cd testenv/bench && go run . [-n 10000] [-runs 4] [-out FILE]
 //	cd testenv/bench && go run . -scenario backlog [-backlog-n 20000] [-out FILE]
+//	cd testenv/bench && go run . -scenario ledger [-ledger-small 2000] [-ledger-large 200000] [-out FILE]
 //
 // It builds four binaries first: nats-server (from this module's
 // nats-server/v2 dependency), the service (../../cmd/consumer, built in
@@ -29,6 +30,15 @@
 // gate, and the quota resets a few seconds into the run. From the
 // simulator's request log: how long after the reset the service reaches
 // 80/s, its steady rate, and the 429s.
+//
+// Scenario ledger: the service alone on a fresh broker; result events as
+// the service publishes them (users' lives: creation, update,
+// deactivation, activation, deletion, with data.request) are stored in
+// the result stream, 2,000 of them, and the service's projector brings the
+// per-user ledger up to date; `consumer user show` (the real binary) of
+// one user is timed -ledger-runs times; then results up to 200,000, and
+// the same timing again, in the same run. It prints both, their ratio, and
+// the ledger bucket's bytes per user.
 package main
 
 import (
@@ -66,6 +76,9 @@ type options struct {
 	backlogRate   int
 	backlogLat    time.Duration
 	backlogWindow time.Duration
+	ledgerSmall   int
+	ledgerLarge   int
+	ledgerRuns    int
 
 	natsBin string
 	bins    map[string]string // consumer name → binary
@@ -75,7 +88,7 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	fs.StringVar(&o.scenario, "scenario", "throughput", "throughput, backlog or all")
+	fs.StringVar(&o.scenario, "scenario", "throughput", "throughput, backlog, ledger or all")
 	fs.IntVar(&o.n, "n", 10000, "throughput: requests preloaded per consumer and run")
 	fs.IntVar(&o.runs, "runs", 4, "throughput: runs")
 	only := fs.String("consumers", "service,watermill,naive", "throughput: consumers to measure, comma separated")
@@ -88,6 +101,9 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.backlogRate, "backlog-rate", 80, "backlog: the simulator's per-second limit and ZOOM_RATE_LIMIT")
 	fs.DurationVar(&o.backlogLat, "backlog-latency", 200*time.Millisecond, "backlog: the simulator's latency")
 	fs.DurationVar(&o.backlogWindow, "backlog-window", 10*time.Second, "backlog: the simulator's quota day; the reset comes this long after the start")
+	fs.IntVar(&o.ledgerSmall, "ledger-small", 2000, "ledger: results stored for the first timing")
+	fs.IntVar(&o.ledgerLarge, "ledger-large", 200000, "ledger: results stored for the second timing")
+	fs.IntVar(&o.ledgerRuns, "ledger-runs", 21, "ledger: `consumer user show` runs timed at each size")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -98,9 +114,12 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	switch o.scenario {
-	case "throughput", "backlog", "all":
+	case "throughput", "backlog", "ledger", "all":
 	default:
-		return fmt.Errorf("-scenario %q: want throughput, backlog or all", o.scenario)
+		return fmt.Errorf("-scenario %q: want throughput, backlog, ledger or all", o.scenario)
+	}
+	if o.ledgerSmall <= 0 || o.ledgerLarge <= o.ledgerSmall || o.ledgerRuns <= 0 {
+		return errors.New("-ledger-small and -ledger-runs must be positive, -ledger-large above -ledger-small")
 	}
 	if o.n <= 0 || o.runs <= 0 || o.backlogN <= 0 || o.backlogRate <= 0 || o.backlogWindow < 3*time.Second {
 		return errors.New("-n, -runs, -backlog-n and -backlog-rate must be positive, -backlog-window at least 3s")
@@ -135,7 +154,7 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 	rep := &report{machine: describeMachine(o), opts: o, started: time.Now()}
 
 	ctx := context.Background()
-	if o.scenario != "backlog" {
+	if o.scenario == "throughput" || o.scenario == "all" {
 		consumers := o.consumers()
 		for run := 1; run <= o.runs; run++ {
 			// Rotate the order so that no consumer always runs first or
@@ -158,7 +177,7 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	if o.scenario != "throughput" {
+	if o.scenario == "backlog" || o.scenario == "all" {
 		waited, quiet := o.waitQuiet()
 		fmt.Fprintf(stderr, "bench: backlog: %d create requests, %d/s, %v latency (load %s, waited %v for quiet: %v)...\n",
 			o.backlogN, o.backlogRate, o.backlogLat, loadAvg(), waited.Round(time.Second), quiet)
@@ -168,6 +187,17 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "bench: backlog: %v\n", b.Err)
 		}
 		rep.backlog = &b
+	}
+	if o.scenario == "ledger" || o.scenario == "all" {
+		waited, quiet := o.waitQuiet()
+		fmt.Fprintf(stderr, "bench: ledger: %d then %d results, %d runs of consumer user show each (load %s, waited %v for quiet: %v)...\n",
+			o.ledgerSmall, o.ledgerLarge, o.ledgerRuns, loadAvg(), waited.Round(time.Second), quiet)
+		l := measureLedger(ctx, o)
+		l.QuietWait, l.Quiet = waited, quiet
+		if l.Err != nil {
+			fmt.Fprintf(stderr, "bench: ledger: %v\n", l.Err)
+		}
+		rep.ledger = &l
 	}
 	rep.finished = time.Now()
 	md := rep.markdown()

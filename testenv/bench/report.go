@@ -19,6 +19,7 @@ type report struct {
 	started, finished time.Time
 	throughput        []measurement
 	backlog           *backlogResult
+	ledger            *ledgerResult
 }
 
 // describeMachine names the CPU, the cores, Go and the versions of what
@@ -76,6 +77,9 @@ func (rp *report) markdown() string {
 	if rp.backlog != nil {
 		rp.backlogMarkdown(&b)
 	}
+	if rp.ledger != nil {
+		rp.ledgerMarkdown(&b)
+	}
 	return b.String()
 }
 
@@ -87,13 +91,16 @@ func (rp *report) flags() string {
 	if o.scenario != "throughput" {
 		f = append(f, "-scenario "+o.scenario)
 	}
-	if o.scenario != "backlog" {
+	if o.scenario == "throughput" || o.scenario == "all" {
 		f = append(f, fmt.Sprintf("-n %d -runs %d", o.n, o.runs))
 	}
-	if o.scenario != "throughput" && o.backlogN != 20000 {
+	if (o.scenario == "ledger" || o.scenario == "all") && (o.ledgerSmall != 2000 || o.ledgerLarge != 200000 || o.ledgerRuns != 21) {
+		f = append(f, fmt.Sprintf("-ledger-small %d -ledger-large %d -ledger-runs %d", o.ledgerSmall, o.ledgerLarge, o.ledgerRuns))
+	}
+	if (o.scenario == "backlog" || o.scenario == "all") && o.backlogN != 20000 {
 		f = append(f, fmt.Sprintf("-backlog-n %d", o.backlogN))
 	}
-	if len(o.only) != 3 {
+	if len(o.only) != 3 && (o.scenario == "throughput" || o.scenario == "all") {
 		var names []string
 		for _, c := range o.consumers() {
 			names = append(names, c.Name)
@@ -304,6 +311,49 @@ func (rp *report) backlogMarkdown(b *strings.Builder) {
 	}
 	row("checks", checks, "")
 	b.WriteString("\n")
+}
+
+func (rp *report) ledgerMarkdown(b *strings.Builder) {
+	r := rp.ledger
+	fmt.Fprintf(b, "**The per-user ledger: `consumer user show` with %s and with %s results stored**\n\n", thousands(r.Small.Results), thousands(r.Large.Results))
+	fmt.Fprintf(b, "The service (`consumer run`) on a fresh broker; result events as the service publishes them (lives of five results: "+
+		"creation, update, deactivation, activation, deletion, with `data.request`) are stored in the result stream and the service's projector "+
+		"brings the ledger (bucket `zoom_ledger`) up to date; then `consumer user show <one user> --json`, the real binary as an operator "+
+		"runs it (process start and connection included), is timed %d times; then results up to %s, and the same again. Load before: %s.\n\n",
+		r.Runs, thousands(r.Large.Results), r.Load)
+	if r.Err != nil {
+		fmt.Fprintf(b, "Failed: %s\n\n", mdEscape(r.Err.Error()))
+		if len(r.Large.Show) == 0 {
+			return
+		}
+	}
+	b.WriteString("| results stored | users | ledger up to date after | `user show`: median | fastest | slowest | bucket bytes | bytes per user | the user's entry |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, p := range []ledgerPoint{r.Small, r.Large} {
+		fmt.Fprintf(b, "| %s | %s | %.1f s (%s results/s) | %s | %s | %s | %s | %s | %s B |\n", thousands(p.Results), thousands(p.Users),
+			p.Index.Seconds(), thousands(int(float64(p.Results-prevResults(r, p))/p.Index.Seconds())), fmtMs(p.median()), fmtMs(p.Show[0]), fmtMs(p.Show[len(p.Show)-1]),
+			thousands(int(p.Bytes)), thousands(int(p.Bytes/max(p.Keys, 1))), thousands(int(p.Sample)))
+	}
+	ratio := r.ratio()
+	fmt.Fprintf(b, "\n| ratio | value | wanted |\n|---|---:|---|\n| `user show` median, %s ÷ %s results | %.2f | ≤ 2%s |\n",
+		thousands(r.Large.Results), thousands(r.Small.Results), ratio, metMark(ratio <= 2))
+	if r.Reindex > 0 {
+		fmt.Fprintf(b, "\n`consumer user reindex` (the whole ledger rebuilt from the %s results, the service running): %.1f s.\n", thousands(r.Large.Results), r.Reindex.Seconds())
+	}
+	checks := fmt.Sprintf("every run printed the user's 6 requests, deleted (after the reindex too); waited %s for a quiet machine", fmtQuiet(r.QuietWait, r.Quiet))
+	if len(r.Problems) > 0 {
+		checks = "**" + mdEscape(strings.Join(r.Problems, "; ")) + "**"
+	}
+	fmt.Fprintf(b, "\nChecks: %s.\n\n", checks)
+}
+
+// prevResults is how many results were stored before point p (its
+// indexing time covers the others).
+func prevResults(r *ledgerResult, p ledgerPoint) int {
+	if p.Results == r.Large.Results {
+		return r.Small.Results
+	}
+	return 0
 }
 
 // fmtQuiet says how long the bench waited for a quiet machine.

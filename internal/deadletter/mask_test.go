@@ -1,16 +1,16 @@
-package dlq_test
+package deadletter_test
 
 import (
 	"encoding/json"
 	"strings"
 	"testing"
 
-	"github.com/zoomprov/consumer/internal/dlq"
+	"github.com/zoomprov/consumer/internal/deadletter"
 )
 
-// Ensure RedactBody never shows a password, wherever it is and whatever
+// Ensure MaskBody never shows a password, wherever it is and whatever
 // shape the body is in, and keeps everything else.
-func TestDLQRedactBody(t *testing.T) {
+func TestMaskBody(t *testing.T) {
 	const secret = "Sup3r-s3cret"
 	tests := []struct {
 		name   string
@@ -45,20 +45,20 @@ func TestDLQRedactBody(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := dlq.RedactBody([]byte(tc.body))
+			got, ok := deadletter.MaskBody([]byte(tc.body))
 			if ok != tc.wantOK {
-				t.Errorf("RedactBody(%q) ok = %v; want %v", tc.body, ok, tc.wantOK)
+				t.Errorf("MaskBody(%q) ok = %v; want %v", tc.body, ok, tc.wantOK)
 			}
 			if strings.Contains(got, "s3cret") || strings.Contains(got, "12345678") {
-				t.Errorf("RedactBody(%q) = %q; it shows the password", tc.body, got)
+				t.Errorf("MaskBody(%q) = %q; it shows the password", tc.body, got)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(got, w) {
-					t.Errorf("RedactBody(%q) = %q; want it to contain %q", tc.body, got, w)
+					t.Errorf("MaskBody(%q) = %q; want it to contain %q", tc.body, got, w)
 				}
 			}
 			if ok && !json.Valid([]byte(got)) {
-				t.Errorf("RedactBody(%q) = %q; not valid JSON", tc.body, got)
+				t.Errorf("MaskBody(%q) = %q; not valid JSON", tc.body, got)
 			}
 		})
 	}

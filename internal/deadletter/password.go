@@ -1,17 +1,14 @@
-package messages
+package deadletter
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
-
-// PasswordRedacted replaces a password in a dead letter when there is no
-// key to seal it with.
-const PasswordRedacted = "redacted"
 
 // A password value is the value of every member whose key, unescaped,
 // equals "password" under Unicode case folding (strings.EqualFold), at any
@@ -26,49 +23,67 @@ const PasswordRedacted = "redacted"
 // string holding JSON reads as the character after its backslash.
 
 // span is one password value: body[start:end], escaped level times (0 for
-// a value in the body itself, 1 inside a string holding JSON, …).
+// a value in the body itself, 1 inside a string holding JSON, …), and the
+// path of its member (see pathOf).
 type span struct {
 	start, end, level int
+	path              string
 }
 
-// ReplacePasswords returns body with the value of every password member
+// replacePasswords returns body with the value of every password member
 // (see above) replaced by the JSON string f returns for it, so that a dead
 // letter can keep a request without its password in clear. raw is the
 // value's bytes exactly as they stand in body (for a string, its quotes
 // and escapes included, and escaped once more for each string holding it),
-// so that RestorePasswords can put them back byte for byte. Everything
-// else is kept byte for byte; inside a string that holds JSON, the
-// replacement is escaped to match, so the string form stays a string. n
-// counts the values replaced. body is not modified; when there is nothing
-// to replace, out is body itself. An error from f stops the replacement
-// and is returned wrapped.
-func ReplacePasswords(body []byte, f func(raw []byte) (string, error)) (out []byte, n int, err error) {
-	spans := passwordSpans(body, 0, nil)
-	if len(spans) == 0 {
-		return body, 0, nil
-	}
+// so that restorePasswords can put them back byte for byte; path is the
+// member's path, such as "user_info.password" (see pathOf), which
+// restorePasswords gives for the replacement. Everything else is kept byte
+// for byte; inside a string that holds JSON, the replacement is escaped to
+// match, so the string form stays a string. n counts the values replaced.
+// body is not modified; when there is nothing to replace, out is body
+// itself. An error from f stops the replacement and is returned wrapped.
+func replacePasswords(body []byte, f func(raw []byte, path string) (string, error)) (out []byte, n int, err error) {
+	return replacePasswordsKeeping(body, nil, f)
+}
+
+// replacePasswordsKeeping is replacePasswords, but keeps as it is (and
+// does not count) every password value that is a JSON string for which
+// keep, given it unescaped, returns true.
+func replacePasswordsKeeping(body []byte, keep func(value string) bool, f func(raw []byte, path string) (string, error)) (out []byte, n int, err error) {
+	spans := passwordSpans(body, 0, nil, "")
 	out = make([]byte, 0, len(body))
 	last := 0
 	for _, s := range spans {
-		repl, err := f(body[s.start:s.end:s.end])
+		raw := body[s.start:s.end:s.end]
+		if keep != nil {
+			if v, ok := unescape(raw, s.level); ok && keep(v) {
+				continue
+			}
+		}
+		repl, err := f(raw, s.path)
 		if err != nil {
-			return nil, 0, fmt.Errorf("messages: replace a password: %w", err)
+			return nil, 0, fmt.Errorf("deadletter: replace a password: %w", err)
 		}
 		out = append(out, body[last:s.start]...)
 		out = append(out, escape(quote(repl), s.level)...)
 		last = s.end
+		n++
 	}
-	return append(out, body[last:]...), len(spans), nil
+	if n == 0 {
+		return body, 0, nil
+	}
+	return append(out, body[last:]...), n, nil
 }
 
-// RestorePasswords reverses ReplacePasswords, for a replay: the value of
+// restorePasswords reverses replacePasswords, for a replay: the value of
 // every password member that is a JSON string is given to f unescaped
-// (once for each string holding it, then as a string); where f returns
-// ok, the value's bytes are replaced by raw as it is. n counts the values
-// replaced. body is not modified; when nothing is replaced, out is body
-// itself. An error from f stops and is returned wrapped.
-func RestorePasswords(body []byte, f func(value string) (raw []byte, ok bool, err error)) (out []byte, n int, err error) {
-	spans := passwordSpans(body, 0, nil)
+// (once for each string holding it, then as a string), with the member's
+// path; where f returns ok, the value's bytes are replaced by raw as it
+// is. n counts the values replaced. body is not modified; when nothing is
+// replaced, out is body itself. An error from f stops and is returned
+// wrapped.
+func restorePasswords(body []byte, f func(value, path string) (raw []byte, ok bool, err error)) (out []byte, n int, err error) {
+	spans := passwordSpans(body, 0, nil, "")
 	out = make([]byte, 0, len(body))
 	last := 0
 	for _, s := range spans {
@@ -76,9 +91,9 @@ func RestorePasswords(body []byte, f func(value string) (raw []byte, ok bool, er
 		if !isString {
 			continue
 		}
-		raw, ok, err := f(v)
+		raw, ok, err := f(v, s.path)
 		if err != nil {
-			return nil, 0, fmt.Errorf("messages: restore a password: %w", err)
+			return nil, 0, fmt.Errorf("deadletter: restore a password: %w", err)
 		}
 		if !ok {
 			continue
@@ -94,11 +109,50 @@ func RestorePasswords(body []byte, f func(value string) (raw []byte, ok bool, er
 	return append(out, body[last:]...), n, nil
 }
 
+// frame is an object or array the scan is inside of, for paths.
+type frame struct {
+	array bool
+	// key is an object's current member, unescaped; index an array's
+	// current element.
+	key   string
+	index int
+}
+
+// pathOf returns the path of the current value inside frames, below
+// prefix: object members joined by ".", array elements as "[index]", as
+// in "user_info.password" or "users[2].password". A value inside a string
+// holding JSON has the path of the string as its prefix, so the password
+// of a user_info sent as a string is "user_info.password" too. Keys are
+// taken unescaped, dots and all, but a password member's key is
+// "password" in any spelling, and a key that holds passwords itself is
+// "?": the path only has to be the same each time the same body is
+// scanned, before and after its passwords are replaced, which it is
+// because the scan never looks inside a password value and no key it
+// uses holds one.
+func pathOf(prefix string, frames []frame) string {
+	var b strings.Builder
+	b.WriteString(prefix)
+	for _, f := range frames {
+		switch {
+		case f.array:
+			b.WriteString("[" + strconv.Itoa(f.index) + "]")
+		case f.key != "":
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(f.key)
+		}
+	}
+	return b.String()
+}
+
 // passwordSpans appends, in order, the password values of b, whose byte i
 // stands at offset[i] of the body (offset nil: b is the body; offset has
-// one more entry, for the end of b), escaped level times.
-func passwordSpans(b []byte, level int, offset []int) []span {
+// one more entry, for the end of b), escaped level times; prefix is the
+// path of b (the string holding it), "" for the body.
+func passwordSpans(b []byte, level int, offset []int, prefix string) []span {
 	var out []span
+	var frames []frame
 	pos := func(i int) int {
 		if offset == nil {
 			return i
@@ -106,31 +160,78 @@ func passwordSpans(b []byte, level int, offset []int) []span {
 		return offset[i]
 	}
 	for i := 0; i < len(b); {
-		if b[i] != '"' {
+		switch c := b[i]; c {
+		case '{', '[':
+			frames = append(frames, frame{array: c == '['})
+			i++
+			continue
+		case '}', ']':
+			if len(frames) > 0 {
+				frames = frames[:len(frames)-1]
+			}
+			i++
+			continue
+		case ',':
+			if n := len(frames); n > 0 {
+				frames[n-1].index++
+				frames[n-1].key = ""
+			}
+			i++
+			continue
+		case '"':
+		default:
 			i++
 			continue
 		}
 		end := stringEnd(b, i)
-		if colon := skipSpace(b, end); colon < len(b) && b[colon] == ':' && isPasswordKey(b[i:end]) {
+		colon := skipSpace(b, end)
+		isKey := colon < len(b) && b[colon] == ':'
+		if isKey && isPasswordKey(b[i:end]) {
+			path := memberPath(prefix, frames, "password")
 			v := skipSpace(b, colon+1)
 			e := valueEnd(b, v)
 			if v < len(b) {
-				out = append(out, span{pos(v), pos(e), level})
+				out = append(out, span{pos(v), pos(e), level, path})
 			}
 			i = max(e, v+1)
 			continue
 		}
+		var found []span
 		// Only a string with an escape can hold a quote, hence a key.
 		if bytes.IndexByte(b[i+1:end], '\\') >= 0 {
 			inner, innerOff := decodeString(b[i:end])
 			for k := range innerOff {
 				innerOff[k] = pos(i + innerOff[k])
 			}
-			out = append(out, passwordSpans(inner, level+1, innerOff)...)
+			found = passwordSpans(inner, level+1, innerOff, pathOf(prefix, frames))
+			out = append(out, found...)
+		}
+		if isKey {
+			key := "?"
+			if len(found) == 0 {
+				k, _ := decodeString(b[i:end])
+				key = string(k)
+			}
+			memberPath(prefix, frames, key)
 		}
 		i = end
 	}
 	return out
+}
+
+// memberPath makes key the current member of the innermost object of
+// frames and returns the member's path. A key that holds passwords itself
+// (a key that is a string holding JSON) is given as "?": its text changes
+// with what replaces them, so it cannot name the member.
+func memberPath(prefix string, frames []frame, key string) string {
+	if n := len(frames); n > 0 && !frames[n-1].array {
+		frames[n-1].key = key
+		return pathOf(prefix, frames)
+	}
+	if p := pathOf(prefix, frames); p != "" {
+		return p + "." + key
+	}
+	return key
 }
 
 // decodeString decodes the JSON string token tok (maybe unterminated),
