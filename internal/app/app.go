@@ -285,6 +285,7 @@ func (a *App) Run(ctx context.Context) error {
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Provision:       cfg.Provision,
 		Replicas:        cfg.StreamReplicas,
+		PasswordKeys:    cfg.PasswordKeys,
 		GuardLimit:      cfg.GuardLimit,
 		GuardWindow:     cfg.GuardWindow,
 		Seal:            cfg.DeadLetterKeys,

@@ -62,7 +62,14 @@ func (s *Service) call(ctx, callCtx context.Context, d *delivery) attempt {
 	if d.op != "" {
 		return s.callOperation(ctx, callCtx, d)
 	}
-	info, err := json.Marshal(d.create.ForZoom().UserInfo)
+	r := d.create.ForZoom()
+	var err error
+	// A password its publisher sealed for the service is opened here, for
+	// this call only.
+	if r.UserInfo.Password, err = s.cfg.PasswordKeys.Open(r.UserInfo.Password); err != nil {
+		return attempt{kind: retry.Invalid, err: err, reason: messages.ReasonInvalidRequest, detail: err.Error()}
+	}
+	info, err := json.Marshal(r.UserInfo)
 	if err != nil {
 		return attempt{kind: retry.Invalid, err: err, reason: messages.ReasonInvalidRequest, detail: "user_info cannot be encoded"}
 	}

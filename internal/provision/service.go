@@ -28,6 +28,7 @@ import (
 
 	"github.com/zoomprov/consumer/internal/metrics"
 	"github.com/zoomprov/consumer/internal/order"
+	"github.com/zoomprov/consumer/internal/password"
 	"github.com/zoomprov/consumer/internal/quota"
 	"github.com/zoomprov/consumer/internal/retry"
 	"github.com/zoomprov/consumer/internal/seal"
@@ -110,6 +111,10 @@ type Config struct {
 	GuardLimit int
 	// GuardWindow is the guard's sliding window; zero means an hour.
 	GuardWindow time.Duration
+	// PasswordKeys open the passwords publishers sealed for the service
+	// (sealedbox:v1:…), just before the call; nil opens none (a sealed
+	// one is then refused as invalid).
+	PasswordKeys *password.Keyring
 	// Seal seals the passwords in dead letters' bodies; nil redacts them.
 	Seal *seal.Keyring
 	// Policy is the retry policy; zero means retry.DefaultPolicy.
