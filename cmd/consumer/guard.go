@@ -186,18 +186,9 @@ func readGuard(ctx context.Context, js jetstream.JetStream, topo topology.Topolo
 	return st, err
 }
 
-// heldRequests is how many destructive requests wait in their consumers
-// (pending and unacknowledged): best effort, 0 when they cannot be read.
+// heldRequests is how many destructive requests wait in the request
+// stream (originals and parked copies): every one stored is unfinished.
+// 0 when the stream cannot be read.
 func heldRequests(ctx context.Context, js jetstream.JetStream, topo topology.Topology) int {
-	n := 0
-	for _, a := range guard.Actions {
-		c, err := js.Consumer(ctx, topo.RequestStream, topo.ConsumerName(a))
-		if err != nil {
-			continue
-		}
-		if info, err := c.Info(ctx); err == nil {
-			n += int(info.NumPending) + info.NumAckPending
-		}
-	}
-	return n
+	return guard.Waiting(ctx, js, topo)
 }

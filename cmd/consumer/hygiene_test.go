@@ -66,8 +66,8 @@ func TestRunCredentialsRejectedLeaksNothing(t *testing.T) {
 	}
 
 	stderr := svc.stderr.String()
-	if !strings.Contains(stderr, `"level":"error"`) || !strings.Contains(stderr, "holding all work") {
-		t.Errorf("log has no error line about the hold; want one:\n%s", stderr)
+	if !strings.Contains(stderr, `"level":"error"`) || !strings.Contains(stderr, "pausing all work") {
+		t.Errorf("log has no error line about the pause; want one:\n%s", stderr)
 	}
 	if !strings.Contains(stderr, `"level":"debug"`) && !strings.Contains(stderr, `"level":"info"`) {
 		t.Errorf("log has no debug or info lines:\n%s", stderr)

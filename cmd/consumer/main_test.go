@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -190,6 +191,9 @@ func resultEvents(t testing.TB, js jetstream.JetStream) map[string][]messages.Ev
 		}
 		if err != nil {
 			t.Fatalf("get result %d: %v", seq, err)
+		}
+		if !slices.ContainsFunc(messages.Outcomes, func(o messages.Outcome) bool { return m.Subject == "zoom.users.result."+string(o) }) {
+			continue // an audit event
 		}
 		ev, err := messages.DecodeEvent(m.Data)
 		if err != nil {

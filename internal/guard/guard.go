@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/internal/topology"
 )
 
 // Key is the guard's key in the quota bucket.
@@ -157,50 +158,63 @@ func (st Store) Read(ctx context.Context) (State, uint64, error) {
 // update applies change to the stored state with compare-and-set,
 // reading again after losing to another writer. change returns false to
 // write nothing.
-func (st Store) update(ctx context.Context, change func(*State) bool) (State, error) {
+func (st Store) update(ctx context.Context, change func(*State) bool) (State, uint64, error) {
 	for {
 		s, rev, err := st.Read(ctx)
 		if err != nil {
-			return s, err
+			return s, rev, err
 		}
 		if !change(&s) {
-			return s, nil
+			return s, rev, nil
 		}
 		data, err := json.Marshal(s)
 		if err != nil {
-			return s, err
+			return s, rev, err
 		}
+		var next uint64
 		if rev == 0 {
-			_, err = st.KV.Create(ctx, Key, data)
+			next, err = st.KV.Create(ctx, Key, data)
 		} else {
-			_, err = st.KV.Update(ctx, Key, data, rev)
+			next, err = st.KV.Update(ctx, Key, data, rev)
 		}
 		switch {
 		case err == nil:
-			return s, nil
+			return s, next, nil
 		case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyExists):
 			if ctx.Err() != nil {
-				return s, ctx.Err()
+				return s, rev, ctx.Err()
 			}
 			continue // another replica changed it: read again
 		default:
-			return s, fmt.Errorf("guard: write: %w", err)
+			return s, rev, fmt.Errorf("guard: write: %w", err)
 		}
 	}
 }
 
-// Take takes a slot for a destructive call at now, for the whole account:
-// it reports whether the call may go, and tripped whether this call
-// tripped the guard (it was open and the window full).
-func (st Store) Take(ctx context.Context, limit int, window time.Duration, now time.Time, replica string) (ok, tripped bool, s State, err error) {
-	s, err = st.update(ctx, func(s *State) bool {
+// Take decides, for the whole account, about a destructive call of the
+// request stored at pos of incarnation, right before it: Rejected or Held
+// as the stored guard says, Go without a slot when an operator approved
+// it, else Go with a slot taken in the window, or Held when the window is
+// full, which trips the guard (tripped says this call tripped it). All of
+// it on the state read from the bucket, changed by compare-and-set: a
+// replica's own view may lag a decision. It returns the state as written
+// or read, and its revision.
+func (st Store) Take(ctx context.Context, limit int, window time.Duration, now time.Time, replica, incarnation string, pos uint64) (v Verdict, tripped bool, s State, rev uint64, err error) {
+	s, rev, err = st.update(ctx, func(s *State) bool {
+		var approved bool
+		if v, approved = s.Check(incarnation, pos); v != Go || approved {
+			tripped = false
+			return false
+		}
 		s.Limit, s.Window = limit, window
-		was := s.Tripped
-		ok = s.take(now, replica)
-		tripped = !was && s.Tripped
-		return ok || tripped
+		if s.take(now, replica) {
+			v, tripped = Go, false
+			return true
+		}
+		v, tripped = Held, true
+		return true
 	})
-	return ok, tripped, s, err
+	return v, tripped, s, rev, err
 }
 
 // ErrOpen is returned by Decide when the guard is not tripped.
@@ -211,7 +225,7 @@ var ErrOpen = errors.New("guard: the guard is open; there is nothing to decide")
 // starts the window afresh. It returns the state before the decision.
 func (st Store) Decide(ctx context.Context, approve bool, incarnation string, upTo uint64, d Decision) (State, error) {
 	var before State
-	_, err := st.update(ctx, func(s *State) bool {
+	_, _, err := st.update(ctx, func(s *State) bool {
 		before = *s
 		if !s.Tripped {
 			return false
@@ -237,4 +251,23 @@ func (st Store) Decide(ctx context.Context, approve bool, incarnation string, up
 		return before, ErrOpen
 	}
 	return before, nil
+}
+
+// Waiting is how many destructive requests wait in the request stream
+// (originals and parked copies): every one stored is unfinished. It is 0
+// when the stream cannot be read.
+func Waiting(ctx context.Context, js jetstream.JetStream, t topology.Topology) int {
+	s, err := js.Stream(ctx, t.RequestStream)
+	if err != nil {
+		return 0
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(t.OperationPrefix+".>"))
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, a := range Actions {
+		n += int(info.State.Subjects[t.RequestSubject(a)] + info.State.Subjects[t.ParkedSubject(a)])
+	}
+	return n
 }

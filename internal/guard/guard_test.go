@@ -89,12 +89,12 @@ func TestTakeRace(t *testing.T) {
 		wg.Go(func() {
 			st := Store{KV: kv}
 			for range each {
-				ok, tripped, _, err := st.Take(context.Background(), limit, time.Hour, time.Now(), fmt.Sprint("r", r))
+				v, tripped, _, _, err := st.Take(context.Background(), limit, time.Hour, time.Now(), fmt.Sprint("r", r), "i", 1)
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				if ok {
+				if v == Go {
 					took.Add(1)
 				}
 				if tripped {
@@ -122,5 +122,19 @@ func TestTakeRace(t *testing.T) {
 	}
 	if _, err := st.Decide(context.Background(), false, "i", 50, Decision{}); err != ErrOpen {
 		t.Errorf("Decide of an open guard = %v; want ErrOpen", err)
+	}
+	// The approval is read from the bucket: an approved request takes no
+	// slot, whatever the caller knew; a later one does.
+	if v, _, _, _, _ := st.Take(context.Background(), limit, time.Hour, time.Now(), "r", "i", 40); v != Go {
+		t.Errorf("Take of an approved request = %v; want Go", v)
+	}
+	if s, _, _ := st.Read(context.Background()); len(s.Calls) != 0 {
+		t.Errorf("an approved request took a slot: %v", s.Calls)
+	}
+	if v, _, _, _, _ := st.Take(context.Background(), limit, time.Hour, time.Now(), "r", "i", 41); v != Go {
+		t.Errorf("Take of a later request = %v; want Go", v)
+	}
+	if s, _, _ := st.Read(context.Background()); len(s.Calls) != 1 {
+		t.Errorf("a later request took %d slots; want 1", len(s.Calls))
 	}
 }

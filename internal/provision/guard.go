@@ -27,6 +27,7 @@ const announceEvery = 5 * time.Second
 type guardView struct {
 	mu      sync.Mutex
 	state   guard.State
+	rev     uint64        // the bucket revision of state
 	changed chan struct{} // closed and replaced at each change
 }
 
@@ -38,12 +39,16 @@ func (g *guardView) get() guard.State {
 	return g.state
 }
 
-// set records st and reports whether the guard was tripped before.
-func (g *guardView) set(st guard.State) (wasTripped bool) {
+// set records st, read at revision rev, unless the view holds a later
+// one, and reports whether the guard was tripped before.
+func (g *guardView) set(st guard.State, rev uint64) (wasTripped bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	wasTripped = g.state.Tripped
-	g.state = st
+	if rev != 0 && rev < g.rev {
+		return wasTripped
+	}
+	g.state, g.rev = st, rev
 	close(g.changed)
 	g.changed = make(chan struct{})
 	return wasTripped
@@ -99,20 +104,28 @@ func heldAttempt(st guard.State) attempt {
 			st.Limit, st.Window)}
 }
 
-// guardTake takes a slot in the guard's window for d's call, right before
-// it: every replica shares the window, so the limit holds whoever calls.
+// guardTake asks the guard, right before d's call, for the whole
+// account: a slot in the window (or none needed: an operator approved
+// it), held (the window is full, or the guard tripped), or rejected.
+// Every replica shares the window, so the limit holds whoever calls.
 func (s *Service) guardTake(ctx context.Context, d *delivery) (attempt, bool) {
 	kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), kvTimeout)
 	defer cancel()
-	ok, tripped, st, err := guard.Store{KV: s.quotaKV}.Take(kctx, s.cfg.GuardLimit, s.cfg.GuardWindow, s.now(), s.cfg.ReplicaID)
+	v, tripped, st, rev, err := guard.Store{KV: s.quotaKV}.Take(kctx, s.cfg.GuardLimit, s.cfg.GuardWindow, s.now(), s.cfg.ReplicaID,
+		s.stream().incarnation, d.seq)
 	if err != nil {
 		return attempt{kind: retry.Blocked, err: err, detail: "the guard against mass deprovisioning could not be read"}, false
 	}
+	s.guard.set(st, rev)
 	if tripped {
 		s.tripped(ctx, d, st)
 	}
-	if !ok {
+	switch v {
+	case guard.Held:
 		return heldAttempt(st), false
+	case guard.Rejected:
+		a, _, _ := s.guardCheck(d)
+		return a, false
 	}
 	return attempt{}, true
 }
@@ -120,7 +133,6 @@ func (s *Service) guardTake(ctx context.Context, d *delivery) (attempt, bool) {
 // tripped records that d tripped the guard: one warning line and an
 // audit event.
 func (s *Service) tripped(ctx context.Context, d *delivery, st guard.State) {
-	s.guard.set(st)
 	used := st.Used(st.TrippedAt)
 	d.log.Warn().Int("guard_limit", st.Limit).Dur("guard_window", st.Window).Int("guard_used", used).
 		Msg("guard against mass deprovisioning tripped: deactivations and deletions wait for an operator (consumer guard status)")
@@ -133,21 +145,8 @@ func (s *Service) tripped(ctx context.Context, d *delivery, st guard.State) {
 	}
 }
 
-// heldCount is how many destructive requests wait, as their consumers
-// count them: best effort, for the audit event and the status.
-func (s *Service) heldCount(ctx context.Context) int {
-	n := 0
-	for _, a := range guard.Actions {
-		c, err := s.js.Consumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(a))
-		if err != nil {
-			continue
-		}
-		if info, err := c.Info(ctx); err == nil {
-			n += int(info.NumPending) + info.NumAckPending
-		}
-	}
-	return n
-}
+// heldCount is how many destructive requests wait (guard.Waiting).
+func (s *Service) heldCount(ctx context.Context) int { return guard.Waiting(ctx, s.js, s.topo) }
 
 // followGuard keeps the replica's view of the guard in step with the
 // quota bucket until ctx ends: on a trip it pauses the destructive
@@ -191,7 +190,8 @@ func (s *Service) watchGuard(ctx context.Context, w jetstream.KeyWatcher, announ
 				s.log.Warn().Str("key", e.Key()).Msg("ignoring a malformed guard entry")
 				continue
 			}
-			was := s.guard.set(st)
+			was := s.guard.set(st, e.Revision())
+			st = s.guard.get()
 			switch {
 			case st.Tripped && !was:
 				s.pauseDestructive(ctx, true)

@@ -407,6 +407,9 @@ func (h *harness) events() map[string][]messages.Event {
 			h.t.Fatalf("get result %d: %v", seq, err)
 		}
 		h.evSeq = seq
+		if !isOutcomeSubject(m.Subject) {
+			continue // an operator's or the guard's audit event
+		}
 		ev, err := messages.DecodeEvent(m.Data)
 		if err != nil {
 			h.t.Fatalf("result %d is not a valid event: %v", m.Sequence, err)
@@ -424,6 +427,17 @@ func (h *harness) events() map[string][]messages.Event {
 		out[k] = v
 	}
 	return out
+}
+
+// isOutcomeSubject reports whether subject carries a request's result
+// (zoom.users.result.<outcome>), not an audit event.
+func isOutcomeSubject(subject string) bool {
+	for _, o := range messages.Outcomes {
+		if subject == "zoom.users.result."+string(o) {
+			return true
+		}
+	}
+	return false
 }
 
 // terminal returns each request's terminal events.

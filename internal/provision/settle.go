@@ -127,8 +127,15 @@ func (s *Service) settle(ctx context.Context, d *delivery, a attempt, dec retry.
 		if err := s.publishResult(sctx, res); err != nil {
 			return unrecorded(err)
 		}
-		s.logSettleErr(log, d.msg.NakWithDelay(dec.Delay))
-		s.recordOutcome(log.Info(), d, a, string(messages.OutcomeHeld)).Dur("retry_delay", dec.Delay).
+		delay := dec.Delay
+		if !d.copied() && s.canPause() {
+			// Its consumer is paused while the guard is tripped: handed
+			// back at once, it comes again as soon as the decision
+			// resumes the consumer, not a delay later.
+			delay = 0
+		}
+		s.logSettleErr(log, d.msg.NakWithDelay(delay))
+		s.recordOutcome(log.Info(), d, a, string(messages.OutcomeHeld)).Dur("retry_delay", delay).
 			Msg("held by the guard against mass deprovisioning until an operator decides")
 
 	case retry.Park:

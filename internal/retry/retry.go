@@ -261,7 +261,7 @@ func DefaultPolicy(maxAttempts int) Policy {
 		// Short: the earlier request usually ends within a Zoom call, and a
 		// longer wait only stretches the user's chain.
 		Blocked: Schedule{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2, Jitter: 0.2},
-		Held:    30 * time.Second,
+		Held:    10 * time.Second,
 	}
 }
 
