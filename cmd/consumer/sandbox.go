@@ -16,8 +16,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zoomprov/consumer/internal/app"
+	"github.com/zoomprov/consumer/internal/guard"
 	"github.com/zoomprov/consumer/internal/ledger"
 	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/internal/retry"
 	"github.com/zoomprov/consumer/internal/topology"
 	"github.com/zoomprov/consumer/testenv"
 )
@@ -127,6 +129,9 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	})
 	defer sim.Close()
 	sim.AddUser("bob@example.com", 1)
+	for _, u := range sandboxGuardUsers {
+		sim.AddUser(u, 1)
+	}
 	sim.FailEmail("carol@example.com", 0, testenv.Fault{Status: 404, Code: 4130, Message: "Group does not exist: sales."})
 	sim.FailEmail("grace@example.com", 2, testenv.Fault{Status: 502, HTML: true})
 
@@ -143,6 +148,9 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	cfg.LogLevel = *logLevel
 	cfg.LogFormat = "console"
 	cfg.ShutdownTimeout = 5 * time.Second
+	// A guard small enough for the sandbox to trip: alice's leaving and
+	// deletion take both slots, the next leaver trips it.
+	cfg.GuardLimit, cfg.GuardWindow = 2, time.Hour
 	log := newLogger(cfg, stderr)
 
 	svcCtx, stopSvc := context.WithCancel(ctx)
@@ -176,7 +184,7 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	var printMu sync.Mutex
 	cc, err := oc.Consume(func(m jetstream.Msg) {
 		ev, err := messages.DecodeEvent(m.Data())
-		if err != nil {
+		if err != nil || ev.Data.Outcome == "" { // an audit event
 			return
 		}
 		printMu.Lock()
@@ -223,6 +231,9 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	printMu.Lock()
 	ok := tracker.summary(stdout)
 	printMu.Unlock()
+	if !sandboxGuard(ctx, jsc, cfg, stdout, &printMu) {
+		ok = false
+	}
 	// The ledger of the user whose whole life the samples play.
 	shown := sampleUserShow(ctx, jsc, cfg.Topology(), samples)
 	printMu.Lock()
@@ -413,4 +424,111 @@ func sampleUserShow(ctx context.Context, js jetstream.JetStream, topo topology.T
 	}
 	_ = printUser(&b, v)
 	return b.String()
+}
+
+// sandboxGuardUsers leave together after the samples: one more
+// deactivation than the sandbox's guard allows.
+var sandboxGuardUsers = []string{"mallory@example.com", "oscar@example.com"}
+
+// sandboxGuard shows the guard against mass deprovisioning: two more
+// leavers trip it (GUARD_LIMIT is 2 here, and alice's leaving and
+// deletion used both slots), consumer guard status shows it, and a
+// release lets them go. It reports whether all went as expected.
+func sandboxGuard(ctx context.Context, js jetstream.JetStream, cfg Config, stdout io.Writer, mu *sync.Mutex) bool {
+	say := func(format string, args ...any) {
+		mu.Lock()
+		fmt.Fprintf(stdout, format, args...)
+		mu.Unlock()
+	}
+	topo := cfg.Topology()
+	say("\nThe guard against mass deprovisioning (GUARD_LIMIT=%d in %v here): %d more leavers\n", cfg.GuardLimit, cfg.GuardWindow, len(sandboxGuardUsers))
+	var ids []string
+	for i, u := range sandboxGuardUsers {
+		id := fmt.Sprintf("sandbox-guard-%d", i+1)
+		m := nats.NewMsg(topo.RequestSubject("deactivate"))
+		m.Data = []byte(fmt.Sprintf(`{"email":%q}`, u))
+		if _, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(id)); err != nil {
+			say("sandbox: publish %s: %v\n", id, err)
+			return false
+		}
+		ids = append(ids, id)
+	}
+	getenv := mapGetenv(map[string]string{"NATS_URL": cfg.NATSURL})
+	var out strings.Builder
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := readGuard(ctx, js, topo)
+		if err == nil && st.Tripped && guard.Waiting(ctx, js, topo) == len(ids) {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			say("sandbox: the guard did not trip (%+v, %v)\n", st, err)
+			return false
+		}
+		retry.Sleep(ctx, 100*time.Millisecond, nil)
+	}
+	say("  $ consumer guard status\n")
+	if err := guardStatusCommand(ctx, nil, getenv, &out, &out); err != nil {
+		say("sandbox: guard status: %v\n", err)
+		return false
+	}
+	say("%s", indent(out.String()))
+	out.Reset()
+	say("  $ consumer guard release --reason \"sandbox: HR confirmed the leavers\"\n")
+	if err := guardDecideCommand(ctx, "release", []string{"--reason", "sandbox: HR confirmed the leavers", "--actor", "sandbox"}, getenv, &out, &out); err != nil {
+		say("sandbox: guard release: %v\n", err)
+		return false
+	}
+	say("%s", indent(out.String()))
+	for ctx.Err() == nil {
+		done := 0
+		for _, id := range ids {
+			if r, ok := resultOf(ctx, js, topo, id); ok && r.Outcome == messages.OutcomeDeactivated {
+				done++
+			}
+		}
+		if done == len(ids) {
+			say("  both leavers deactivated after the release\n")
+			return true
+		}
+		if time.Now().After(deadline.Add(30 * time.Second)) {
+			say("sandbox: the released leavers were not deactivated\n")
+			return false
+		}
+		retry.Sleep(ctx, 100*time.Millisecond, nil)
+	}
+	return false
+}
+
+func indent(s string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		b.WriteString("    " + l + "\n")
+	}
+	return b.String()
+}
+
+func mapGetenv(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// resultOf is the terminal result of request id, read from the result
+// stream (the last one stored for it).
+func resultOf(ctx context.Context, js jetstream.JetStream, topo topology.Topology, id string) (messages.Result, bool) {
+	s, err := js.Stream(ctx, topo.ResultStream)
+	if err != nil {
+		return messages.Result{}, false
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return messages.Result{}, false
+	}
+	for seq := info.State.LastSeq; seq >= info.State.FirstSeq && seq > 0; seq-- {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		if ev, err := messages.DecodeEvent(m.Data); err == nil && ev.Data.RequestID == id && ev.Data.Outcome.Terminal() {
+			return ev.Data, true
+		}
+	}
+	return messages.Result{}, false
 }
