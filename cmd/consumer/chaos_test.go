@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zoomprov/consumer/internal/deadletter"
+	"github.com/zoomprov/consumer/internal/guard"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/topology"
 	"github.com/zoomprov/consumer/testenv"
@@ -152,6 +153,20 @@ func TestChaos(t *testing.T) {
 	}
 	n = len(plan)
 
+	// The guard against mass deprovisioning: on a cluster set high enough
+	// never to trip; on one server low enough to trip a few times, each
+	// time released below, as an operator would.
+	destructive := 0
+	for _, r := range plan {
+		if r.subjectAction == "deactivate" || r.subjectAction == "delete" {
+			destructive++
+		}
+	}
+	guardLimit := max(5, destructive/4)
+	if clustered {
+		guardLimit = guard.MaxLimit
+	}
+
 	sealKey := filepath.Join(t.TempDir(), "seal.key")
 	if err := os.WriteFile(sealKey, []byte(strings.Repeat("5a", 32)), 0o600); err != nil {
 		t.Fatal(err)
@@ -172,6 +187,7 @@ func TestChaos(t *testing.T) {
 			"HTTP_ADDR":          "off",
 			"LOG_LEVEL":          cmp.Or(os.Getenv("CHAOS_LOG_LEVEL"), "warn"),
 			"DLQ_SEAL_KEY_FILE":  sealKey,
+			"GUARD_LIMIT":        strconv.Itoa(guardLimit),
 		}
 		c.start(t)
 	}
@@ -183,7 +199,17 @@ func TestChaos(t *testing.T) {
 	next := 0
 	for done := watch.terminalCount(t, nc); done < n; done = watch.terminalCount(t, nc) {
 		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %d of %d requests have a terminal result", time.Since(start).Round(time.Second), done, n)
+			st, err := readGuard(context.Background(), js, topo)
+			var left []string
+			if str, err := js.Stream(context.Background(), "ZOOM_USERS"); err == nil {
+				if info, err := str.Info(context.Background(), jetstream.WithSubjectFilter(">")); err == nil {
+					for subj, c := range info.State.Subjects {
+						left = append(left, fmt.Sprintf("%s:%d", subj, c))
+					}
+				}
+			}
+			t.Fatalf("after %v: %d of %d requests have a terminal result; left in the stream %v; guard %+v (%v); faults %v",
+				time.Since(start).Round(time.Second), done, n, left, st, err, faults)
 		}
 		// One fault every ~1.5 s while work remains; none in the last
 		// stretch so the run can finish. In a cluster every kill once,
@@ -192,6 +218,13 @@ func TestChaos(t *testing.T) {
 		if (clustered && next < len(faultsList) && done >= n/50) || (!clustered && done < n*95/100) {
 			faultsList[next%len(faultsList)]()
 			next++
+		}
+		if st, err := readGuard(context.Background(), js, topo); err == nil && st.Tripped {
+			var out strings.Builder
+			if guardDecideCommand(context.Background(), "release", []string{"--reason", "chaos: the leavers are real", "--actor", "chaos"},
+				mapGetenv(map[string]string{"NATS_URL": urls[0]}), &out, &out) == nil {
+				faults["guard tripped and released"]++
+			}
 		}
 		pause(1500 * time.Millisecond)
 	}
