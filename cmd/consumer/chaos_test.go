@@ -208,6 +208,20 @@ func TestChaos(t *testing.T) {
 					}
 				}
 			}
+			if str, err := js.Stream(context.Background(), "ZOOM_USERS"); err == nil {
+				info, _ := str.Info(context.Background())
+				for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+					if m, err := str.GetMsg(context.Background(), seq); err == nil {
+						left = append(left, fmt.Sprintf("\n  %d %s %v %s", m.Sequence, m.Subject, m.Header, m.Data))
+					}
+				}
+			}
+			if c, err := js.Consumer(context.Background(), "ZOOM_USERS", "zoom-provisioner-parked"); err == nil {
+				if ci, err := c.Info(context.Background()); err == nil {
+					left = append(left, fmt.Sprintf("\n  parked consumer: pending %d, ack pending %d, redelivered %d, waiting %d, paused %v",
+						ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting, ci.Paused))
+				}
+			}
 			t.Fatalf("after %v: %d of %d requests have a terminal result; left in the stream %v; guard %+v (%v); faults %v",
 				time.Since(start).Round(time.Second), done, n, left, st, err, faults)
 		}

@@ -317,7 +317,11 @@ func (x *Index) oldest(ctx context.Context, r Request) (Blocker, bool, error) {
 			x.mu.Unlock()
 			return Blocker{}, false, nil
 		}
-		b := Blocker{Pos: cand.pos, Seq: cand.seq, Action: cand.action, Local: x.running[cand.seq], Parked: cand.parked(), Self: cand.pos == r.Pos}
+		b := Blocker{Pos: cand.pos, Seq: cand.seq, Action: cand.action, Parked: cand.parked(), Self: cand.pos == r.Pos}
+		// Waiting here for another form of the same request would wait
+		// for a delivery that may wait for this one: it is settled by
+		// the caller instead.
+		b.Local = x.running[cand.seq] && !b.Self
 		x.mu.Unlock()
 		if b.Local {
 			return b, true, nil

@@ -249,3 +249,23 @@ func TestPruneAheadOfScan(t *testing.T) {
 		t.Errorf("Prune below the first sequence left %d entries; want 0", left)
 	}
 }
+
+// Ensure each of two copies of one request (two deliveries of the original
+// parked it at once) finds the other as its own other form, so that the
+// service can keep the earlier one.
+func TestTwoCopiesFindEachOther(t *testing.T) {
+	ctx := context.Background()
+	js, s := setup(t, update("ann@example.com"))
+	x := order.New(js.Conn(), topo, 1)
+	first := park(t, js, 1, update("ann@example.com"))
+	second := park(t, js, 1, update("ann@example.com"))
+	if err := s.DeleteMsg(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ me, other uint64 }{{second, first}, {first, second}} {
+		r := order.Request{Pos: 1, Seq: c.me, Key: key("ann@example.com"), Action: "update"}
+		if b, blocked := wait(t, x, r, false); !blocked || !b.Self || !b.Parked || b.Seq != c.other {
+			t.Errorf("Wait(copy %d) = %+v, %v; want the other copy %d (Self, Parked)", c.me, b, blocked, c.other)
+		}
+	}
+}

@@ -1,13 +1,18 @@
 package provision_test
 
 import (
+	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/quota"
+	"github.com/zoomprov/consumer/internal/topology"
 	"github.com/zoomprov/consumer/testenv"
 )
 
@@ -107,5 +112,41 @@ func TestParkedRequestsDoNotStallOthers(t *testing.T) {
 	}
 	if n := h.streamMsgCount("ZOOM_USERS"); n != 0 {
 		t.Errorf("requests left in the stream = %d; want 0 (the originals and the copies gone)", n)
+	}
+}
+
+// Ensure two parked copies of one request (two deliveries of the original
+// parked it at the same time) end in one Zoom call and one result: the
+// earlier copy carries the request, the later one is dropped. Before, each
+// copy waited for the other for ever.
+func TestTwoParkedCopies(t *testing.T) {
+	h := newHarness(t, testenv.SimConfig{})
+	h.sim.AddUser("twice@example.com", 1)
+	h.publish("twice", "update", `{"email":"twice@example.com","user":{"job_title":"Once"}}`)
+	orig := h.storedMsgs("ZOOM_USERS")[0]
+	for range 2 {
+		m := nats.NewMsg(topology.Default().ParkedSubject("update"))
+		m.Data = orig.Data
+		m.Header.Set(messages.HeaderPosition, strconv.FormatUint(orig.Sequence, 10))
+		m.Header.Set(messages.HeaderParkedRequestID, "twice")
+		m.Header.Set(messages.HeaderParkedSubject, orig.Subject)
+		if _, err := h.js.PublishMsg(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.stream("ZOOM_USERS").DeleteMsg(context.Background(), orig.Sequence); err != nil {
+		t.Fatal(err)
+	}
+	h.start(testConfig(3))
+	evs := h.waitTerminal(15*time.Second, "twice")
+	if term := terminal(evs["twice"]); len(term) != 1 || term[0].Data.Outcome != messages.OutcomeUpdated {
+		t.Errorf("results = %+v; want one updated", term)
+	}
+	eventually(t, 10*time.Second, func() (bool, string) {
+		n := h.streamMsgCount("ZOOM_USERS")
+		return n == 0, fmt.Sprintf("%d messages left in the request stream", n)
+	})
+	if n := len(h.sim.History("twice@example.com")); n != 1 {
+		t.Errorf("Zoom calls = %d; want 1", n)
 	}
 }

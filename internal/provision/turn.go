@@ -32,6 +32,17 @@ func (s *Service) waitTurn(ctx context.Context, d *delivery) (attempt, bool) {
 		if !blocked {
 			return attempt{}, true
 		}
+		if b.Self && d.copied() && b.Parked {
+			// Two copies of one request: two deliveries of the original
+			// parked it at once. The earlier copy carries it.
+			if b.Seq < d.msgSeq {
+				return attempt{kind: retry.Copied, err: fmt.Errorf("provision: request parked as %d already", b.Seq)}, false
+			}
+			if err := s.deleteMsg(ctx, b.Seq); err != nil {
+				return attempt{kind: retry.Blocked, err: err, detail: "a second parked copy of the request could not be removed"}, false
+			}
+			continue
+		}
 		if b.Self && !d.copied() {
 			// A parked copy of this request exists: a park was cut short
 			// (or this delivery is a stale one). Whoever finds it settles
