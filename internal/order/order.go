@@ -91,7 +91,7 @@ type Index struct {
 	scanned uint64
 	bySeq   map[uint64]*entry
 	users   map[string][]*entry // user key → entries, by position
-	running map[uint64]bool     // sequences handled here now
+	running map[uint64]int      // sequences handled here now: deliveries in hand
 	changed chan struct{}       // closed and replaced when a running one ends
 	reads   uint64              // reads of the stream, for the cost figure
 }
@@ -125,7 +125,7 @@ func New(nc *nats.Conn, t topology.Topology, first uint64) *Index {
 		scanned: max(first, 1) - 1,
 		bySeq:   map[uint64]*entry{},
 		users:   map[string][]*entry{},
-		running: map[uint64]bool{},
+		running: map[uint64]int{},
 		changed: make(chan struct{}),
 	}
 }
@@ -214,6 +214,9 @@ func (x *Index) forgetLocked(seq uint64) {
 type Turn struct {
 	x *Index
 	r Request
+	// again says another delivery of the same message was in hand here
+	// when this one entered.
+	again bool
 }
 
 // Enter records that this replica handles r until the Turn is left, and
@@ -222,9 +225,15 @@ func (x *Index) Enter(r Request) (*Turn, int) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.addLocked(r)
-	x.running[r.Seq] = true
-	return &Turn{x: x, r: r}, len(x.bySeq)
+	again := x.running[r.Seq] > 0
+	x.running[r.Seq]++
+	return &Turn{x: x, r: r, again: again}, len(x.bySeq)
 }
+
+// Again reports whether another delivery of the same message was in hand
+// on this replica when this one entered: the server delivered it twice
+// (its ack wait passed, or a restarted server lost track of it).
+func (t *Turn) Again() bool { return t.again }
 
 // Leave ends the turn; gone says the server confirmed the message left the
 // stream. An acknowledgement sent without confirmation may be lost and the
@@ -234,7 +243,9 @@ func (t *Turn) Leave(gone bool) {
 	x := t.x
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	delete(x.running, t.r.Seq)
+	if x.running[t.r.Seq]--; x.running[t.r.Seq] <= 0 {
+		delete(x.running, t.r.Seq)
+	}
 	if gone {
 		x.forgetLocked(t.r.Seq)
 	}
@@ -321,7 +332,7 @@ func (x *Index) oldest(ctx context.Context, r Request) (Blocker, bool, error) {
 		// Waiting here for another form of the same request would wait
 		// for a delivery that may wait for this one: it is settled by
 		// the caller instead.
-		b.Local = x.running[cand.seq] && !b.Self
+		b.Local = x.running[cand.seq] > 0 && !b.Self
 		x.mu.Unlock()
 		if b.Local {
 			return b, true, nil
@@ -444,7 +455,7 @@ func (x *Index) Prune(first uint64, floors map[string]uint64) int {
 	defer x.mu.Unlock()
 	x.scanned = max(x.scanned, max(first, 1)-1) // below first: all gone
 	for seq, e := range x.bySeq {
-		if x.running[seq] {
+		if x.running[seq] > 0 {
 			continue
 		}
 		switch {

@@ -129,6 +129,12 @@ func (s *Service) safely(ctx, callCtx context.Context, d *delivery, try int) (a 
 // tryOnce is one pass down the path: respect a pause, wait for the turn,
 // then pace and call.
 func (s *Service) tryOnce(ctx, callCtx context.Context, d *delivery) attempt {
+	if d.turn.Again() {
+		// The first delivery, still in hand here, carries the request;
+		// this one comes back later and finds it done, or takes over.
+		return attempt{kind: retry.Blocked, err: errors.New("provision: another delivery of the request is in hand here"),
+			detail: "another delivery of this request is being handled"}
+	}
 	if until, reason, paused := s.pause.State(); paused {
 		// Another request just found an account problem: do not spend a
 		// Zoom call to find it again.
