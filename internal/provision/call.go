@@ -135,8 +135,16 @@ func (s *Service) callOperation(ctx, callCtx context.Context, d *delivery) attem
 		return s.failure(ctx, d, err)
 	}
 	if s.guarded(d) && !approved {
+		start := time.Now()
 		if a, ok := s.guardTake(ctx, d); !ok {
 			return a
+		}
+		// A take held up by the bucket (an election) would release the
+		// calls paced meanwhile all at once: wait for a new place.
+		if time.Since(start) > ownedSlack {
+			if err := s.pace(ctx, d, oc.op); err != nil {
+				return s.failure(ctx, d, err)
+			}
 		}
 	}
 	var resp zoom.Response
