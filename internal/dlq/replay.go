@@ -206,16 +206,15 @@ func BlockingGate(ctx context.Context, js jetstream.JetStream, topo topology.Top
 	if err != nil {
 		return quota.Gate{}, false, fmt.Errorf("dlq: read the quota gates: %w", err)
 	}
+	gates := quota.NewGates(func() time.Time { return now })
+	for _, g := range st.Gates {
+		gates.Set(g)
+	}
 	var best quota.Gate
 	found := false
-	for _, g := range st.Gates {
-		if !now.Before(g.Until) {
-			continue
-		}
-		for _, a := range actions {
-			if g.Covers(a) && (!found || g.Until.After(best.Until)) {
-				best, found = g, true
-			}
+	for _, a := range actions {
+		if g, ok := gates.Closed(a); ok && (!found || g.Until.After(best.Until)) {
+			best, found = g, true
 		}
 	}
 	return best, found, nil
