@@ -107,8 +107,8 @@ func (w *resultWatch) longestGap(from, to time.Time) (time.Duration, int) {
 // 3,200 requests while the node leading the request stream, the meta
 // leader, the leader of the result stream and the leader of the quota
 // bucket are each SIGKILLed and restarted. Every request ends in exactly
-// one terminal result, no user is created twice, no request ends "exists"
-// (a created event lost with a leader would show as one), results never
+// one terminal result, no user is created twice, a request ends "exists"
+// only from a later delivery that met its own creation, results never
 // pause for 10 s, and Zoom never sees more than ZOOM_RATE_LIMIT (80) calls
 // in a second, also while the quota bucket has no leader.
 func TestLeaderFailoverUnderLoad(t *testing.T) {
@@ -209,26 +209,33 @@ func TestLeaderFailoverUnderLoad(t *testing.T) {
 			t.Errorf("%s: user created %d times; want once", id, got)
 		}
 	}
-	// Every user was created by this run, so every request should end
-	// "created". In some runs a few end "exists": the first delivery's
-	// "created" publish was acknowledged and its ack was lost with the
-	// consumer's leader; the redelivery met a 409, and its "exists" (same
-	// message id) was stored rather than refused as a duplicate, so the
-	// acknowledged "created" was not in the stream then (see the issue
-	// note). Still exactly one terminal result each.
+	// Every user was created by this run, once (above). A request ends
+	// "created", or "exists" when a later delivery met the user its first
+	// delivery had created before that delivery's "created" was stored: a
+	// leader change hands the request to the other replica while the first
+	// still waits for the result stream, and the first stored of the two
+	// results (same message id) is the request's one result. The contract
+	// promises exactly that (contract.md, Result event); "exists" at
+	// attempt 1 would be a user this run did not create.
 	for _, id := range ids {
-		if term := terminal(evs[id]); len(term) == 1 && term[0].Data.Outcome == messages.OutcomeExists {
-			var lines []string
-			for _, l := range strings.Split(h.log.String(), "\n") {
-				if strings.Contains(l, `"`+id+`"`) || strings.Contains(l, id+":") {
-					lines = append(lines, l)
-				}
+		term := terminal(evs[id])
+		if len(term) != 1 || term[0].Data.Outcome != messages.OutcomeExists {
+			continue
+		}
+		var lines []string
+		for _, l := range strings.Split(h.log.String(), "\n") {
+			if strings.Contains(l, `"`+id+`"`) || strings.Contains(l, id+":") {
+				lines = append(lines, l)
 			}
-			t.Logf("%s ended exists; its log:\n%s\nZoom:\n%v", id, strings.Join(lines, "\n"), h.sim.History(emails[id]))
+		}
+		t.Logf("%s ended exists at attempt %d; its log:\n%s\nZoom:\n%v", id, term[0].Data.Attempt, strings.Join(lines, "\n"), h.sim.History(emails[id]))
+		if term[0].Data.Attempt < 2 || term[0].Data.ZoomUserID == "" {
+			t.Errorf("%s: exists at attempt %d with Zoom id %q; want a later delivery (attempt 2 or more) naming the user its first delivery created",
+				id, term[0].Data.Attempt, term[0].Data.ZoomUserID)
 		}
 	}
-	if got := outcomes[string(messages.OutcomeCreated)] + outcomes[string(messages.OutcomeExists)]; got != n || outcomes[string(messages.OutcomeExists)] > n/100 {
-		t.Errorf("outcomes = %v; want all %d created (at most 1%% exists)", outcomes, n)
+	if got := outcomes[string(messages.OutcomeCreated)] + outcomes[string(messages.OutcomeExists)]; got != n {
+		t.Errorf("outcomes = %v; want all %d created or exists", outcomes, n)
 	}
 	var report []string
 	for i, k := range kills {
