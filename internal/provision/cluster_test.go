@@ -38,7 +38,7 @@ type resultWatch struct {
 	cc       jetstream.ConsumeContext
 }
 
-func watchResults(t *testing.T, js jetstream.JetStream) *resultWatch {
+func watchResults(t testing.TB, js jetstream.JetStream) *resultWatch {
 	t.Helper()
 	w := &resultWatch{events: map[string][]messages.Event{}}
 	oc, err := js.OrderedConsumer(context.Background(), "ZOOM_USERS_RESULTS", jetstream.OrderedConsumerConfig{})
@@ -535,4 +535,19 @@ func TestOrderReadsFromTheLeader(t *testing.T) {
 		t.Errorf("direct gets on the request stream = %d (order reads %d); want 0", n, reads)
 	}
 	t.Logf("%d order reads, %d direct gets", reads, direct.Load())
+}
+
+// count is how many events of outcome the watch has seen.
+func (w *resultWatch) count(outcome messages.Outcome) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, evs := range w.events {
+		for _, e := range evs {
+			if e.Data.Outcome == outcome {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -14,7 +14,7 @@ import (
 )
 
 // guardStore is the guard in the harness's quota bucket.
-func guardStore(t *testing.T, h *harness) guard.Store {
+func guardStore(t testing.TB, h *harness) guard.Store {
 	t.Helper()
 	kv, err := h.js.KeyValue(context.Background(), topology.Default().QuotaBucket)
 	if err != nil {
@@ -251,5 +251,64 @@ func TestGuardTwoReplicasRace(t *testing.T) {
 	})
 	if n := routeCalls(h.sim, testenv.RouteUserStatus, "race-"); n != limit {
 		t.Errorf("deactivations that reached Zoom = %d; want exactly %d", n, limit)
+	}
+}
+
+// Measure what a tripped guard costs other users: batches of 100 updates
+// for users with nothing held, with the guard open, and with it tripped
+// and 500 deactivations held. ns/op is one batch, from the first publish
+// to the hundredth result.
+//
+//	go test -run '^$' -bench OthersWhileGuard -benchtime 20x ./internal/provision/
+func BenchmarkOthersWhileGuard(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		held int
+	}{{"open", 0}, {"tripped-500-held", 500}} {
+		b.Run(c.name, func(b *testing.B) {
+			h := newHarness(b, testenv.SimConfig{MaxRecordedRequests: 1})
+			const others = 100
+			for i := range others {
+				h.sim.AddUser(fmt.Sprintf("other-%03d@example.com", i), 1)
+			}
+			for i := range c.held + 1 {
+				h.sim.AddUser(fmt.Sprintf("leaver-%03d@example.com", i), 1)
+			}
+			watch := watchResults(b, h.js)
+			cfg := testConfig(3)
+			cfg.GuardLimit, cfg.GuardWindow = 1, time.Hour
+			h.start(cfg)
+			if c.held > 0 {
+				for i := range c.held + 1 {
+					h.publish(fmt.Sprintf("leave-%03d", i), "deactivate", fmt.Sprintf(`{"email":"leaver-%03d@example.com"}`, i))
+				}
+				eventually(b, 20*time.Second, func() (bool, string) {
+					st, _, err := guardStore(b, h).Read(context.Background())
+					return err == nil && st.Tripped && watch.count(messages.OutcomeHeld) > 0, "the guard has not tripped and held a request"
+				})
+			}
+			done := watch.terminalCount()
+			b.ResetTimer()
+			for n := range b.N {
+				for i := range others {
+					h.publish(fmt.Sprintf("move-%d-%03d", n, i), "update", fmt.Sprintf(`{"email":"other-%03d@example.com","user":{"job_title":"T%d"}}`, i, n))
+				}
+				done += others
+				eventually(b, 30*time.Second, func() (bool, string) {
+					got := watch.terminalCount()
+					return got >= done, fmt.Sprintf("%d of %d results", got, done)
+				})
+			}
+			b.StopTimer()
+			if c.held > 0 {
+				n := 0
+				for i := range c.held + 1 {
+					n += len(h.sim.History(fmt.Sprintf("leaver-%03d@example.com", i)))
+				}
+				if n != 1 {
+					b.Errorf("status calls for the leavers = %d; want 1 (the guard held the rest)", n)
+				}
+			}
+		})
 	}
 }
