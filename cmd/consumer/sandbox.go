@@ -403,7 +403,7 @@ func sampleUserShow(ctx context.Context, js jetstream.JetStream, topo topology.T
 	var v ledger.View
 	var err error
 	for {
-		v, err = showUser(ctx, js, topo, sandboxLifeUser)
+		v, err = ledger.Show(ctx, js, topo, sandboxLifeUser)
 		if err == nil && len(v.Requests) >= want {
 			break
 		}
