@@ -78,7 +78,7 @@ func newWorld(t *testing.T) *world {
 		NATSURL:       ns.URL(),
 		ZoomAccountID: testenv.DefaultSimAccountID, ZoomClientID: testenv.DefaultSimClientID, ZoomClientSecret: testenv.DefaultSimClientSecret,
 		ZoomAPIURL: sim.APIURL(), ZoomTokenURL: sim.TokenURL(), ZoomTimeout: 5 * time.Second,
-		MaxInFlight: 16, MaxAttempts: 3, AckWait: 10 * time.Second, ShutdownTimeout: 2 * time.Second,
+		ZoomRateLimit: 20, MaxInFlight: 16, MaxAttempts: 3, AckWait: 10 * time.Second, ShutdownTimeout: 2 * time.Second,
 		Actions: topology.Actions(), Provision: true, GuardLimit: 2, GuardWindow: time.Hour,
 		RequestStream: topo.RequestStream, RequestPrefix: topo.RequestPrefix, OperationPrefix: topo.OperationPrefix,
 		ResultStream: topo.ResultStream, ResultPrefix: topo.ResultPrefix, DeadLetterStream: topo.DeadLetterStream,
