@@ -20,7 +20,9 @@ import (
 // A replica keeps the counts of the last hour in memory and, at most once
 // every ratesMaxAge, reads only the results stored since its last read,
 // through an ephemeral consumer that delivers headers only (the subject
-// says the outcome, the stream the time) and is deleted after the read.
+// says the outcome, the stream the time), which the server removes once
+// idle for ratesConsumerIdle (so the service needs no right to delete
+// consumers of the result stream).
 // The first read covers the hour; a read stops after ratesMaxRead results
 // (the chart then says it is partial).
 const (
@@ -30,6 +32,8 @@ const (
 	ratesBatch   = 1000
 	// ratesTimeout bounds one read of the stream.
 	ratesTimeout = 10 * time.Second
+	// ratesConsumerIdle is when the server removes a read's consumer.
+	ratesConsumerIdle = 10 * time.Second
 )
 
 // rates is the per-minute count of results by outcome.
@@ -109,7 +113,7 @@ func (r *rates) read(ctx context.Context, js jetstream.JetStream, t topology.Top
 	}
 	cfg := jetstream.ConsumerConfig{
 		AckPolicy: jetstream.AckNonePolicy, HeadersOnly: true, MemoryStorage: true,
-		InactiveThreshold: time.Minute, FilterSubject: t.ResultPrefix + ".>",
+		InactiveThreshold: ratesConsumerIdle, FilterSubject: t.ResultPrefix + ".>",
 	}
 	if r.next == 0 || r.next < info.State.FirstSeq {
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &cut
@@ -120,12 +124,6 @@ func (r *rates) read(ctx context.Context, js jetstream.JetStream, t topology.Top
 	if err != nil {
 		return fmt.Errorf("console: read %s: %w", t.ResultStream, err)
 	}
-	name := c.CachedInfo().Name
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		_ = s.DeleteConsumer(dctx, name)
-	}()
 	pending := min(c.CachedInfo().NumPending, ratesMaxRead)
 	read := uint64(0)
 	for read < pending {
