@@ -249,6 +249,9 @@ func (c *Console) authenticate(w http.ResponseWriter, r *http.Request) (session,
 // field, which a cross-site form cannot know.
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	now := c.cfg.Now()
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	}
 	next := safeNext(r.FormValue("next"))
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
@@ -260,7 +263,6 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		}
 		c.loginForm(w, r, http.StatusOK, next, "")
 	case http.MethodPost:
-		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		ip := client(r)
 		if until, blocked := c.limiter.blocked(ip, now); blocked {
 			c.loginForm(w, r, http.StatusTooManyRequests, next, fmt.Sprintf("Too many failed logins from this address: try again after %s.", until.UTC().Format("15:04 MST")))
