@@ -182,7 +182,7 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 		return nil
 	}
 	consoleURL := "http://" + svc.HTTPAddr() + "/console/"
-	fmt.Fprintf(stdout, "Operator console:          %s\n  log in with the token %s (user %s, in %s)\n\n", consoleURL, consoleSecret, sandboxConsoleUser, consoleTokenSetting)
+	fmt.Fprintf(stdout, "Operator console:          %s\n  log in with the token %s (the login %q: your changes are audited under that name)\n\n", consoleURL, consoleSecret, sandboxConsoleUser)
 
 	nc, err := nats.Connect(js.URL())
 	if err != nil {
@@ -279,12 +279,13 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 The service keeps running. Publish your own requests, for example:
   go run ./cmd/consumer publish --nats-url %[1]s --action ssoCreate --email you@example.com --type 1 --wait 10s
   echo '{"action":"custCreate","user_info":{"email":"x@example.com","type":2}}' | go run ./cmd/consumer publish --nats-url %[1]s --file - --wait 10s
-Or do all of it in the operator console, %[4]s (token %[5]s).
 See the quota gates, the budget per replica and the backlog:
   go run ./cmd/consumer quota --nats-url %[1]s
 What happened to one person (the per-user ledger):
   go run ./cmd/consumer user show %[3]s --nats-url %[1]s
-%[2]sPress Ctrl-C to stop.
+%[2]sThe dead letters, the guard, the quotas and anyone's history are also in the operator console:
+  %[4]s (token %[5]s)
+Press Ctrl-C to stop.
 `, js.URL(), dlqTry(js.URL(), true), sandboxLifeUser, consoleURL, consoleSecret)
 	select {
 	case <-ctx.Done():
