@@ -327,7 +327,6 @@ func (c *Console) dlqShow(w http.ResponseWriter, r *http.Request) {
 		Headers []headerLine
 		Body    string
 		BodyOK  bool
-		Deliver int
 	}{Row: c.row(e), Subject: e.Subject, Stored: e.Stored, Headers: orderedHeaders(e.Headers), Body: body, BodyOK: bodyOK}
 	c.render(w, r, http.StatusOK, "dlqshow", page{Title: fmt.Sprintf("Dead letter %d", seq), Nav: "dlq", Data: d})
 }
