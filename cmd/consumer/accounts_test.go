@@ -35,14 +35,18 @@ func accountsPassword(user string) string { return "pw-" + user }
 // the plain password accountsPassword(user), plus an unrestricted user
 // "admin" in the same account for what the test itself does. The server
 // logs to a file, where every permissions violation shows with the
-// account and user that caused it.
-func startAccountsServer(t *testing.T) *accountsServer {
+// account and user that caused it. edits change the file first (to turn
+// on a commented block).
+func startAccountsServer(t *testing.T, edits ...func(conf string) string) *accountsServer {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(k8sDir, "nats-accounts.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	conf := string(data)
+	for _, edit := range edits {
+		conf = edit(conf)
+	}
 	pwRE := regexp.MustCompile(`(user:\s*([A-Za-z0-9_-]+)\s*\n\s*password:\s*)"\$2a\$11\$REPLACE[^"]*"`)
 	if n := len(pwRE.FindAllString(conf, -1)); n < 4 {
 		t.Fatalf("nats-accounts.conf: %d users with a placeholder password; want hris, zoom-provisioner, operator and audit", n)

@@ -132,6 +132,13 @@ func configCheck(ctx context.Context, args []string, getenv func(string) string,
 	} else {
 		c.ok("settings", "%d actions (%s), NATS %s, Zoom %s", len(cfg.Actions), strings.Join(cfg.Actions, ", "), app.RedactURL(cfg.NATSURL), cfg.ZoomAPIURL)
 	}
+	if cfg.ConsoleTokens != nil {
+		if cfg.HTTPAddr == "" {
+			c.fail("console", "%s is set but HTTP_ADDR is off: the console is served on HTTP_ADDR", consoleTokenSetting)
+		} else {
+			c.ok("console", "under /console/ on %s, %s", cfg.HTTPAddr, cfg.ConsoleTokens)
+		}
+	}
 	creds := zoomCredentials(cfg)
 	if creds == nil {
 		c.ok("zoom credentials", "account id, client id and client secret set")

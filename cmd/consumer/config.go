@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zoomprov/consumer/internal/console"
 	"github.com/zoomprov/consumer/internal/guard"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/password"
@@ -143,6 +144,15 @@ func settings() []setting {
 			c.HTTPAddr = v
 			return nil
 		}},
+		{env: consoleTokenSetting, flag: "console-token-file", usage: "file of the operator console's logins, one name:secret per line (the name is the actor of the audit events); set: the console is served under /console/ on HTTP_ADDR; empty = no console", set: func(c *Config, v string) error {
+			c.ConsoleTokens = nil
+			if v == "" {
+				return nil
+			}
+			t, err := console.LoadTokens(v)
+			c.ConsoleTokens = t
+			return err
+		}},
 		{env: "LOG_LEVEL", flag: "log-level", def: "info", usage: "log level: trace, debug, info, warn, error", set: func(c *Config, v string) error {
 			switch v {
 			case "trace", "debug", "info", "warn", "error":
@@ -187,6 +197,9 @@ const (
 	sealKeySetting         = "DLQ_SEAL_KEY_FILE"
 	sealKeyOptionalSetting = "DLQ_SEAL_KEY_OPTIONAL"
 )
+
+// consoleTokenSetting names the console's token file, a setting of run.
+const consoleTokenSetting = "CONSOLE_TOKEN_FILE"
 
 // passwordKeySetting names the private keys that open the passwords
 // publishers sealed for the service, a setting of run and of `password

@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zoomprov/consumer/internal/app"
+	"github.com/zoomprov/consumer/internal/audit"
 	"github.com/zoomprov/consumer/internal/deadletter"
 	"github.com/zoomprov/consumer/internal/dlq"
 	"github.com/zoomprov/consumer/internal/messages"
@@ -544,6 +545,8 @@ func dlqReplay(ctx context.Context, args []string, getenv func(string) string, s
 	yes := c.fs.Bool("yes", false, fmt.Sprintf("replay more than %d dead letters without asking", confirmAbove))
 	force := c.fs.Bool("force", false, "replay even while a quota gate holds the requests' action (they then wait in the queue until the reset), and dead letters whose user has a newer request that succeeded")
 	asJSON := c.fs.Bool("json", false, "print the summary (with --dry-run: the plan) as JSON; progress goes to stderr")
+	actor := c.fs.String("actor", audit.DefaultActor(), "who replays (recorded in the audit event)")
+	reason := c.fs.String("audit-reason", "", "why (optional; recorded in the audit event; --reason filters by the dead-letter reason)")
 	checkRate := func() error {
 		if *perSecond < 0 || math.IsNaN(*perSecond) || math.IsInf(*perSecond, 0) {
 			return usageError("%s: --rate: want a number of requests per second, 0 for no pacing, got %v", c.name, *perSecond)
@@ -600,7 +603,7 @@ func dlqReplay(ctx context.Context, args []string, getenv func(string) string, s
 		progressTo = stderr
 	}
 	prog := newProgress(progressTo, "replaying")
-	sum, err := dlq.Replay(ctx, c.js, c.topo, entries, dlq.Options{Rate: *perSecond, Force: *force, OnProgress: prog.update, Keys: c.keys})
+	sum, err := dlq.Replay(ctx, c.js, c.topo, entries, dlq.Options{Rate: *perSecond, Force: *force, OnProgress: prog.update, Keys: c.keys, Actor: *actor, Reason: *reason})
 	prog.finish()
 	if *asJSON {
 		if werr := writeJSON(stdout, newReplayJSON(c.topo, sum, nil)); werr != nil {
@@ -831,6 +834,8 @@ func dlqPurge(ctx context.Context, args []string, getenv func(string) string, st
 	c := newDLQCmd("dlq purge", true)
 	yes := c.fs.Bool("yes", false, "really delete (required)")
 	asJSON := c.fs.Bool("json", false, "print the summary as JSON ({\"deleted\": n, \"gone\": n}); progress goes to stderr")
+	actor := c.fs.String("actor", audit.DefaultActor(), "who purges (recorded in the audit event)")
+	reason := c.fs.String("audit-reason", "", "why (optional; recorded in the audit event; --reason filters by the dead-letter reason)")
 	needYes := func() error {
 		if !*yes {
 			return usageError("%s: deleting dead letters cannot be undone: pass --yes (consumer dlq ls with the same filters shows what would go)", c.name)
@@ -850,7 +855,7 @@ func dlqPurge(ctx context.Context, args []string, getenv func(string) string, st
 		progressTo = stderr
 	}
 	prog := newProgress(progressTo, "deleting")
-	sum, err := dlq.Purge(ctx, c.js, c.topo, entries, prog.update)
+	sum, err := dlq.Purge(ctx, c.js, c.topo, entries, dlq.PurgeOptions{Actor: *actor, Reason: *reason, OnProgress: prog.update})
 	prog.finish()
 	if *asJSON {
 		if werr := writeJSON(stdout, struct {

@@ -37,7 +37,10 @@ func TestSandboxExitWhenIdle(t *testing.T) {
 		t.Errorf("run(%q) stdout does not contain %q", args, want)
 	}
 	// It ends with `consumer user show` of the user whose life it plays.
-	for _, want := range []string{"consumer user show alice@example.com):\nemail:    alice@example.com\nstate:    deleted\n", "sandbox-life-5-deleted", "6 requests\n"} {
+	// It serves the operator console, prints its URL and a login, and
+	// checks that the console answers.
+	for _, want := range []string{"consumer user show alice@example.com):\nemail:    alice@example.com\nstate:    deleted\n", "sandbox-life-5-deleted", "6 requests\n",
+		"Operator console:          http://127.0.0.1:", "log in with the token ", "The operator console answered GET "} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("run(%q) stdout does not contain %q", args, want)
 		}

@@ -136,53 +136,34 @@ func guardDecideCommand(ctx context.Context, verb string, args []string, getenv 
 	}
 	defer nc.Close()
 	defer func() { err = explainRefusal(nc, err) }()
-	topo := cfg.Topology()
-	kv, err := js.KeyValue(ctx, topo.QuotaBucket)
-	if err != nil {
-		return fmt.Errorf("guard: %w (is the service provisioned on this server?)", err)
+	decide := guard.Release
+	if verb == "reject" {
+		decide = guard.Reject
 	}
-	stream, err := js.Stream(ctx, topo.RequestStream)
-	if err != nil {
-		return fmt.Errorf("guard: %w", err)
-	}
-	info := stream.CachedInfo()
-	now := time.Now()
-	past := map[string]string{"release": "released", "reject": "rejected"}[verb]
-	held := heldRequests(ctx, js, topo)
-	before, err := guard.Store{KV: kv}.Decide(ctx, verb == "release", topology.Incarnation(info.Created), info.State.LastSeq,
-		guard.Decision{Verb: past, Actor: *actor, Reason: *reason, At: now, UpTo: info.State.LastSeq})
-	if errors.Is(err, guard.ErrOpen) {
+	res, err := decide(ctx, js, cfg.Topology(), *actor, *reason, time.Now())
+	switch {
+	case errors.Is(err, guard.ErrOpen):
 		return &exitError{code: 1, msg: "guard " + verb + ": the guard is open; nothing is held"}
-	}
-	if err != nil {
+	case errors.Is(err, jetstream.ErrBucketNotFound):
+		return fmt.Errorf("%w (is the service provisioned on this server?)", err)
+	case err != nil:
 		return err
-	}
-	// The replicas resume the destructive consumers when they see the
-	// decision; resume them here too, in case none is running.
-	for _, a := range guard.Actions {
-		_, _ = js.ResumeConsumer(ctx, topo.RequestStream, topo.ConsumerName(a))
-	}
-	if _, err := audit.Publish(ctx, js, topo, audit.Event{Kind: "guard", Verb: past, Actor: *actor, Reason: *reason,
-		Data: map[string]any{"limit": before.Limit, "window": before.Window.String(), "used": before.Used(before.TrippedAt),
-			"up_to_sequence": info.State.LastSeq, "requests": held}}, now); err != nil {
-		return fmt.Errorf("guard %s: done, but recording it failed: %w", verb, err)
 	}
 	what := "go to Zoom without counting against the limit"
 	if verb == "reject" {
 		what = "are dead-lettered (guard_rejected) without a Zoom call"
 	}
 	fmt.Fprintf(stdout, "guard %s: the destructive requests stored up to sequence %d (%d waiting) %s; the guard is open and its window starts afresh\n",
-		past, info.State.LastSeq, held, what)
+		res.Verb, res.UpTo, res.Held, what)
 	return nil
 }
 
 // readGuard reads the guard from the quota bucket.
 func readGuard(ctx context.Context, js jetstream.JetStream, topo topology.Topology) (guard.State, error) {
-	kv, err := js.KeyValue(ctx, topo.QuotaBucket)
-	if err != nil {
-		return guard.State{}, fmt.Errorf("guard: %w (is the service provisioned on this server?)", err)
+	st, err := guard.Load(ctx, js, topo)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return st, fmt.Errorf("%w (is the service provisioned on this server?)", err)
 	}
-	st, _, err := guard.Store{KV: kv}.Read(ctx)
 	return st, err
 }
 

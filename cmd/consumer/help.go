@@ -27,7 +27,7 @@ var settingTopics = []settingTopic{
 		"OPERATION_SUBJECT_PREFIX", "RESULT_STREAM", "RESULT_SUBJECT_PREFIX", "RESULT_MAX_AGE", "DLQ_STREAM", "DLQ_SUBJECT_PREFIX", "CONSUMER_PREFIX"},
 		flags: []string{"no-provision"}},
 	{title: "observability", envs: []string{"HTTP_ADDR", "LOG_LEVEL", "LOG_FORMAT", "OTEL_EXPORTER_OTLP_ENDPOINT"}},
-	{title: "security", envs: []string{"NATS_TLS_CA", "NATS_TLS_CERT", "NATS_TLS_KEY", sealKeySetting, "DLQ_SEAL_KEY_OPTIONAL", passwordKeySetting, "LOG_EMAILS"}},
+	{title: "security", envs: []string{"NATS_TLS_CA", "NATS_TLS_CERT", "NATS_TLS_KEY", sealKeySetting, "DLQ_SEAL_KEY_OPTIONAL", passwordKeySetting, "LOG_EMAILS", consoleTokenSetting}},
 }
 
 // helpPrinters print the flags of the commands whose -h is more than a

@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/zoomprov/consumer/internal/app"
 	"github.com/zoomprov/consumer/internal/audit"
 	"github.com/zoomprov/consumer/internal/quota"
@@ -111,29 +113,14 @@ func quotaOpenCommand(ctx context.Context, args []string, getenv func(string) st
 	}
 	defer nc.Close()
 	defer func() { err = explainRefusal(nc, err) }()
-	topo := cfg.Topology()
-	kv, err := js.KeyValue(ctx, topo.QuotaBucket)
-	if err != nil {
-		return fmt.Errorf("quota open: %w (is the service provisioned on this server?)", err)
-	}
-	now := time.Now()
-	gt, err := quota.OpenGate(ctx, kv, scope, now)
-	if errors.Is(err, quota.ErrGateOpen) {
+	gt, _, err := quota.Open(ctx, js, cfg.Topology(), scope, *actor, *reason, time.Now())
+	switch {
+	case errors.Is(err, quota.ErrGateOpen):
 		return &exitError{code: 1, msg: "quota open: the " + scope + " gate is open; nothing to do"}
-	}
-	if err != nil {
+	case errors.Is(err, jetstream.ErrBucketNotFound):
+		return fmt.Errorf("%w (is the service provisioned on this server?)", err)
+	case err != nil:
 		return err
-	}
-	// The replicas resume the consumers the gate paused when they see it
-	// gone; resume them here too, in case none is running.
-	for _, a := range topology.Consumers(topology.Actions()) {
-		if gt.Covers(a) {
-			_, _ = js.ResumeConsumer(ctx, topo.RequestStream, topo.ConsumerName(a))
-		}
-	}
-	if _, err := audit.Publish(ctx, js, topo, audit.Event{Kind: "quota", Verb: "opened", Subject: scope, Actor: *actor, Reason: *reason,
-		Data: map[string]any{"scope": scope, "until": gt.Until.UTC().Format(time.RFC3339), "closed_by": gt.ClosedBy, "gate_reason": gt.Reason}}, now); err != nil {
-		return fmt.Errorf("quota open: the gate is open, but recording it failed: %w", err)
 	}
 	fmt.Fprintf(stdout, "opened the %s gate (it was closed until %s by %s); recorded as %s's action\n", scope, gt.Until.UTC().Format(time.RFC3339), gt.ClosedBy, *actor)
 	return nil

@@ -4,8 +4,13 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -16,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zoomprov/consumer/internal/app"
+	"github.com/zoomprov/consumer/internal/console"
 	"github.com/zoomprov/consumer/internal/guard"
 	"github.com/zoomprov/consumer/internal/ledger"
 	"github.com/zoomprov/consumer/internal/messages"
@@ -144,7 +150,17 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	cfg.NATSURL = js.URL()
 	cfg.ZoomAccountID, cfg.ZoomClientID, cfg.ZoomClientSecret = "sim-account", "sim-client", "sim-secret"
 	cfg.ZoomAPIURL, cfg.ZoomTokenURL = sim.APIURL(), sim.TokenURL()
-	cfg.HTTPAddr = getenv("HTTP_ADDR") // off unless asked for
+	// The health endpoints and the operator console: on HTTP_ADDR if set,
+	// else on a free port of the loopback interface.
+	cfg.HTTPAddr = getenv("HTTP_ADDR")
+	if cfg.HTTPAddr == "" || cfg.HTTPAddr == "off" {
+		cfg.HTTPAddr = "127.0.0.1:0"
+	}
+	consoleSecret, cleanup, err := sandboxConsole(&cfg)
+	if err != nil {
+		return fmt.Errorf("sandbox: console: %w", err)
+	}
+	defer cleanup()
 	cfg.LogLevel = *logLevel
 	cfg.LogFormat = "console"
 	cfg.ShutdownTimeout = 5 * time.Second
@@ -165,6 +181,8 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	case <-ctx.Done():
 		return nil
 	}
+	consoleURL := "http://" + svc.HTTPAddr() + "/console/"
+	fmt.Fprintf(stdout, "Operator console:          %s\n  log in with the token %s (the login %q: your changes are audited under that name)\n\n", consoleURL, consoleSecret, sandboxConsoleUser)
 
 	nc, err := nats.Connect(js.URL())
 	if err != nil {
@@ -241,6 +259,12 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	printMu.Unlock()
 
 	if *exitWhenIdle {
+		if err := checkConsole(ctx, consoleURL, consoleSecret); err != nil {
+			fmt.Fprintf(stdout, "\nsandbox: the operator console does not answer as it should: %v\n", err)
+			ok = false
+		} else {
+			fmt.Fprintf(stdout, "\nThe operator console answered GET %s with the token (200, the overview).\n", consoleURL)
+		}
 		fmt.Fprint(stdout, "\n"+dlqTry(js.URL(), false))
 		stopSvc()
 		if err := <-svcErr; err != nil {
@@ -259,8 +283,10 @@ See the quota gates, the budget per replica and the backlog:
   go run ./cmd/consumer quota --nats-url %[1]s
 What happened to one person (the per-user ledger):
   go run ./cmd/consumer user show %[3]s --nats-url %[1]s
-%[2]sPress Ctrl-C to stop.
-`, js.URL(), dlqTry(js.URL(), true), sandboxLifeUser)
+%[2]sThe dead letters, the guard, the quotas and anyone's history are also in the operator console:
+  %[4]s (token %[5]s)
+Press Ctrl-C to stop.
+`, js.URL(), dlqTry(js.URL(), true), sandboxLifeUser, consoleURL, consoleSecret)
 	select {
 	case <-ctx.Done():
 	case err := <-svcErr:
@@ -403,7 +429,7 @@ func sampleUserShow(ctx context.Context, js jetstream.JetStream, topo topology.T
 	var v ledger.View
 	var err error
 	for {
-		v, err = showUser(ctx, js, topo, sandboxLifeUser)
+		v, err = ledger.Show(ctx, js, topo, sandboxLifeUser)
 		if err == nil && len(v.Requests) >= want {
 			break
 		}
@@ -532,3 +558,66 @@ func resultOf(ctx context.Context, js jetstream.JetStream, topo topology.Topolog
 	}
 	return messages.Result{}, false
 }
+
+// sandboxConsoleUser is the login the sandbox's console gets.
+const sandboxConsoleUser = "sandbox"
+
+// sandboxConsole turns the operator console on: a token file with one
+// fresh login in a temporary directory (removed by cleanup), loaded into
+// cfg as CONSOLE_TOKEN_FILE would be. It returns the login's secret.
+func sandboxConsole(cfg *Config) (secret string, cleanup func(), err error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", nil, err
+	}
+	secret = hex.EncodeToString(b[:])
+	dir, err := os.MkdirTemp("", "zoomprov-sandbox-console-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	path := filepath.Join(dir, "console-tokens")
+	if err := os.WriteFile(path, []byte(sandboxConsoleUser+":"+secret+"\n"), 0o600); err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	if cfg.ConsoleTokens, err = console.LoadTokens(path); err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	return secret, cleanup, nil
+}
+
+// checkConsole asks the console for its overview with the bearer token,
+// and for it without one (which must not show it).
+func checkConsole(ctx context.Context, url, secret string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	get := func(auth bool) (int, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return 0, err
+		}
+		if auth {
+			req.Header.Set("Authorization", "Bearer "+secret)
+		}
+		resp, err := noRedirects.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, nil
+	}
+	if code, err := get(true); err != nil || code != http.StatusOK {
+		return fmt.Errorf("GET %s with the token: %d, %v; want 200", url, code, err)
+	}
+	if code, err := get(false); err != nil || code != http.StatusSeeOther {
+		return fmt.Errorf("GET %s without a token: %d, %v; want 303 to the login page", url, code, err)
+	}
+	return nil
+}
+
+// noRedirects is an HTTP client that shows redirects instead of
+// following them.
+var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

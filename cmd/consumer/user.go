@@ -121,7 +121,7 @@ func userShow(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer c.nc.Close()
-	v, err := showUser(ctx, c.js, c.topo, c.email)
+	v, err := ledger.Show(ctx, c.js, c.topo, c.email)
 	if err != nil {
 		return c.fail(err)
 	}
@@ -129,19 +129,6 @@ func userShow(ctx context.Context, args []string, getenv func(string) string, st
 		return writeJSON(stdout, v)
 	}
 	return printUser(stdout, v)
-}
-
-// showUser reads the person's view from the ledger.
-func showUser(ctx context.Context, js jetstream.JetStream, topo topology.Topology, email string) (ledger.View, error) {
-	l, err := ledger.Open(ctx, js, topo)
-	if err != nil {
-		return ledger.View{}, err
-	}
-	rec, err := l.Get(ctx, email)
-	if err != nil {
-		return ledger.View{}, err
-	}
-	return rec.View(email), nil
 }
 
 // printUser prints a view: a header and a table of the requests, or one

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/zoomprov/consumer/internal/console"
 	"github.com/zoomprov/consumer/internal/ledger"
 	"github.com/zoomprov/consumer/internal/metrics"
 	"github.com/zoomprov/consumer/internal/password"
@@ -88,10 +89,13 @@ type Config struct {
 	// its request fails as invalid.
 	PasswordKeys *password.Keyring
 
-	HTTPAddr  string
-	LogLevel  string
-	LogFormat string
-	LogEmails bool
+	HTTPAddr string
+	// ConsoleTokens are the logins of the operator console, served under
+	// /console/ on HTTPAddr (CONSOLE_TOKEN_FILE); nil: no console.
+	ConsoleTokens *console.Tokens
+	LogLevel      string
+	LogFormat     string
+	LogEmails     bool
 
 	// OTLPEndpoint is the OTLP/HTTP collector base URL; empty exports no
 	// spans.
@@ -214,6 +218,9 @@ type App struct {
 	log     zerolog.Logger
 	version string
 	ready   chan struct{}
+	// httpAddr is the address the HTTP server listens on, set before
+	// ready is closed.
+	httpAddr string
 }
 
 // New returns the service for cfg; version names the build in traces.
@@ -223,6 +230,11 @@ func New(cfg Config, log zerolog.Logger, version string) *App {
 
 // Ready is closed once the service consumes.
 func (a *App) Ready() <-chan struct{} { return a.ready }
+
+// HTTPAddr is the address the health, metrics and console endpoints
+// listen on (HTTP_ADDR with its port chosen, for ":0"), once Ready is
+// closed; empty when HTTP_ADDR is off.
+func (a *App) HTTPAddr() string { return a.httpAddr }
 
 // Run runs the service until ctx is cancelled: connect, provision, consume
 // (and project the results into the per-user ledger), then shut down in
@@ -244,6 +256,9 @@ func (a *App) Run(ctx context.Context) error {
 			log.Warn().Err(err).Msg("flush traces")
 		}
 	}()
+	if cfg.ConsoleTokens != nil && cfg.HTTPAddr == "" {
+		return &SettingError{"CONSOLE_TOKEN_FILE", errors.New("the console is served on HTTP_ADDR, which is off")}
+	}
 	m := metrics.New()
 	warnMissingSealKeys(cfg, log)
 
@@ -304,11 +319,21 @@ func (a *App) Run(ctx context.Context) error {
 	m.ObserveNATS(nc.IsConnected, func() uint64 { return nc.Stats().Reconnects })
 	m.ObserveReady(func() bool { ok, _ := ReadyState(nc.IsConnected(), svc.Status()); return ok })
 
-	stopHTTP, err := serveHTTP(cfg.HTTPAddr, nc, svc, m, log)
+	var con http.Handler
+	if cfg.ConsoleTokens != nil {
+		c, err := console.New(console.Config{JS: js, Topology: cfg.Topology(), Tokens: cfg.ConsoleTokens,
+			Keys: cfg.DeadLetterKeys, Actions: cfg.Actions, Logger: log})
+		if err != nil {
+			return err
+		}
+		con = c
+	}
+	addr, stopHTTP, err := serveHTTP(cfg.HTTPAddr, nc, svc, m, con, log)
 	if err != nil {
 		return err
 	}
 	defer stopHTTP()
+	a.httpAddr = addr
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -377,15 +402,17 @@ func ReadyState(connected bool, st provision.Status) (bool, string) {
 	return true, "consuming"
 }
 
-// serveHTTP starts the health and metrics endpoints on addr (nothing if
-// addr is empty). It listens synchronously so a taken port fails start-up.
-func serveHTTP(addr string, nc *nats.Conn, svc *provision.Service, m *metrics.Metrics, log zerolog.Logger) (func(), error) {
+// serveHTTP starts the health and metrics endpoints, and the console if
+// con is not nil, on addr (nothing if addr is empty), and returns the
+// address it listens on. It listens synchronously so a taken port fails
+// start-up.
+func serveHTTP(addr string, nc *nats.Conn, svc *provision.Service, m *metrics.Metrics, con http.Handler, log zerolog.Logger) (string, func(), error) {
 	if addr == "" {
-		return func() {}, nil
+		return "", func() {}, nil
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, &SettingError{"HTTP_ADDR", fmt.Errorf("cannot listen on %s: %v", addr, err)}
+		return "", nil, &SettingError{"HTTP_ADDR", fmt.Errorf("cannot listen on %s: %v", addr, err)}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -401,14 +428,18 @@ func serveHTTP(addr string, nc *nats.Conn, svc *provision.Service, m *metrics.Me
 		writeJSON(w, code, map[string]any{"ready": ready, "reason": why, "nats": nc.Status().String(), "service": st})
 	})
 	mux.Handle("GET /metrics", m.Handler())
+	if con != nil {
+		// Everything under /console/ (and /console, redirected there).
+		mux.Handle("/console/", con)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error().Err(err).Msg("http server")
 		}
 	}()
-	log.Info().Str("addr", ln.Addr().String()).Msg("health endpoint listening")
-	return func() {
+	log.Info().Str("addr", ln.Addr().String()).Bool("console", con != nil).Msg("health endpoint listening")
+	return ln.Addr().String(), func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)

@@ -484,7 +484,7 @@ func TestDLQListFilters(t *testing.T) {
 	t.Run("dry run", func(t *testing.T) {
 		reqBefore := e.streamState(e.topo.RequestStream)
 		creationsBefore := e.sim.TotalCreations()
-		sum, err := dlq.Replay(context.Background(), e.js, e.topo, all, dlq.Options{Keys: e.keys, DryRun: true})
+		sum, err := dlq.Replay(context.Background(), e.js, e.topo, all, dlq.Options{Actor: "tester", Keys: e.keys, DryRun: true})
 		if err != nil {
 			t.Fatalf("Replay(dry run) = %v", err)
 		}
@@ -569,7 +569,7 @@ func TestDLQReplayFilteredSubset(t *testing.T) {
 	subset := e.list(dlq.Filter{Reasons: []messages.Reason{messages.ReasonNotFound, messages.ReasonInvalidRequest}})
 	subset = append(subset, junkEntry)
 	var progress []dlq.Progress
-	sum, err := dlq.Replay(context.Background(), e.js, e.topo, subset, dlq.Options{Keys: e.keys, Rate: 1000, OnProgress: func(p dlq.Progress) { progress = append(progress, p) }})
+	sum, err := dlq.Replay(context.Background(), e.js, e.topo, subset, dlq.Options{Actor: "tester", Keys: e.keys, Rate: 1000, OnProgress: func(p dlq.Progress) { progress = append(progress, p) }})
 	if err != nil {
 		t.Fatalf("Replay = %v", err)
 	}
@@ -616,10 +616,10 @@ func TestDLQReplayFilteredSubset(t *testing.T) {
 	// Purge what is left of the invalid ones; a second purge of the same
 	// (now stale) list finds them gone.
 	invalid := e.list(dlq.Filter{Reasons: []messages.Reason{messages.ReasonInvalidRequest}})
-	if sum, err := dlq.Purge(context.Background(), e.js, e.topo, invalid, nil); err != nil || sum.Deleted != 2 || sum.Gone != 0 {
+	if sum, err := dlq.Purge(context.Background(), e.js, e.topo, invalid, dlq.PurgeOptions{Actor: "tester"}); err != nil || sum.Deleted != 2 || sum.Gone != 0 {
 		t.Errorf("Purge(invalid) = %+v, %v; want 2 deleted", sum, err)
 	}
-	if sum, err := dlq.Purge(context.Background(), e.js, e.topo, invalid, nil); err != nil || sum.Deleted != 0 || sum.Gone != 2 {
+	if sum, err := dlq.Purge(context.Background(), e.js, e.topo, invalid, dlq.PurgeOptions{Actor: "tester"}); err != nil || sum.Deleted != 0 || sum.Gone != 2 {
 		t.Errorf("Purge(invalid) again = %+v, %v; want 2 gone", sum, err)
 	}
 	if got, want := seqsOf(e.list(dlq.Filter{})), []uint64{seqs[aWeak], seqs[bFlaky], junkEntry.Seq}; !slices.Equal(got, want) {
@@ -651,7 +651,7 @@ func TestDLQReplayInterruptedAndRerun(t *testing.T) {
 	// Interrupted after two.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sum, err := dlq.Replay(ctx, e.js, e.topo, entries, dlq.Options{Keys: e.keys, OnProgress: func(p dlq.Progress) {
+	sum, err := dlq.Replay(ctx, e.js, e.topo, entries, dlq.Options{Actor: "tester", Keys: e.keys, OnProgress: func(p dlq.Progress) {
 		if p.Done == 2 {
 			cancel()
 		}
@@ -678,7 +678,7 @@ func TestDLQReplayInterruptedAndRerun(t *testing.T) {
 	if len(rest) != n-2 {
 		t.Fatalf("List() after the interruption = %d entries; want %d", len(rest), n-2)
 	}
-	sum, err = dlq.Replay(context.Background(), e.js, e.topo, rest, dlq.Options{Keys: e.keys, Rate: 1000})
+	sum, err = dlq.Replay(context.Background(), e.js, e.topo, rest, dlq.Options{Actor: "tester", Keys: e.keys, Rate: 1000})
 	if err != nil || sum.Replayed != n-3 || sum.Duplicates != 1 || sum.Deleted != n-2 {
 		t.Errorf("rerun Replay = %+v, %v; want %d replayed, 1 duplicate, %d deleted", sum, err, n-3, n-2)
 	}
@@ -706,7 +706,7 @@ func TestDLQReplayInterruptedAndRerun(t *testing.T) {
 
 	// Replaying the first, stale listing again publishes nothing.
 	reqLast := e.streamState(e.topo.RequestStream).LastSeq
-	sum, err = dlq.Replay(context.Background(), e.js, e.topo, entries, dlq.Options{Keys: e.keys})
+	sum, err = dlq.Replay(context.Background(), e.js, e.topo, entries, dlq.Options{Actor: "tester", Keys: e.keys})
 	if err != nil || sum.Gone != n || sum.Replayed+sum.Duplicates+sum.Deleted != 0 {
 		t.Errorf("Replay of a stale listing = %+v, %v; want %d gone and nothing else", sum, err, n)
 	}
@@ -762,7 +762,7 @@ func TestDLQReplayQuotaGate(t *testing.T) {
 
 	// An expired gate holds nothing; a dry run shows none.
 	putGate("create", time.Now().Add(-time.Minute))
-	if sum, err := dlq.Replay(ctx, e.js, e.topo, e.list(dlq.Filter{}), dlq.Options{Keys: e.keys, DryRun: true}); err != nil || sum.Gate != nil {
+	if sum, err := dlq.Replay(ctx, e.js, e.topo, e.list(dlq.Filter{}), dlq.Options{Actor: "tester", Keys: e.keys, DryRun: true}); err != nil || sum.Gate != nil {
 		t.Errorf("dry run with an expired gate = %+v, %v; want no gate", sum, err)
 	}
 
@@ -770,7 +770,7 @@ func TestDLQReplayQuotaGate(t *testing.T) {
 	putGate("create", until)
 	reqLast := e.streamState(e.topo.RequestStream).LastSeq
 	all := e.list(dlq.Filter{})
-	sum, err := dlq.Replay(ctx, e.js, e.topo, all, dlq.Options{Keys: e.keys})
+	sum, err := dlq.Replay(ctx, e.js, e.topo, all, dlq.Options{Actor: "tester", Keys: e.keys})
 	var gateErr *dlq.GateClosedError
 	if !errors.As(err, &gateErr) || gateErr.Gate.Scope != "create" || !gateErr.Gate.Until.Equal(until) || gateErr.Pending != 1 {
 		t.Fatalf("Replay with the create gate closed = %+v, %v; want a GateClosedError for create until %v, 1 pending", sum, err, until)
@@ -781,13 +781,13 @@ func TestDLQReplayQuotaGate(t *testing.T) {
 	if sum.Replayed+sum.Deleted != 0 || e.streamState(e.topo.RequestStream).LastSeq != reqLast || !sameEntries(e.list(dlq.Filter{}), all) {
 		t.Errorf("Replay refused by the gate changed something: %+v", sum)
 	}
-	if sum, err := dlq.Replay(ctx, e.js, e.topo, all, dlq.Options{Keys: e.keys, DryRun: true}); err != nil || sum.Gate == nil || sum.Gate.Scope != "create" || sum.Creates != 1 {
+	if sum, err := dlq.Replay(ctx, e.js, e.topo, all, dlq.Options{Actor: "tester", Keys: e.keys, DryRun: true}); err != nil || sum.Gate == nil || sum.Gate.Scope != "create" || sum.Creates != 1 {
 		t.Errorf("dry run with the create gate closed = %+v, %v; want the gate reported, 1 create", sum, err)
 	}
 
 	// The create gate does not hold ssoCreate.
 	sso1 := byID("g-sso-1")
-	if sum, err := dlq.Replay(ctx, e.js, e.topo, sso1, dlq.Options{Keys: e.keys}); err != nil || sum.Replayed != 1 {
+	if sum, err := dlq.Replay(ctx, e.js, e.topo, sso1, dlq.Options{Actor: "tester", Keys: e.keys}); err != nil || sum.Replayed != 1 {
 		t.Errorf("Replay(ssoCreate) with the create gate closed = %+v, %v; want replayed", sum, err)
 	}
 	replayID := dlq.ReplayID("g-sso-1", sso1[0].Seq)
@@ -796,11 +796,11 @@ func TestDLQReplayQuotaGate(t *testing.T) {
 	}
 	// The account-wide gate does.
 	putGate(quota.ScopeAll, until)
-	if _, err := dlq.Replay(ctx, e.js, e.topo, byID("g-sso-2"), dlq.Options{Keys: e.keys}); !errors.As(err, &gateErr) || gateErr.Gate.Scope != quota.ScopeAll {
+	if _, err := dlq.Replay(ctx, e.js, e.topo, byID("g-sso-2"), dlq.Options{Actor: "tester", Keys: e.keys}); !errors.As(err, &gateErr) || gateErr.Gate.Scope != quota.ScopeAll {
 		t.Errorf("Replay(ssoCreate) with the account-wide gate closed = %v; want a GateClosedError for %s", err, quota.ScopeAll)
 	}
 	// Forced, it goes (and the consumer defers it until the reset).
-	if sum, err := dlq.Replay(ctx, e.js, e.topo, byID("g-create"), dlq.Options{Keys: e.keys, Force: true}); err != nil || sum.Replayed != 1 || sum.Deleted != 1 {
+	if sum, err := dlq.Replay(ctx, e.js, e.topo, byID("g-create"), dlq.Options{Actor: "tester", Keys: e.keys, Force: true}); err != nil || sum.Replayed != 1 || sum.Deleted != 1 {
 		t.Errorf("forced Replay(create) = %+v, %v; want replayed and deleted", sum, err)
 	}
 	if got, want := seqsOf(e.list(dlq.Filter{})), seqsOf(byID("g-sso-2")); !slices.Equal(got, want) {

@@ -120,7 +120,7 @@ func TestReplayRefusesSuperseded(t *testing.T) {
 		t.Errorf("ReplayOrder = %v; want %s (carol's creation before her update)", order, want)
 	}
 
-	plan, err := dlq.Replay(ctx, js, topo, entries, dlq.Options{DryRun: true})
+	plan, err := dlq.Replay(ctx, js, topo, entries, dlq.Options{Actor: "tester", DryRun: true})
 	if err != nil {
 		t.Fatalf("dry run: %v", err)
 	}
@@ -129,7 +129,7 @@ func TestReplayRefusesSuperseded(t *testing.T) {
 		t.Fatalf("dry run = %+v; want 3 to replay and al-1 refused for al-del", plan)
 	}
 
-	sum, err := dlq.Replay(ctx, js, topo, entries, dlq.Options{})
+	sum, err := dlq.Replay(ctx, js, topo, entries, dlq.Options{Actor: "tester"})
 	if err != nil {
 		t.Fatalf("Replay: %v", err)
 	}
@@ -144,7 +144,7 @@ func TestReplayRefusesSuperseded(t *testing.T) {
 		t.Fatalf("dead letters after the replay = %+v, %v; want al-1 alone", left, err)
 	}
 
-	sum, err = dlq.Replay(ctx, js, topo, left, dlq.Options{Force: true})
+	sum, err = dlq.Replay(ctx, js, topo, left, dlq.Options{Actor: "tester", Force: true})
 	if err != nil || sum.Replayed != 1 || len(sum.Superseded) != 1 || !sum.Superseded[0].Forced {
 		t.Errorf("Replay with Force = %+v, %v; want al-1 replayed, reported as forced", sum, err)
 	}
@@ -166,10 +166,10 @@ func TestReplayWithoutLedger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dlq.Replay(ctx, js, topo, entries, dlq.Options{}); !errors.Is(err, dlq.ErrLedgerUnavailable) || !errors.Is(err, ledger.ErrNoLedger) {
+	if _, err := dlq.Replay(ctx, js, topo, entries, dlq.Options{Actor: "tester"}); !errors.Is(err, dlq.ErrLedgerUnavailable) || !errors.Is(err, ledger.ErrNoLedger) {
 		t.Errorf("Replay without the ledger = %v; want ErrLedgerUnavailable", err)
 	}
-	if sum, err := dlq.Replay(ctx, js, topo, entries, dlq.Options{Force: true}); err != nil || sum.Replayed != 1 {
+	if sum, err := dlq.Replay(ctx, js, topo, entries, dlq.Options{Actor: "tester", Force: true}); err != nil || sum.Replayed != 1 {
 		t.Errorf("Replay with Force without the ledger = %+v, %v; want it replayed", sum, err)
 	}
 }

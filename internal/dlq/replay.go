@@ -122,6 +122,9 @@ type Options struct {
 	// Keys open the passwords the consumer sealed; an entry with a
 	// password they cannot open is refused.
 	Keys *seal.Keyring
+	// Actor is who replays (required unless DryRun) and Reason why
+	// (optional: NoReason when empty), recorded in the audit event.
+	Actor, Reason string
 }
 
 // GateClosedError is returned by Replay when a closed quota gate holds
@@ -241,11 +244,32 @@ func BlockingGate(ctx context.Context, js jetstream.JetStream, topo topology.Top
 // Replay stops at the first publish or delete that fails, and when ctx is
 // done, returning the Summary so far with the error. Running it again with
 // the same entries is always safe.
+//
+// A replay that republished or failed to republish anything is recorded
+// as an audit event (Kind "dlq", Verb "replayed") with opts.Actor,
+// opts.Reason, the counts and the dead letters republished, also when it
+// stops early; without an actor it changes nothing and returns
+// audit.ErrNoActor. It is the one implementation behind `consumer dlq
+// replay` and the console.
 func Replay(ctx context.Context, js jetstream.JetStream, topo topology.Topology, entries []Entry, opts Options) (Summary, error) {
 	now := opts.Now
 	if now == nil {
 		now = time.Now
 	}
+	if opts.DryRun {
+		return replay(ctx, js, topo, entries, opts, now, nil)
+	}
+	if err := checkActor(opts.Actor); err != nil {
+		return Summary{Total: len(entries)}, err
+	}
+	var refs []ref
+	sum, err := replay(ctx, js, topo, entries, opts, now, &refs)
+	return sum, record(ctx, js, topo, "replayed", opts.Actor, opts.Reason, sum, refs, err, now())
+}
+
+// replay is Replay without the audit event; it appends each dead letter
+// it republishes to refs.
+func replay(ctx context.Context, js jetstream.JetStream, topo topology.Topology, entries []Entry, opts Options, now func() time.Time, refs *[]ref) (Summary, error) {
 	entries = ReplayOrder(entries)
 	sum := Summary{DryRun: opts.DryRun, Total: len(entries)}
 	invalid := make([]error, len(entries))
@@ -407,6 +431,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, topo topology.Topology,
 		if err != nil {
 			return sum, stopped(ctx, &sum, cur, report, fmt.Errorf("dlq: replay %s/%d to %s: %w", topo.DeadLetterStream, e.Seq, msg.Subject, err))
 		}
+		*refs = append(*refs, ref{Seq: e.Seq, RequestID: e.RequestID(topo)})
 		st := StatusReplayed
 		if ack.Duplicate {
 			st = StatusDuplicate
@@ -467,11 +492,42 @@ func deleteMsg(ctx context.Context, s jetstream.Stream, seq uint64) (gone bool, 
 	return false, err
 }
 
-// Purge deletes entries from the dead-letter stream and calls onProgress,
-// if not nil, after each. A dead letter that is already gone counts as
-// Gone, not as an error. Purge stops at the first delete that fails and
-// when ctx is done.
-func Purge(ctx context.Context, js jetstream.JetStream, topo topology.Topology, entries []Entry, onProgress func(Progress)) (Summary, error) {
+// PurgeOptions tunes Purge.
+type PurgeOptions struct {
+	// Actor is who purges (required) and Reason why (optional: NoReason
+	// when empty), recorded in the audit event.
+	Actor, Reason string
+	// OnProgress, if not nil, is called after each entry, from the
+	// goroutine that called Purge.
+	OnProgress func(Progress)
+	// Now is the audit event's clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Purge deletes entries from the dead-letter stream and calls
+// opts.OnProgress, if not nil, after each. A dead letter that is already
+// gone counts as Gone, not as an error. Purge stops at the first delete
+// that fails and when ctx is done.
+//
+// A purge that deleted or failed to delete anything is recorded as an
+// audit event (Kind "dlq", Verb "purged") with opts.Actor, opts.Reason,
+// the counts and the dead letters deleted, also when it stops early;
+// without an actor it changes nothing and returns audit.ErrNoActor. It is
+// the one implementation behind `consumer dlq purge` and the console.
+func Purge(ctx context.Context, js jetstream.JetStream, topo topology.Topology, entries []Entry, opts PurgeOptions) (Summary, error) {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	if err := checkActor(opts.Actor); err != nil {
+		return Summary{Total: len(entries)}, err
+	}
+	var refs []ref
+	sum, err := purge(ctx, js, topo, entries, opts.OnProgress, &refs)
+	return sum, record(ctx, js, topo, "purged", opts.Actor, opts.Reason, sum, refs, err, now())
+}
+
+func purge(ctx context.Context, js jetstream.JetStream, topo topology.Topology, entries []Entry, onProgress func(Progress), refs *[]ref) (Summary, error) {
 	sum := Summary{Total: len(entries)}
 	s, err := stream(ctx, js, topo)
 	if err != nil {
@@ -496,6 +552,7 @@ func Purge(ctx context.Context, js jetstream.JetStream, topo topology.Topology, 
 			st = StatusGone
 		default:
 			sum.Deleted++
+			*refs = append(*refs, ref{Seq: e.Seq, RequestID: e.RequestID(topo)})
 		}
 		if onProgress != nil {
 			onProgress(Progress{Done: i + 1, Total: len(entries), Entry: e, Status: st, Err: err})

@@ -81,7 +81,7 @@ func TestSealedDeadLetters(t *testing.T) {
 				if keys == nil && !errors.Is(err, dlq.ErrNoKey) || keys != nil && !errors.Is(err, seal.ErrUnknownKey) {
 					t.Errorf("Open with keys %v = %v; want ErrNoKey without keys, ErrUnknownKey with another", keys.ID(), err)
 				}
-				sum, err := dlq.Replay(context.Background(), e.js, e.topo, []dlq.Entry{en}, dlq.Options{Keys: keys})
+				sum, err := dlq.Replay(context.Background(), e.js, e.topo, []dlq.Entry{en}, dlq.Options{Actor: "tester", Keys: keys})
 				if err != nil || len(sum.Refused) != 1 || sum.Replayed != 0 {
 					t.Errorf("Replay with keys %v = %+v, %v; want it refused", keys.ID(), sum, err)
 				}
@@ -100,7 +100,7 @@ func TestSealedDeadLetters(t *testing.T) {
 			if err != nil || string(opened.Body) != tc.body {
 				t.Fatalf("Open after a rotation = %s, %v; want the request as published", opened.Body, err)
 			}
-			sum, err := dlq.Replay(context.Background(), e.js, e.topo, []dlq.Entry{en}, dlq.Options{Keys: rotated})
+			sum, err := dlq.Replay(context.Background(), e.js, e.topo, []dlq.Entry{en}, dlq.Options{Actor: "tester", Keys: rotated})
 			if err != nil || sum.Replayed != 1 {
 				t.Fatalf("Replay = %+v, %v; want it replayed", sum, err)
 			}
@@ -143,7 +143,7 @@ func TestRedactedDeadLetters(t *testing.T) {
 	if err := en.Replayable(); !errors.Is(err, dlq.ErrRedacted) {
 		t.Errorf("Replayable = %v; want ErrRedacted", err)
 	}
-	sum, err := dlq.Replay(context.Background(), e.js, e.topo, []dlq.Entry{en}, dlq.Options{Keys: newKeyring(t)})
+	sum, err := dlq.Replay(context.Background(), e.js, e.topo, []dlq.Entry{en}, dlq.Options{Actor: "tester", Keys: newKeyring(t)})
 	if err != nil || len(sum.Refused) != 1 || !errors.Is(sum.Refused[0].Err, dlq.ErrRedacted) || !strings.Contains(sum.Refused[0].Err.Error(), "publish the request again") {
 		t.Errorf("Replay = %+v, %v; want it refused as redacted", sum, err)
 	}
@@ -170,7 +170,7 @@ func TestReplayOperation(t *testing.T) {
 		t.Fatalf("Replayable = %v; want nil", err)
 	}
 	e.sim.AddUser("late@example.com", 1)
-	sum, err := dlq.Replay(context.Background(), e.js, e.topo, entries, dlq.Options{Keys: e.keys})
+	sum, err := dlq.Replay(context.Background(), e.js, e.topo, entries, dlq.Options{Actor: "tester", Keys: e.keys})
 	if err != nil || sum.Replayed != 1 {
 		t.Fatalf("Replay = %+v, %v; want it replayed", sum, err)
 	}

@@ -15,10 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/zoomprov/consumer/internal/audit"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/topology"
 )
@@ -270,4 +272,93 @@ func Waiting(ctx context.Context, js jetstream.JetStream, t topology.Topology) i
 		n += int(info.State.Subjects[t.RequestSubject(a)] + info.State.Subjects[t.ParkedSubject(a)])
 	}
 	return n
+}
+
+// Load reads the guard from the quota bucket of t (the zero State when no
+// replica wrote it yet). A missing bucket is an error matching
+// jetstream.ErrBucketNotFound.
+func Load(ctx context.Context, js jetstream.JetStream, t topology.Topology) (State, error) {
+	kv, err := js.KeyValue(ctx, t.QuotaBucket)
+	if err != nil {
+		return State{}, fmt.Errorf("guard: %w", err)
+	}
+	st, _, err := Store{KV: kv}.Read(ctx)
+	return st, err
+}
+
+// Resolution is what Release or Reject did.
+type Resolution struct {
+	// Verb is "released" or "rejected".
+	Verb string
+	// Before is the guard as it was before the decision.
+	Before State
+	// UpTo is the request stream's last sequence when the decision was
+	// taken: it covers every destructive request stored up to it.
+	UpTo uint64
+	// Held is how many destructive requests were waiting (Waiting).
+	Held int
+	// Event is the audit event recorded (Kind "guard", Verb "released" or
+	// "rejected").
+	Event audit.CloudEvent
+}
+
+// Release lets every destructive request stored so far go to Zoom
+// without counting against the limit, opens the guard and starts its
+// window afresh; Reject dead-letters them (guard_rejected) without a
+// call. Both resume the destructive consumers (the replicas resume them
+// too when they see the decision, but none may be running), and record
+// an audit event with actor, reason and the guard's facts. They are the
+// one implementation behind `consumer guard release|reject` and the
+// console.
+//
+// They fail with an error matching ErrOpen, changing nothing, when the
+// guard is not tripped; with audit.ErrNoActor or audit.ErrNoReason
+// before anything changes; and, once the decision is stored, with an
+// error saying so when only the audit event could not be recorded.
+func Release(ctx context.Context, js jetstream.JetStream, t topology.Topology, actor, reason string, now time.Time) (Resolution, error) {
+	return decide(ctx, js, t, true, actor, reason, now)
+}
+
+// Reject: see Release.
+func Reject(ctx context.Context, js jetstream.JetStream, t topology.Topology, actor, reason string, now time.Time) (Resolution, error) {
+	return decide(ctx, js, t, false, actor, reason, now)
+}
+
+func decide(ctx context.Context, js jetstream.JetStream, t topology.Topology, approve bool, actor, reason string, now time.Time) (Resolution, error) {
+	verb := "rejected"
+	if approve {
+		verb = "released"
+	}
+	switch {
+	case strings.TrimSpace(actor) == "":
+		return Resolution{}, audit.ErrNoActor
+	case strings.TrimSpace(reason) == "":
+		return Resolution{}, audit.ErrNoReason
+	}
+	kv, err := js.KeyValue(ctx, t.QuotaBucket)
+	if err != nil {
+		return Resolution{}, fmt.Errorf("guard: %w", err)
+	}
+	stream, err := js.Stream(ctx, t.RequestStream)
+	if err != nil {
+		return Resolution{}, fmt.Errorf("guard: %w", err)
+	}
+	info := stream.CachedInfo()
+	res := Resolution{Verb: verb, UpTo: info.State.LastSeq, Held: Waiting(ctx, js, t)}
+	res.Before, err = Store{KV: kv}.Decide(ctx, approve, topology.Incarnation(info.Created), res.UpTo,
+		Decision{Verb: verb, Actor: actor, Reason: reason, At: now, UpTo: res.UpTo})
+	if err != nil {
+		return res, err
+	}
+	for _, a := range Actions {
+		_, _ = js.ResumeConsumer(ctx, t.RequestStream, t.ConsumerName(a))
+	}
+	b := res.Before
+	res.Event, err = audit.Publish(context.WithoutCancel(ctx), js, t, audit.Event{Kind: "guard", Verb: verb, Actor: actor, Reason: reason,
+		Data: map[string]any{"limit": b.Limit, "window": b.Window.String(), "used": b.Used(b.TrippedAt),
+			"up_to_sequence": res.UpTo, "requests": res.Held}}, now)
+	if err != nil {
+		return res, fmt.Errorf("guard: %s, but recording it failed: %w", verb, err)
+	}
+	return res, nil
 }

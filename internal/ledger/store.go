@@ -58,6 +58,22 @@ func (l *Ledger) Get(ctx context.Context, email string) (Record, error) {
 	return rec.Prune(l.now(), l.maxAge), nil
 }
 
+// Show returns what the ledger says of the person email names (Get, then
+// Record.View): the one reading behind `consumer user show` and the
+// console's user page. A person the ledger does not know is StateUnknown
+// with no requests, not an error; a missing bucket matches ErrNoLedger.
+func Show(ctx context.Context, js jetstream.JetStream, topo topology.Topology, email string) (View, error) {
+	l, err := Open(ctx, js, topo)
+	if err != nil {
+		return View{}, err
+	}
+	rec, err := l.Get(ctx, email)
+	if err != nil {
+		return View{}, err
+	}
+	return rec.View(email), nil
+}
+
 // read returns the entry under key, its revision, and whether there is
 // one. An entry that does not decode reads as empty: the next write
 // rebuilds it from the results it applies, and Reindex from all of them.
