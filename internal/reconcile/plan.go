@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -116,3 +117,23 @@ func Publish(ctx context.Context, js jetstream.JetStream, topo topology.Topology
 
 // IsCorrection reports whether a request id is a corrective request's.
 func IsCorrection(requestID string) bool { return strings.HasPrefix(requestID, IDPrefix) }
+
+// NewReplicaID returns a name for one participant in the quota bucket's
+// leases: prefix (may be empty), the host name and a random suffix, in
+// the characters a key may hold.
+func NewReplicaID(prefix string) string {
+	host, _ := os.Hostname()
+	host = strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			return r
+		}
+		return '-'
+	}, host)
+	if host == "" {
+		host = "host"
+	}
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return prefix + host + "-" + hex.EncodeToString(b[:])
+}
