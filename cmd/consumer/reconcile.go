@@ -234,7 +234,10 @@ func printReconcile(w io.Writer, rep reconcile.Report, cs []reconcile.Correction
 	fmt.Fprintf(w, "scanned %s in Zoom: %d managed, %d in sync, %d drift (%s), %d unmanaged\n",
 		plural(rep.Scanned, "user"), rep.Managed, rep.InSync, len(rep.Drift), strings.Join(counts, ", "), rep.Counts[reconcile.KindUnmanaged])
 	pace := "no client-side pacing (ZOOM_RATE_LIMIT=0)"
-	if h.budget > 0 {
+	switch {
+	case h.budget > 0 && h.replicas <= 1:
+		pace = fmt.Sprintf("at %g/s, all of ZOOM_RATE_LIMIT=%g: no replica is running (lease %s)", h.share, h.budget, h.lease)
+	case h.budget > 0:
 		pace = fmt.Sprintf("at %g/s, a share of ZOOM_RATE_LIMIT=%g with %s (lease %s)", h.share, h.budget, plural(h.replicas-1, "replica"), h.lease)
 	}
 	fmt.Fprintf(w, "listed in %s, %s; %s\n", rep.Finished.Sub(rep.Started).Round(time.Millisecond), plural(rep.Calls, "call"), pace)
