@@ -269,6 +269,8 @@ func TestReconcileRepairsDrift(t *testing.T) {
 	if listCalls < 9 {
 		t.Errorf("%d listing calls; want at least 9 pages of 7 users", listCalls)
 	}
+	t.Logf("first scan: %d scanned, %d managed, %d in sync, %d drift, %d unmanaged, %d listing calls (pages of 7)",
+		first.Scanned, first.Managed, first.InSync, len(first.Drift), len(first.Unmanaged), listCalls)
 
 	// Text: a summary line, a table per kind, the command to apply.
 	res := runCLI(t, 2*time.Minute, cli, "", "reconcile", "--nats-url", ns.URL())
@@ -298,6 +300,7 @@ func TestReconcileRepairsDrift(t *testing.T) {
 			t.Errorf("corrective request id %q; want it to start with reconcile-", id)
 		}
 	}
+	appliedAt := time.Now()
 	for id, r := range waitForResults(t, js, *applied.Published) {
 		if r.Outcome == messages.OutcomeFailed || r.Outcome == messages.OutcomeHeld {
 			t.Errorf("corrective request %s ended %s (%s %s); want it applied", id, r.Outcome, r.Reason, r.ZoomMessage)
@@ -309,8 +312,10 @@ func TestReconcileRepairsDrift(t *testing.T) {
 	if u, ok := sim.User("x28@drift.example.com"); ok {
 		t.Errorf("x28 after the corrections: %+v; want deleted", u)
 	}
+	t.Logf("--apply: %d corrective requests published, all applied by the service %v later", len(*applied.Published), time.Since(appliedAt).Round(time.Millisecond))
 	ledgerCaughtUp(t, js)
 	second := reconcileRun(t, cli)
+	t.Logf("second scan: %d scanned, %d managed, %d in sync, %d drift, %d unmanaged", second.Scanned, second.Managed, second.InSync, len(second.Drift), len(second.Unmanaged))
 	if len(second.Drift) != 0 || second.InSync != second.Managed {
 		t.Errorf("the second scan found %q (in sync %d of %d); want no drift", driftLines(second), second.InSync, second.Managed)
 	}
