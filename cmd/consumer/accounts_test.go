@@ -113,8 +113,9 @@ func userEnv(url, user string, extra map[string]string) map[string]string {
 // NATS refused the user a permission; and the operator can neither read
 // the request stream (passwords in clear) nor the service's inboxes.
 //
-// The commands still to come (guard, user, reconcile, quota open) have
-// their permissions in the file already; their tests belong with them.
+// consumer reconcile (and --apply) runs as operator too. The commands
+// still to come (guard, user, quota open) have their permissions in the
+// file already; their tests belong with them.
 func TestNATSAccountsProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a nats-server process")
@@ -206,6 +207,25 @@ func TestNATSAccountsProcess(t *testing.T) {
 	})
 	if n := dlqCount(); n != 0 {
 		t.Errorf("%d dead letters after replay and purge; want 0", n)
+	}
+	// consumer reconcile: a lease among the replicas' while it lists
+	// Zoom's users, and --apply's corrective request and audit event.
+	ledgerCaughtUp(t, ajs)
+	if err := sim.AdminUpdate("ops-ok@example.com", func(u *testenv.SimUser) { u.FirstName = "ByHand" }); err != nil {
+		t.Fatal(err)
+	}
+	withZoom := merge(operator, map[string]string{
+		"ZOOM_ACCOUNT_ID": testenv.DefaultSimAccountID, "ZOOM_CLIENT_ID": testenv.DefaultSimClientID,
+		"ZOOM_CLIENT_SECRET": testenv.DefaultSimClientSecret, "ZOOM_API_URL": sim.APIURL(), "ZOOM_TOKEN_URL": sim.TokenURL(),
+	})
+	for _, args := range [][]string{{"reconcile"}, {"reconcile", "--apply", "--json"}} {
+		res := runCLI(t, 60*time.Second, withZoom, "", args...)
+		if res.code != 0 {
+			t.Fatalf("consumer %s as operator: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), res.code, res.stdout, res.stderr)
+		}
+		if args[len(args)-1] == "--json" && !strings.Contains(res.stdout, `"reconcile-`) {
+			t.Errorf("consumer reconcile --apply --json as operator printed %s; want a corrective request published", res.stdout)
+		}
 	}
 
 	// The service, stopped: it ran without a permission error.

@@ -130,7 +130,7 @@ words=(consumer completion ''); CURRENT=3; _consumer
 			t.Fatalf("zsh completion: %v\n%s", err, out)
 		}
 		for _, want := range []string{
-			"COMPDEF _consumer consumer", "DESCRIBE run sandbox publish quota dlq guard user config password completion version help",
+			"COMPDEF _consumer consumer", "DESCRIBE run sandbox publish quota dlq guard user reconcile config password completion version help",
 			"DESCRIBE ls list show replay purge", "ARGUMENTS replay 2 --action=[", "'--dry-run[", "ARGUMENTS completion 2 1:argument:(bash zsh)",
 		} {
 			if !strings.Contains(string(out), strings.Trim(want, "'")) {

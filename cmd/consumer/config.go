@@ -73,6 +73,15 @@ func settings() []setting {
 		{env: "MAX_ACK_PENDING", flag: "max-ack-pending", def: strconv.Itoa(provision.DefaultMaxAckPending), usage: "unacknowledged messages allowed per action consumer (parked requests do not count)", set: intSetter(func(c *Config) *int { return &c.MaxAckPending }, 1, 1000000)},
 		{env: "GUARD_LIMIT", flag: "guard-limit", def: "50", usage: "deactivations and deletions that may reach Zoom within GUARD_WINDOW, for the whole account, before the rest wait for an operator (0 = no guard)", set: intSetter(func(c *Config) *int { return &c.GuardLimit }, 0, guard.MaxLimit)},
 		{env: "GUARD_WINDOW", flag: "guard-window", def: "1h", usage: "the guard's sliding window", set: durationSetter(func(c *Config) *time.Duration { return &c.GuardWindow }, time.Second)},
+		{env: "RECONCILE_INTERVAL", flag: "reconcile-interval", def: "0", usage: "how often one replica compares every Zoom user with the ledger and reports the drift (an event on <result prefix>.drift, zoomprov_drift_users); 0 = never", set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 || (d > 0 && d < time.Second) {
+				return fmt.Errorf("want 0 (off) or a duration of at least 1s such as 6h, got %q", v)
+			}
+			c.ReconcileInterval = d
+			return nil
+		}},
+		{env: "RECONCILE_APPLY", flag: "reconcile-apply", def: "false", usage: "the periodic reconciliation also publishes the corrective requests of the drift it finds (as consumer reconcile --apply does)", set: boolSetter(func(c *Config) *bool { return &c.ReconcileApply })},
 		{env: "ACK_WAIT", flag: "ack-wait", def: provision.DefaultAckWait.String(), usage: "consumer ack wait (progress heartbeats every third)", set: durationSetter(func(c *Config) *time.Duration { return &c.AckWait }, time.Second)},
 		{env: "SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: provision.DefaultShutdownTimeout.String(), usage: "how long in-flight requests may finish on shutdown", set: durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, time.Millisecond)},
 		{env: "ACTIONS", flag: "actions", def: strings.Join(topology.Actions(), ","), usage: "creation actions and lifecycle operations this instance serves, comma separated", set: func(c *Config, v string) error {

@@ -1084,6 +1084,9 @@ func TestNATSAccountsExample(t *testing.T) {
 		"ZOOM_API_URL":       sim.APIURL(),
 		"ZOOM_TOKEN_URL":     sim.TokenURL(),
 		"HTTP_ADDR":          "127.0.0.1:0",
+		// The periodic reconciliation scans at once: the lease, the
+		// ledger's keys, the drift report.
+		"RECONCILE_INTERVAL": "1h",
 	}
 	svc := startRun(t, env) // PROVISION_STREAMS=true: the widest set the service needs
 	addr := svc.healthAddr(t)
@@ -1129,6 +1132,10 @@ func TestNATSAccountsExample(t *testing.T) {
 		}
 		return len(terminalEvents(evs["acct-ok"])) == 1 && len(terminalEvents(evs["acct-invalid"])) == 1 && invites == 1 && deferred >= 1 && info.Paused,
 			fmt.Sprintf("results %v, create consumer paused %v", evs, info.Paused)
+	})
+
+	eventually(t, 30*time.Second, func() (bool, string) {
+		return len(auditEvents(t, admin.js, "drift")) > 0, "no drift report yet"
 	})
 
 	// A request on a subject that names no action, swept at start-up:

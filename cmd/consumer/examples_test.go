@@ -21,8 +21,8 @@ import (
 const requireExamplesEnv = "CI_REQUIRE_EXAMPLES"
 
 // startSandbox runs `consumer sandbox --nats-port 0` in-process until the
-// end of the test and returns the URL of its NATS server once the service
-// consumes.
+// end of the test and returns the URL of its NATS server once its samples
+// are done and it keeps serving.
 func startSandbox(t *testing.T) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -55,12 +55,13 @@ func startSandbox(t *testing.T) string {
 		default:
 		}
 		out := stdout.String()
-		// The samples are published once the service consumes.
-		if m := urlLine.FindStringSubmatch(out); m != nil && strings.Contains(out, "Publishing sample requests:") {
+		// Once its own samples and demonstrations are done: they use the
+		// guard's two slots (GUARD_LIMIT is 2 there), and release it.
+		if m := urlLine.FindStringSubmatch(out); m != nil && strings.Contains(out, "The service keeps running.") {
 			url = m[1]
 			return true, ""
 		}
-		return false, "the sandbox has not printed its NATS URL and started publishing samples"
+		return false, "the sandbox has not printed its NATS URL and finished its samples"
 	})
 	return url
 }

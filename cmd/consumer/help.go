@@ -23,6 +23,7 @@ var settingTopics = []settingTopic{
 	{title: "NATS", envs: []string{"NATS_URL", "NATS_USER", "NATS_PASSWORD", "NATS_TOKEN", "NATS_CREDS", "NATS_NKEY", "NATS_INBOX_PREFIX"}},
 	{title: "Zoom", envs: []string{"ZOOM_ACCOUNT_ID", "ZOOM_CLIENT_ID", "ZOOM_CLIENT_SECRET", "ZOOM_API_URL", "ZOOM_TOKEN_URL", "ZOOM_TIMEOUT"}},
 	{title: "limits and retries", envs: []string{"ZOOM_RATE_LIMIT", "MAX_IN_FLIGHT", "MAX_ATTEMPTS", "MAX_ACK_PENDING", "ACK_WAIT", "SHUTDOWN_TIMEOUT", "GUARD_LIMIT", "GUARD_WINDOW"}},
+	{title: "reconciliation", envs: []string{"RECONCILE_INTERVAL", "RECONCILE_APPLY"}},
 	{title: "streams and subjects", envs: []string{"ACTIONS", "PROVISION_STREAMS", "STREAM_REPLICAS", "REQUEST_STREAM", "REQUEST_SUBJECT_PREFIX",
 		"OPERATION_SUBJECT_PREFIX", "RESULT_STREAM", "RESULT_SUBJECT_PREFIX", "RESULT_MAX_AGE", "DLQ_STREAM", "DLQ_SUBJECT_PREFIX", "CONSUMER_PREFIX"},
 		flags: []string{"no-provision"}},

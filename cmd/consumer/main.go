@@ -8,6 +8,7 @@
 //	consumer quota      show the shared quota state
 //	consumer dlq        list, show, replay and purge dead letters
 //	consumer user       what happened to one person; erase a person; rebuild the ledger
+//	consumer reconcile  compare Zoom with the ledger, show the drift and its plan, publish it with --apply
 //	consumer password   print the public key publishers seal passwords for
 //	consumer config     check the settings and the connections
 //	consumer completion print a bash or zsh completion script
@@ -130,6 +131,7 @@ var commands = []commandInfo{
 		{name: "forget", summary: "erase one person: ledger entry, result events, dead letters (audited)"},
 		{name: "reindex", summary: "rebuild the ledger from the result stream"},
 	}},
+	{name: "reconcile", summary: "compare every Zoom user with the ledger: the drift and its corrective requests (--apply publishes them)"},
 	{name: "config", summary: "check the settings, NATS, the streams and Zoom's token without starting the service", subs: []commandInfo{
 		{name: "check", summary: "check the settings and the connections, one line per check"},
 	}},
@@ -174,6 +176,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return guardCommand(ctx, rest, getenv, stdout, stderr)
 	case "user":
 		return userCommand(ctx, rest, getenv, stdout, stderr)
+	case "reconcile":
+		return reconcileCommand(ctx, rest, getenv, stdout, stderr)
 	case "config":
 		return configCommand(ctx, rest, getenv, stdout, stderr)
 	case "password":

@@ -6,11 +6,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -65,7 +67,7 @@ func sandboxSamples() []sample {
 			body:    `{"action":"autoCreate","user_info":{"email":"dan@example.com","type":1,"password":"password1"}}`,
 			outcome: messages.OutcomeFailed, reason: messages.ReasonZoomRejected},
 		{id: "sandbox-flaky", action: "custCreate", what: "two 502 gateway pages from Zoom, then success",
-			body:    `{"action":"custCreate","user_info":{"email":"grace@example.com","type":2}}`,
+			body:    `{"action":"custCreate","user_info":{"email":"grace@example.com","type":2,"first_name":"Grace","last_name":"Hopper"}}`,
 			outcome: messages.OutcomeCreated},
 		{id: "sandbox-quota-1", action: "create", what: "invitation; the daily create quota is 1 per 5 s here",
 			body:    `{"action":"create","user_info":{"email":"erin@example.com","type":1}}`,
@@ -257,6 +259,9 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	printMu.Lock()
 	fmt.Fprint(stdout, shown)
 	printMu.Unlock()
+	if !sandboxDrift(ctx, jsc, cfg, sim, stdout, &printMu) {
+		ok = false
+	}
 
 	if *exitWhenIdle {
 		if err := checkConsole(ctx, consoleURL, consoleSecret); err != nil {
@@ -283,10 +288,12 @@ See the quota gates, the budget per replica and the backlog:
   go run ./cmd/consumer quota --nats-url %[1]s
 What happened to one person (the per-user ledger):
   go run ./cmd/consumer user show %[3]s --nats-url %[1]s
+Compare Zoom with the ledger (drift, and the plan that repairs it):
+  ZOOM_ACCOUNT_ID=sim-account ZOOM_CLIENT_ID=sim-client ZOOM_CLIENT_SECRET=sim-secret go run ./cmd/consumer reconcile --nats-url %[1]s --zoom-api-url %[4]s --zoom-token-url %[5]s
 %[2]sThe dead letters, the guard, the quotas and anyone's history are also in the operator console:
-  %[4]s (token %[5]s)
+  %[6]s (token %[7]s)
 Press Ctrl-C to stop.
-`, js.URL(), dlqTry(js.URL(), true), sandboxLifeUser, consoleURL, consoleSecret)
+`, js.URL(), dlqTry(js.URL(), true), sandboxLifeUser, sim.APIURL(), sim.TokenURL(), consoleURL, consoleSecret)
 	select {
 	case <-ctx.Done():
 	case err := <-svcErr:
@@ -621,3 +628,93 @@ func checkConsole(ctx context.Context, url, secret string) error {
 // noRedirects is an HTTP client that shows redirects instead of
 // following them.
 var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// quoted quotes each argument for a shell, as the sandbox shows commands.
+func quoted(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = shellQuote(a)
+	}
+	return out
+}
+
+// sandboxDrift makes a little drift by hand in Zoom, as an admin in its
+// portal would (bob deactivated; grace renamed; walter added, whom no
+// request ever created; none of the corrections is destructive, so the
+// guard's fresh window stays free for the integrators' examples), shows `consumer reconcile --apply`
+// (the drift, its plan, and the corrective requests it published, which go
+// through the stream like any request), and the second scan, clean.
+// It reports whether all went as expected.
+func sandboxDrift(ctx context.Context, js jetstream.JetStream, cfg Config, sim *testenv.Simulator, stdout io.Writer, mu *sync.Mutex) bool {
+	say := func(format string, args ...any) {
+		mu.Lock()
+		fmt.Fprintf(stdout, format, args...)
+		mu.Unlock()
+	}
+	say("\nDrift made by hand in Zoom: bob deactivated, grace renamed Gracie, walter added outside the service\n")
+	if err := errors.Join(
+		sim.AdminSetStatus("bob@example.com", "inactive"),
+		sim.AdminUpdate("grace@example.com", func(u *testenv.SimUser) { u.FirstName = "Gracie" }),
+		func() error {
+			_, err := sim.AdminCreate(testenv.SimUser{Email: "walter@example.com", FirstName: "Walter"})
+			return err
+		}(),
+	); err != nil {
+		say("sandbox: drift by hand: %v\n", err)
+		return false
+	}
+	getenv := mapGetenv(map[string]string{"NATS_URL": cfg.NATSURL, "ZOOM_API_URL": cfg.ZoomAPIURL, "ZOOM_TOKEN_URL": cfg.ZoomTokenURL,
+		"ZOOM_ACCOUNT_ID": cfg.ZoomAccountID, "ZOOM_CLIENT_ID": cfg.ZoomClientID, "ZOOM_CLIENT_SECRET": cfg.ZoomClientSecret})
+	scan := func(args ...string) (string, bool) {
+		var out strings.Builder
+		// Held while the command runs, so that the results of the
+		// corrections it publishes print after what it printed.
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(stdout, "  $ consumer %s\n", strings.Join(append([]string{"reconcile"}, quoted(args)...), " "))
+		err := reconcileCommand(ctx, args, getenv, &out, &out)
+		fmt.Fprintf(stdout, "%s", indent(out.String()))
+		if err != nil {
+			fmt.Fprintf(stdout, "sandbox: consumer reconcile: %v\n", err)
+			return "", false
+		}
+		return out.String(), true
+	}
+	// --apply prints the drift and the plan, then publishes it.
+	applied, ok := scan("--apply", "--actor", "sandbox", "--reason", "sandbox: drift made by hand")
+	if !ok {
+		return false
+	}
+	if want := "2 drift (missing 0, status 1, present 0, fields 1), 1 unmanaged"; !strings.Contains(applied, want) {
+		say("sandbox: consumer reconcile found other drift; want %q\n", want)
+		return false
+	}
+	ids := regexp.MustCompile(`(?m)^  (reconcile-\S+)$`).FindAllStringSubmatch(applied, -1)
+	if len(ids) != 2 {
+		say("sandbox: consumer reconcile --apply published %d corrective requests; want 2\n", len(ids))
+		return false
+	}
+	topo := cfg.Topology()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, id := range ids {
+		for {
+			if _, done := resultOf(ctx, js, topo, id[1]); done {
+				break // the result is printed as it arrives
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				say("sandbox: no result for %s\n", id[1])
+				return false
+			}
+			retry.Sleep(ctx, 50*time.Millisecond, nil)
+		}
+	}
+	second, ok := scan()
+	if !ok {
+		return false
+	}
+	if !strings.Contains(second, "0 drift") {
+		say("sandbox: the second scan still found drift\n")
+		return false
+	}
+	return true
+}

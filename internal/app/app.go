@@ -67,6 +67,10 @@ type Config struct {
 	// (GuardLimit 0: off).
 	GuardLimit  int
 	GuardWindow time.Duration
+	// ReconcileInterval is how often one replica compares Zoom with the
+	// ledger (zero: never); ReconcileApply publishes the corrections too.
+	ReconcileInterval time.Duration
+	ReconcileApply    bool
 	// StreamReplicas is topology.AutoReplicas (zero) or an explicit count.
 	StreamReplicas int
 
@@ -344,17 +348,20 @@ func (a *App) Run(ctx context.Context) error {
 	// and the consumer; it stops with the service, before the drain.
 	projector := ledger.NewProjector(js, ledger.ProjectorConfig{Topology: cfg.Topology(), Logger: log})
 	projected := make(chan error, 1)
+	waitReconcile := func() {}
 	var runErr error
 	select {
 	case <-svc.Bound():
 		close(a.ready)
 		go func() { projected <- projector.Run(runCtx) }()
+		waitReconcile = startReconcile(runCtx, cfg, js, zc, pacer, m, log)
 		runErr = <-errc
 	case runErr = <-errc:
 		projected <- nil
 	}
 	cancel()
 	<-projected
+	waitReconcile()
 	if runErr != nil && ctx.Err() == nil {
 		log.Error().Err(runErr).Msg("service stopped")
 		if errors.Is(runErr, topology.ErrPlacement) {

@@ -36,7 +36,8 @@ type ForgetReport struct {
 //     results up to it are never applied again, even by a replica that
 //     pulled one before the erasure;
 //  2. every result event about them (terminal or deferred) up to Through
-//     is deleted from the result stream, its storage overwritten;
+//     is deleted from the result stream, its storage overwritten, and so
+//     is every drift report (package reconcile) that names them;
 //  3. every dead letter of theirs is deleted from the dead-letter stream,
 //     its storage overwritten;
 //  4. an audit event (Kind "user", Verb "forgotten") records actor,
@@ -137,6 +138,12 @@ func (l *Ledger) erase(ctx context.Context, js jetstream.JetStream, topo topolog
 func eraseResults(ctx context.Context, js jetstream.JetStream, topo topology.Topology, want string, through uint64) (int, error) {
 	var seqs []uint64
 	err := scanResults(ctx, js, topo, through, func(m jetstream.Msg, md *jetstream.MsgMetadata) error {
+		if m.Subject() == topo.ResultPrefix+"."+driftKind {
+			if driftMentions(m.Data(), want) {
+				seqs = append(seqs, md.Sequence.Stream)
+			}
+			return nil
+		}
 		if ev, err := messages.DecodeEvent(m.Data()); err == nil && ev.Data.Email != "" && messages.UserKey(ev.Data.Email) == want {
 			seqs = append(seqs, md.Sequence.Stream)
 		}
@@ -150,6 +157,31 @@ func eraseResults(ctx context.Context, js jetstream.JetStream, topo topology.Top
 		return 0, fmt.Errorf("ledger: stream %s: %w", topo.ResultStream, err)
 	}
 	return secureDelete(ctx, s, topo.ResultStream, seqs)
+}
+
+// driftKind is the audit kind of reconciliation's drift reports (package
+// reconcile), whose entries name users.
+const driftKind = "drift"
+
+// driftMentions reports whether a drift report names a user whose key is
+// want among its entries: the whole report is then erased (the next scan
+// publishes another).
+func driftMentions(data []byte, want string) bool {
+	var ev struct {
+		Data struct {
+			Drift     []struct{ Email string } `json:"drift"`
+			Unmanaged []struct{ Email string } `json:"unmanaged"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(data, &ev) != nil {
+		return false
+	}
+	for _, e := range append(ev.Data.Drift, ev.Data.Unmanaged...) {
+		if e.Email != "" && messages.UserKey(e.Email) == want {
+			return true
+		}
+	}
+	return false
 }
 
 // eraseDeadLetters deletes, overwriting their storage, the dead letters

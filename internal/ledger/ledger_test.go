@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -380,6 +381,16 @@ func TestForget(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Drift reports: one names alice among others, one only bob.
+	for i, entries := range [][]map[string]any{
+		{{"email": "bob@example.com", "kind": "status"}, {"email": "ALICE@example.com", "kind": "fields"}},
+		{{"email": "bob@example.com", "kind": "missing"}},
+	} {
+		if _, err := audit.Publish(ctx, w.js, w.topo, audit.Event{Kind: "drift", Verb: "report", Subject: fmt.Sprint("r", i), Actor: "zoom-provisioner/r",
+			Reason: "periodic reconciliation", Data: map[string]any{"drift": entries, "unmanaged": []any{}}}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	w.caughtUp()
 	l := w.ledger()
 	if rec, _ := l.Get(ctx, "alice@example.com"); len(rec.Requests) != 7 {
@@ -393,8 +404,8 @@ func TestForget(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Forget: %v", err)
 	}
-	if rep.Results != 8 || rep.DeadLetters != 2 || rep.Key != ledger.Key("alice@example.com") {
-		t.Errorf("Forget report %+v; want 8 results (7 terminal, 1 deferred) and 2 dead letters erased", rep)
+	if rep.Results != 9 || rep.DeadLetters != 2 || rep.Key != ledger.Key("alice@example.com") {
+		t.Errorf("Forget report %+v; want 9 results (7 terminal, 1 deferred, 1 drift report) and 2 dead letters erased", rep)
 	}
 	rec, err := l.Get(ctx, "alice@example.com")
 	if err != nil || rec.Known() || rec.Forgotten == nil || rec.Email != "" || rec.Creation != nil {
@@ -424,12 +435,22 @@ func TestForget(t *testing.T) {
 			if strings.Contains(strings.ToLower(string(m.Data)), "alice") {
 				t.Errorf("%s/%d still holds alice: %s", stream, seq, m.Data)
 			}
-			if m.Subject == w.topo.ResultPrefix+".user" {
+			if m.Subject == w.topo.ResultPrefix+".user" || m.Subject == w.topo.ResultPrefix+".drift" {
 				var ev audit.CloudEvent
 				_ = json.Unmarshal(m.Data, &ev)
 				auditEvents = append(auditEvents, ev)
 			}
 		}
+	}
+	drift := 0
+	for _, ev := range auditEvents {
+		if ev.Type == audit.Type("drift", "report") {
+			drift++
+		}
+	}
+	auditEvents = slices.DeleteFunc(auditEvents, func(ev audit.CloudEvent) bool { return ev.Type == audit.Type("drift", "report") })
+	if drift != 1 {
+		t.Errorf("%d drift reports left; want bob's alone", drift)
 	}
 	if len(auditEvents) != 1 || auditEvents[0].Type != audit.Type("user", "forgotten") || auditEvents[0].Subject != rep.Key ||
 		auditEvents[0].Data["actor"] != "helpdesk" || auditEvents[0].Data["reason"] != "erasure request HR-7" || auditEvents[0].Data["complete"] != true {

@@ -182,8 +182,9 @@ type Record struct {
 	// Creation is the last creation that succeeded.
 	Creation *Creation `json:"creation,omitempty"`
 	// Profile holds the profile fields (first_name, last_name, type, dept,
-	// …) as a creation that Zoom created or an update last set them,
-	// those set before the last creation or deletion excluded.
+	// …) as a creation that Zoom created or an update last set them (a
+	// deactivation sets type 1: Zoom removes the licences), those set
+	// before the last creation or deletion excluded.
 	Profile map[string]Field `json:"profile,omitempty"`
 	// ProfileSince is the stream sequence of the last created or deleted
 	// outcome: profile fields set before it no longer apply.
@@ -277,6 +278,11 @@ func FromResult(res messages.Result, at time.Time) (rec Record, ok bool) {
 			}
 		case messages.OutcomeUpdated:
 			rec.Profile = fields(member(body, "user"), seq)
+		case messages.OutcomeDeactivated:
+			// Zoom's deactivation removes every licence: the user is
+			// Basic (type 1) from then on, and activation gives no
+			// licence back, so that is the type the service last applied.
+			rec.Profile = map[string]Field{"type": {Value: json.RawMessage("1"), StreamSequence: seq}}
 		case messages.OutcomeDeleted:
 			rec.ProfileSince = seq
 			if body != nil {

@@ -153,6 +153,31 @@ func TestRegisters(t *testing.T) {
 	}
 }
 
+// Ensure a deactivation leaves type 1 in the profile (Zoom removes every
+// licence, activation gives none back) until an update sets another, and
+// sets no other field.
+func TestDeactivationLeavesBasic(t *testing.T) {
+	typeOf := func(n int) string {
+		var rec ledger.Record
+		for _, r := range aliceLife()[:n] {
+			rec = ledger.Merge(rec, record(t, r))
+		}
+		return string(rec.Profile["type"].Value)
+	}
+	for _, tc := range []struct {
+		n    int
+		want string
+	}{{1, "1"}, {4, "1"}, {5, "1"}, {6, "2"}} {
+		if got := typeOf(tc.n); got != tc.want {
+			t.Errorf("type after %s = %s; want %s", aliceLife()[tc.n-1].RequestID, got, tc.want)
+		}
+	}
+	x := record(t, res("x9", "deactivate", 40, messages.OutcomeDeactivated, `{"email":"bob@example.com"}`))
+	if len(x.Profile) != 1 || string(x.Profile["type"].Value) != "1" || x.Profile["type"].StreamSequence != 40 {
+		t.Errorf("deactivation's profile = %v; want type 1 at its sequence, nothing else", x.Profile)
+	}
+}
+
 // Ensure the record does not depend on the order in which results are
 // applied, nor on how often: every permutation, with repeats, gives the
 // same record.

@@ -121,6 +121,7 @@ type Metrics struct {
 	handled *handledMetrics
 	backlog *backlogCollector
 	build   *buildCollector
+	drift   *driftMetrics
 }
 
 // New returns a Metrics whose collectors, plus the Go runtime and process
@@ -175,6 +176,7 @@ func New() *Metrics {
 	m.handled = newHandledMetrics(m.reg, time.Now())
 	m.backlog, m.build = newBacklogCollector(), newBuildCollector()
 	m.reg.MustRegister(m.backlog, m.build)
+	m.drift = newDriftMetrics()
 
 	m.requests = curry2(requests, actions, outcomes)
 	m.deadLetters = curry2(deadLetters, actions, reasons)

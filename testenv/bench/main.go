@@ -5,6 +5,7 @@
 //	cd testenv/bench && go run . [-n 10000] [-runs 4] [-out FILE]
 //	cd testenv/bench && go run . -scenario backlog [-backlog-n 20000] [-out FILE]
 //	cd testenv/bench && go run . -scenario ledger [-ledger-small 2000] [-ledger-large 200000] [-out FILE]
+//	cd testenv/bench && go run . -scenario reconcile [-reconcile-sizes 10000,100000] [-reconcile-rate 20] [-out FILE]
 //
 // It builds four binaries first: nats-server (from this module's
 // nats-server/v2 dependency), the service (../../cmd/consumer, built in
@@ -39,6 +40,14 @@
 // one user is timed -ledger-runs times; then results up to 200,000, and
 // the same timing again, in the same run. It prints both, their ratio, and
 // the ledger bucket's bytes per user.
+//
+// Scenario reconcile: for each size (10,000 and 100,000 users), the
+// service (idle) on a fresh broker, a simulator holding that many users
+// with Zoom Pro's Medium limit (20 listing calls a second) and a ledger of
+// as many entries, one user in a hundred of each kind of drift and
+// unmanaged; `consumer reconcile --json` (the real binary) with
+// ZOOM_RATE_LIMIT=20, which it shares with the service: its wall time,
+// listing calls, peak RSS and CPU, and its report checked.
 package main
 
 import (
@@ -50,6 +59,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -79,6 +89,10 @@ type options struct {
 	ledgerSmall   int
 	ledgerLarge   int
 	ledgerRuns    int
+	// reconcileSizes are the Zoom accounts' sizes of the reconcile
+	// scenario; reconcileRate its ZOOM_RATE_LIMIT and Medium limit.
+	reconcileSizes []int
+	reconcileRate  int
 
 	natsBin string
 	bins    map[string]string // consumer name → binary
@@ -88,7 +102,7 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	fs.StringVar(&o.scenario, "scenario", "throughput", "throughput, backlog, ledger or all")
+	fs.StringVar(&o.scenario, "scenario", "throughput", "throughput, backlog, ledger, reconcile or all")
 	fs.IntVar(&o.n, "n", 10000, "throughput: requests preloaded per consumer and run")
 	fs.IntVar(&o.runs, "runs", 4, "throughput: runs")
 	only := fs.String("consumers", "service,watermill,naive", "throughput: consumers to measure, comma separated")
@@ -104,6 +118,8 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.ledgerSmall, "ledger-small", 2000, "ledger: results stored for the first timing")
 	fs.IntVar(&o.ledgerLarge, "ledger-large", 200000, "ledger: results stored for the second timing")
 	fs.IntVar(&o.ledgerRuns, "ledger-runs", 21, "ledger: `consumer user show` runs timed at each size")
+	sizes := fs.String("reconcile-sizes", "10000,100000", "reconcile: Zoom users listed, one run per size, comma separated (multiples of 100)")
+	fs.IntVar(&o.reconcileRate, "reconcile-rate", 20, "reconcile: ZOOM_RATE_LIMIT, and the simulator's Medium limit per second (Zoom Pro's: 20)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -114,9 +130,19 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	switch o.scenario {
-	case "throughput", "backlog", "ledger", "all":
+	case "throughput", "backlog", "ledger", "reconcile", "all":
 	default:
-		return fmt.Errorf("-scenario %q: want throughput, backlog, ledger or all", o.scenario)
+		return fmt.Errorf("-scenario %q: want throughput, backlog, ledger, reconcile or all", o.scenario)
+	}
+	for _, f := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 100 || n%100 != 0 {
+			return fmt.Errorf("-reconcile-sizes: %q is not a multiple of 100", f)
+		}
+		o.reconcileSizes = append(o.reconcileSizes, n)
+	}
+	if o.reconcileRate <= 0 {
+		return errors.New("-reconcile-rate must be positive")
 	}
 	if o.ledgerSmall <= 0 || o.ledgerLarge <= o.ledgerSmall || o.ledgerRuns <= 0 {
 		return errors.New("-ledger-small and -ledger-runs must be positive, -ledger-large above -ledger-small")
@@ -198,6 +224,17 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "bench: ledger: %v\n", l.Err)
 		}
 		rep.ledger = &l
+	}
+	if o.scenario == "reconcile" || o.scenario == "all" {
+		waited, quiet := o.waitQuiet()
+		fmt.Fprintf(stderr, "bench: reconcile: %v Zoom users, ZOOM_RATE_LIMIT=%d (load %s, waited %v for quiet: %v)...\n",
+			o.reconcileSizes, o.reconcileRate, loadAvg(), waited.Round(time.Second), quiet)
+		rc := measureReconcile(ctx, o)
+		rc.QuietWait, rc.Quiet = waited, quiet
+		if rc.Err != nil {
+			fmt.Fprintf(stderr, "bench: reconcile: %v\n", rc.Err)
+		}
+		rep.reconcile = &rc
 	}
 	rep.finished = time.Now()
 	md := rep.markdown()

@@ -20,6 +20,7 @@ type report struct {
 	throughput        []measurement
 	backlog           *backlogResult
 	ledger            *ledgerResult
+	reconcile         *reconcileResult
 }
 
 // describeMachine names the CPU, the cores, Go and the versions of what
@@ -80,6 +81,9 @@ func (rp *report) markdown() string {
 	if rp.ledger != nil {
 		rp.ledgerMarkdown(&b)
 	}
+	if rp.reconcile != nil {
+		rp.reconcileMarkdown(&b)
+	}
 	return b.String()
 }
 
@@ -96,6 +100,13 @@ func (rp *report) flags() string {
 	}
 	if (o.scenario == "ledger" || o.scenario == "all") && (o.ledgerSmall != 2000 || o.ledgerLarge != 200000 || o.ledgerRuns != 21) {
 		f = append(f, fmt.Sprintf("-ledger-small %d -ledger-large %d -ledger-runs %d", o.ledgerSmall, o.ledgerLarge, o.ledgerRuns))
+	}
+	if (o.scenario == "reconcile" || o.scenario == "all") && (fmt.Sprint(o.reconcileSizes) != "[10000 100000]" || o.reconcileRate != 20) {
+		var sizes []string
+		for _, n := range o.reconcileSizes {
+			sizes = append(sizes, fmt.Sprint(n))
+		}
+		f = append(f, fmt.Sprintf("-reconcile-sizes %s -reconcile-rate %d", strings.Join(sizes, ","), o.reconcileRate))
 	}
 	if (o.scenario == "backlog" || o.scenario == "all") && o.backlogN != 20000 {
 		f = append(f, fmt.Sprintf("-backlog-n %d", o.backlogN))
@@ -345,6 +356,49 @@ func (rp *report) ledgerMarkdown(b *strings.Builder) {
 		checks = "**" + mdEscape(strings.Join(r.Problems, "; ")) + "**"
 	}
 	fmt.Fprintf(b, "\nChecks: %s.\n\n", checks)
+}
+
+func (rp *report) reconcileMarkdown(b *strings.Builder) {
+	r := rp.reconcile
+	fmt.Fprintf(b, "**Reconciliation: `consumer reconcile --json` against Zoom accounts of %s users**\n\n", sizesText(r.Points))
+	fmt.Fprintf(b, "For each size: the service (`consumer run`, idle) on a fresh broker; the Zoom simulator holding that many users, "+
+		"with Zoom Pro's Medium limit (%d listing calls a second); the ledger (bucket `zoom_ledger`) holding an entry for each user the service "+
+		"manages; one user in a hundred of each kind of drift (missing, status, present, fields) and one in a hundred unmanaged. "+
+		"Then `consumer reconcile --json`, the real binary as an operator runs it, with `ZOOM_RATE_LIMIT=%d`: it takes a share of it "+
+		"(half, beside the service) through the quota bucket while it lists, asks for pages of 300 and reads one ledger entry per Zoom user. "+
+		"Its time runs from process start to exit; its peak RSS is its high-water mark (`VmHWM`), its CPU from `getrusage`. Load before: %s.\n\n", r.Rate, r.Rate, r.Load)
+	if r.Err != nil {
+		fmt.Fprintf(b, "Failed: %s\n\n", mdEscape(r.Err.Error()))
+	}
+	if len(r.Points) > 0 {
+		b.WriteString("| users | in Zoom | ledger entries | drift found | unmanaged | listing calls | time | Zoom users/s | peak RSS | CPU s | output |\n")
+		b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, p := range r.Points {
+			drift := p.Counts["missing"] + p.Counts["status"] + p.Counts["present"] + p.Counts["fields"]
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %.1f s | %s | %.1f MiB | %.2f | %s KiB |\n", thousands(p.Size), thousands(p.Users), thousands(p.LedgerEntries),
+				thousands(drift), thousands(p.Counts["unmanaged"]), thousands(p.Listing), p.Took.Seconds(),
+				thousands(int(float64(p.Users)/p.Took.Seconds())), mib(p.RSS), p.CPU, thousands(p.OutputBytes/1024))
+		}
+		if n := len(r.Points); n > 1 {
+			a, z := r.Points[0], r.Points[n-1]
+			fmt.Fprintf(b, "\nPeak RSS grows %.1f MiB for %s more users (%.0f bytes per user: the set of 16-byte keys seen, and the drift and unmanaged entries kept for the output); time %.1f×.\n",
+				mib(z.RSS-a.RSS), thousands(z.Size-a.Size), float64(z.RSS-a.RSS)/float64(max(z.Size-a.Size, 1)), z.Took.Seconds()/a.Took.Seconds())
+		}
+	}
+	checks := fmt.Sprintf("each run found exactly the drift and the unmanaged users made, and called nothing but GET /v2/users; waited %s for a quiet machine", fmtQuiet(r.QuietWait, r.Quiet))
+	if len(r.Problems) > 0 {
+		checks = "**" + mdEscape(strings.Join(r.Problems, "; ")) + "**"
+	}
+	fmt.Fprintf(b, "\nChecks: %s.\n\n", checks)
+}
+
+// sizesText is "10,000 and 100,000".
+func sizesText(ps []reconcilePoint) string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, thousands(p.Size))
+	}
+	return strings.Join(s, " and ")
 }
 
 // prevResults is how many results were stored before point p (its
