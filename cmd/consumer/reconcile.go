@@ -17,7 +17,6 @@ import (
 	"github.com/zoomprov/consumer/internal/ledger"
 	"github.com/zoomprov/consumer/internal/quota"
 	"github.com/zoomprov/consumer/internal/reconcile"
-	"github.com/zoomprov/consumer/internal/retry"
 	"github.com/zoomprov/consumer/internal/zoom"
 )
 
@@ -25,10 +24,6 @@ import (
 // the replicas acknowledge a newcomer within a lease renewal or two, and
 // a replica that died leaving a fresh lease holds it back for about 7 s.
 const reconcileJoinTimeout = 30 * time.Second
-
-// reconcileLeaveWindow is how long the command keeps its lease after its
-// last Zoom call: a second, and a little.
-const reconcileLeaveWindow = 1100 * time.Millisecond
 
 // reconcileSettings are the NATS and topology settings, and Zoom's: the
 // command calls Zoom.
@@ -131,10 +126,8 @@ func reconcileCommand(ctx context.Context, args []string, getenv func(string) st
 	if err != nil {
 		return reconcileFailed(ctx, err)
 	}
-	// No more Zoom calls: give the share back, once the last call's second
-	// has passed (the replicas take it back at once, and no one-second
-	// window may get both this command's last calls and their new pace).
-	retry.Sleep(ctx, reconcileLeaveWindow, nil)
+	// No more Zoom calls: give the share back (the coordinator waits out
+	// the last call's second first).
 	stopCoord()
 	<-coordDone
 

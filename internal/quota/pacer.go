@@ -51,6 +51,8 @@ type Pacer struct {
 	paused     bool
 	leaseUntil time.Time
 	resumed    broadcast
+	// lastCall is when Wait last let a call go.
+	lastCall time.Time
 }
 
 var _ zoom.Limiter = (*Pacer)(nil)
@@ -95,7 +97,11 @@ func (p *Pacer) Wait(ctx context.Context, call zoom.Call) error {
 			}
 		}
 		p.mu.Lock()
-		paused := p.pausedLocked(time.Now())
+		now := time.Now()
+		paused := p.pausedLocked(now)
+		if !paused {
+			p.lastCall = now
+		}
 		p.mu.Unlock()
 		if !paused {
 			break
@@ -156,6 +162,17 @@ func (p *Pacer) setLeaseUntil(until time.Time) {
 	defer p.mu.Unlock()
 	p.leaseUntil = until
 	p.resumed.notify()
+}
+
+// stopCalls pauses every call and returns when Wait last let one go.
+func (p *Pacer) stopCalls() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.paused {
+		p.paused = true
+		p.resumed.notify()
+	}
+	return p.lastCall
 }
 
 // setPaused stops or resumes every call.

@@ -154,8 +154,8 @@ func NewCoordinator(kv jetstream.KeyValue, pacer *Pacer, cfg CoordinatorConfig) 
 }
 
 // Run follows the gates, and with a budget the leases, until ctx ends. On a
-// clean stop it removes this replica's lease so its share returns to the
-// others at once.
+// clean stop it pauses the pacer and, a join window after the last call,
+// removes this replica's lease so its share returns to the others.
 func (c *Coordinator) Run(ctx context.Context) {
 	done := make(chan struct{})
 	go func() { defer close(done); c.followGates(ctx) }()
@@ -354,6 +354,11 @@ type seenLease struct {
 func (c *Coordinator) followLeases(ctx context.Context) {
 	key := replicaKeyPrefix + c.replicaID
 	defer func() {
+		// A clean stop gives the share back at once, so first no more
+		// calls, and the last one's second over: no one-second window may
+		// get both this replica's last calls and the others' larger pace.
+		last := c.pacer.stopCalls()
+		time.Sleep(time.Until(last.Add(joinWindow)))
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
 		_ = c.kv.Delete(dctx, key)

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/zoomprov/consumer/internal/zoom"
 	"github.com/zoomprov/consumer/testenv"
 )
 
@@ -342,5 +343,66 @@ func TestGatesFromTheBucket(t *testing.T) {
 	}
 	if _, err := OpenGate(context.Background(), kv, "create", time.Now()); !errors.Is(err, ErrGateOpen) {
 		t.Errorf("OpenGate of an open gate = %v; want ErrGateOpen", err)
+	}
+}
+
+// Ensure a replica that stops cleanly makes no call once it stops, and
+// gives its share back (deletes its lease) only a join window after its
+// last call: the others take the share at once, and one second of Zoom's
+// must not get both this replica's last calls and their larger pace (a
+// reconciliation leaving beside a busy replica: 11 calls in a second at a
+// budget of 10).
+func TestCleanStopWaitsOutTheLastCall(t *testing.T) {
+	kv, nc := leaseBucket(t)
+	p := NewPacer(80, NewGates(nil))
+	c := NewCoordinator(kv, p, CoordinatorConfig{ReplicaID: "b", Conn: nc, Log: zerolog.New(zerolog.NewTestWriter(t))})
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+
+	calls := make(chan time.Time, 1000)
+	callCtx, stopCalls := context.WithCancel(context.Background())
+	defer stopCalls()
+	callsDone := make(chan struct{})
+	go func() {
+		defer close(callsDone)
+		for p.Wait(callCtx, zoom.Call{Op: "update user", Action: "update"}) == nil {
+			calls <- time.Now()
+		}
+	}()
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		return len(calls) >= 10, fmt.Sprintf("%d calls; want 10 before the stop", len(calls))
+	})
+	w, err := kv.Watch(context.Background(), replicaKeyPrefix+"b", jetstream.UpdatesOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	stopped := time.Now()
+	stop()
+	var deleted time.Time
+	for deleted.IsZero() {
+		select {
+		case e := <-w.Updates():
+			if e != nil && e.Operation() != jetstream.KeyValuePut {
+				deleted = time.Now()
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the lease was not deleted within 10 s of the stop")
+		}
+	}
+	<-done
+	stopCalls()
+	<-callsDone
+	close(calls)
+	var last time.Time
+	for at := range calls {
+		last = at
+	}
+	if last.After(stopped.Add(50 * time.Millisecond)) {
+		t.Errorf("a call %v after the stop; want none", last.Sub(stopped))
+	}
+	if gap := deleted.Sub(last); gap < time.Second {
+		t.Errorf("lease deleted %v after the last call; want at least a second", gap)
 	}
 }
