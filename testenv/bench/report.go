@@ -447,6 +447,9 @@ func scaleOrderMarkdown(b *strings.Builder, r *scaleOrder) {
 	row("order reads: replica 1 / replica 2", pair(r.Reads), "")
 	rpr := r.ReadsPerRequest()
 	row("**order reads per request**", fmt.Sprintf("**%.2f**", rpr), fmt.Sprintf("< %.1f", scaleMaxReads)+metMark(rpr < scaleMaxReads)+"; "+scaleReadsBefore)
+	t, per := r.Tapped, func(k uint64) string { return fmt.Sprintf("%.2f", float64(k)/float64(max(r.Requests, 1))) }
+	row("the reads as the broker received them, per request: reading forward / checking a creation / an update / a deactivation / a parked copy is stored",
+		fmt.Sprintf("%s / %s / %s / %s / %s (%s in all)", per(t.Forward), per(t.Check[0]), per(t.Check[1]), per(t.Check[2]), per(t.Check[3]), thousands(int(t.Total()))), "")
 	row("deliveries handed back to wait for an earlier request / parked / superseded (both replicas)",
 		fmt.Sprintf("%s / %s / %s", thousands(int(sum(r.Waiting))), thousands(int(sum(r.Parked))), thousands(int(sum(r.Superseded)))), "")
 	row("Zoom calls (token included)", thousands(r.Calls), "")

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -114,8 +115,10 @@ type scaleOrder struct {
 	// (zoomprov_order_reads_total), and deliveries handed back to wait
 	// for an earlier request about the user, parked, or superseded
 	// (zoomprov_requests_total by outcome).
-	Reads                          []uint64
-	Waiting, Parked, Superseded    []uint64
+	Reads                       []uint64
+	Waiting, Parked, Superseded []uint64
+	// Tapped are the same reads as the broker received them (readTap).
+	Tapped                         readCounts
 	Calls                          int // Zoom calls the simulator answered
 	CPUReplicas                    []float64
 	CPUBroker, CPUBench, CPUOthers float64
@@ -263,6 +266,12 @@ func measureScaleOrder(ctx context.Context, o options) (r scaleOrder) {
 	}
 	defer arr.stop()
 
+	tap, err := w.tapReads(n, users, batch)
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	defer tap.stop()
 	meter, err := startCPUMeter(w.brokerPID)
 	if err != nil {
 		r.Err = err
@@ -305,6 +314,7 @@ func measureScaleOrder(ctx context.Context, o options) (r scaleOrder) {
 		return r
 	}
 	r.CPUReplicas, r.CPUBroker, r.CPUBench, r.CPUOthers = cpu, cpuB, cpuSelf, cpuO
+	r.Tapped = tap.counts()
 	at := arr.times()
 	r.Elapsed = arr.base.Add(at[len(at)-1]).Sub(ps[0].started)
 	for i, p := range ps {
@@ -403,6 +413,97 @@ func chainIndex(users int) func(string) (int, bool) {
 		return 0, false
 	}
 }
+
+// readCounts are the reads of the request stream the broker received,
+// by kind.
+type readCounts struct {
+	// Forward are reads of the next stored message from a sequence on
+	// (order.Index.scanTo, next_by_subj ">"): learning what is stored.
+	Forward uint64
+	// Check are reads of one sequence (order.Index.Stored: is this
+	// request still stored?), by the operation of the request read
+	// (chainOps), and last for a parked copy.
+	Check [4]uint64
+	// Other are any other reads of the stream (the guard's).
+	Other uint64
+}
+
+// Total is every read counted.
+func (c readCounts) Total() uint64 {
+	t := c.Forward + c.Other
+	for _, k := range c.Check {
+		t += k
+	}
+	return t
+}
+
+// readTap counts the reads of the request stream as the broker receives
+// them: the JetStream API's message gets on it (package leader), seen by a
+// core subscription (one more delivery per read for the broker). Their
+// total is a check on the replicas' own count; their kinds say what the
+// order spends its reads on.
+type readTap struct {
+	sub     *nats.Subscription
+	n       int
+	opAtSeq func(seq uint64) int
+
+	mu sync.Mutex
+	c  readCounts
+}
+
+// tapReads starts counting the reads of the request stream, which holds
+// the n requests of users' chains published batch users at a time from
+// sequence 1 on.
+func (w *world) tapReads(n, users, batch int) (*readTap, error) {
+	t := &readTap{n: n, opAtSeq: func(seq uint64) int {
+		if seq == 0 || seq > uint64(n) {
+			return len(chainOps) // a parked copy, stored after the requests
+		}
+		_, op := chainAt(int(seq-1), users, batch)
+		return op
+	}}
+	sub, err := w.nc.Subscribe("$JS.API.STREAM.MSG.GET."+requestStream, t.onMsg)
+	if err != nil {
+		return nil, err
+	}
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		sub.Unsubscribe()
+		return nil, err
+	}
+	if err := w.nc.Flush(); err != nil {
+		sub.Unsubscribe()
+		return nil, err
+	}
+	t.sub = sub
+	return t, nil
+}
+
+func (t *readTap) onMsg(m *nats.Msg) {
+	var q struct {
+		Seq           uint64 `json:"seq"`
+		NextBySubject string `json:"next_by_subj"`
+		LastBySubject string `json:"last_by_subj"`
+	}
+	err := json.Unmarshal(m.Data, &q)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case err != nil || q.LastBySubject != "" || (q.NextBySubject != "" && q.NextBySubject != ">"):
+		t.c.Other++
+	case q.NextBySubject == ">":
+		t.c.Forward++
+	default:
+		t.c.Check[t.opAtSeq(q.Seq)]++
+	}
+}
+
+func (t *readTap) counts() readCounts {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.c
+}
+
+func (t *readTap) stop() { _ = t.sub.Unsubscribe() }
 
 // checkHolds checks that stream holds n messages and returns their bytes.
 func (w *world) checkHolds(ctx context.Context, stream string, n uint64) (uint64, error) {
@@ -506,13 +607,20 @@ func (a *arrivals) wait(ctx context.Context, ps ...*process) error {
 			}
 		}()
 	}
-	select {
-	case <-a.done:
-		return nil
-	case p := <-exited:
-		return fmt.Errorf("%s exited after %d of %d results: %v: %s", p.name, a.count(), a.want, p.waitErr, p.tail())
-	case <-ctx.Done():
-		return fmt.Errorf("%d of %d results before the time-out", a.count(), a.want)
+	progress := time.NewTicker(30 * time.Second)
+	defer progress.Stop()
+	for {
+		select {
+		case <-progress.C:
+			fmt.Fprintf(os.Stderr, "bench: %s of %s results...\n", thousands(a.count()), thousands(a.want))
+			continue
+		case <-a.done:
+			return nil
+		case p := <-exited:
+			return fmt.Errorf("%s exited after %d of %d results: %v: %s", p.name, a.count(), a.want, p.waitErr, p.tail())
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d results before the time-out", a.count(), a.want)
+		}
 	}
 }
 
