@@ -400,7 +400,14 @@ func scaleQueueMarkdown(b *strings.Builder, q *scaleQueue) {
 	row("results/s, last 10%", thousands(int(q.LastRate+0.5)), "")
 	row("last 10% ÷ first 10%", fmt.Sprintf("%.2f", q.Ratio()), fmt.Sprintf("≥ %.2f", scaleMinRatio)+metMark(q.Ratio() >= scaleMinRatio))
 	row("service peak RSS (VmHWM)", fmt.Sprintf("%.1f MiB", mib(q.RSS)), "≤ 96 MiB"+metMark(q.RSS > 0 && q.RSS <= scaleMaxRSS))
-	row("service RSS at 10% / 50% / 90% of the results", fmt.Sprintf("%.1f / %.1f / %.1f MiB", mib(q.RSSAt[0]), mib(q.RSSAt[1]), mib(q.RSSAt[2])), "")
+	m := q.Marks
+	row("service RSS at 10% / 50% / 90% of the results", fmt.Sprintf("%.1f / %.1f / %.1f MiB", mib(m[0].RSS), mib(m[1].RSS), mib(m[2].RSS)), "")
+	svc, brk, bench := func(k mark) float64 { return k.Service }, func(k mark) float64 { return k.Broker }, func(k mark) float64 { return k.Bench }
+	row("CPU s per 1,000 results, start to 10% / 90% to the last: service", fmt.Sprintf("%.3f / %.3f", q.Start.per1000(m[0], svc), m[2].per1000(m[3], svc)), "")
+	row("the same: broker", fmt.Sprintf("%.3f / %.3f", q.Start.per1000(m[0], brk), m[2].per1000(m[3], brk)), "")
+	row("the same: the bench (simulator, counting)", fmt.Sprintf("%.3f / %.3f", q.Start.per1000(m[0], bench), m[2].per1000(m[3], bench)), "")
+	row("cores other processes used, start to 10% / 90% to the last", fmt.Sprintf("%.2f / %.2f", q.Start.others(m[0]), m[2].others(m[3])), "")
+	row("longest time between two results", fmt.Sprintf("%s (after %s)", fmtMs(q.LongestGap), thousands(q.GapAfter)), "")
 	row("CPU s per 1,000 results: service / broker", fmt.Sprintf("%.3f / %.3f", q.CPUService/float64(q.N)*1000, q.CPUBroker/float64(q.N)*1000), "")
 	row("CPU s: service / broker / the bench (simulator, counting) / other processes",
 		fmt.Sprintf("%.1f / %.1f / %.1f / %.1f", q.CPUService, q.CPUBroker, q.CPUBench, q.CPUOthers), "")
@@ -452,6 +459,7 @@ func scaleOrderMarkdown(b *strings.Builder, r *scaleOrder) {
 		fmt.Sprintf("%s / %s / %s / %s / %s (%s in all)", per(t.Forward), per(t.Check[0]), per(t.Check[1]), per(t.Check[2]), per(t.Check[3]), thousands(int(t.Total()))), "")
 	row("deliveries handed back to wait for an earlier request / parked / superseded (both replicas)",
 		fmt.Sprintf("%s / %s / %s", thousands(int(sum(r.Waiting))), thousands(int(sum(r.Parked))), thousands(int(sum(r.Superseded)))), "")
+	row("longest time between two results", fmt.Sprintf("%s (after %s, %.1f s from the start)", fmtMs(r.LongestGap), thousands(r.GapAfter), r.GapAt.Seconds()), "")
 	row("Zoom calls (token included)", thousands(r.Calls), "")
 	var rss []string
 	for _, x := range r.RSS {

@@ -381,3 +381,27 @@ func TestScaleMarkdownGoals(t *testing.T) {
 		}
 	}
 }
+
+func TestLongestGap(t *testing.T) {
+	ms := func(xs ...int) []time.Duration {
+		var out []time.Duration
+		for _, x := range xs {
+			out = append(out, time.Duration(x)*time.Millisecond)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		at    []time.Duration
+		gap   time.Duration
+		after int
+	}{
+		{ms(0, 1, 2, 900, 901), 898 * time.Millisecond, 3},
+		{ms(5, 10), 5 * time.Millisecond, 1},
+		{ms(5), 0, 0},
+		{nil, 0, 0},
+	} {
+		if gap, after := longestGap(tt.at); gap != tt.gap || after != tt.after {
+			t.Errorf("longestGap(%v) = %v, %d; want %v, %d", tt.at, gap, after, tt.gap, tt.after)
+		}
+	}
+}

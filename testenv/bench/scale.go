@@ -73,11 +73,17 @@ type scaleQueue struct {
 	// service's, the broker's, the bench's own (the simulator and the
 	// counting of results), everything else's.
 	CPUService, CPUBroker, CPUBench, CPUOthers float64
-	// RSS is the service's peak resident set (VmHWM); RSSAt its resident
-	// set when a tenth, half and nine tenths of the results were in;
-	// BrokerRSS the broker's peak.
+	// RSS is the service's peak resident set (VmHWM); BrokerRSS the
+	// broker's.
 	RSS, BrokerRSS int64
-	RSSAt          [3]int64
+	// Start is the state at the service's start, Marks when a tenth, half
+	// and nine tenths of the results were in and at the last.
+	Start mark
+	Marks [4]mark
+	// LongestGap is the longest time between two results, and GapAfter
+	// the results before it.
+	LongestGap time.Duration
+	GapAfter   int
 	// StoreBytes is the broker's file store in use after the run
 	// (results, the ledger, what is left of the requests).
 	StoreBytes uint64
@@ -118,7 +124,11 @@ type scaleOrder struct {
 	Reads                       []uint64
 	Waiting, Parked, Superseded []uint64
 	// Tapped are the same reads as the broker received them (readTap).
-	Tapped                         readCounts
+	Tapped readCounts
+	// LongestGap is the longest time between two results, GapAfter the
+	// results before it, and GapAt when it began, from the start.
+	LongestGap, GapAt              time.Duration
+	GapAfter                       int
 	Calls                          int // Zoom calls the simulator answered
 	CPUReplicas                    []float64
 	CPUBroker, CPUBench, CPUOthers float64
@@ -186,22 +196,23 @@ func measureScaleQueue(ctx context.Context, o options) (q scaleQueue) {
 		q.Err = err
 		return q
 	}
+	q.Start = mark{Time: time.Now(), Broker: meter.broker, Bench: meter.self, Machine: meter.machine}
 	p, err := startProcess(o.service(), env(w.broker.URL(), sim), o.keepLogs)
 	if err != nil {
 		q.Err = err
 		return q
 	}
 	defer p.cleanup()
-	rss := sampleRSS(p.pid, arr, n)
+	marks := startMarks(p.pid, w.brokerPID, arr, n)
 	if err := arr.wait(ctx, p); err != nil {
-		rss.stop()
+		marks.stop()
 		q.Err = err
 		return q
 	}
 	cpu, cpuB, cpuSelf, cpuO, err1 := meter.stopAll(p.pid)
 	peak, err2 := peakRSS(p.pid)
 	brokerPeak, err3 := peakRSS(w.brokerPID)
-	q.RSSAt = rss.stop()
+	q.Marks = marks.stop()
 	if err := errors.Join(err1, err2, err3); err != nil {
 		q.Err = err
 		return q
@@ -211,6 +222,7 @@ func measureScaleQueue(ctx context.Context, o options) (q scaleQueue) {
 	at := arr.times()
 	q.FirstResult, q.Elapsed = arr.base.Add(at[0]).Sub(p.started), arr.base.Add(at[len(at)-1]).Sub(p.started)
 	q.FirstRate, q.LastRate = decileRates(at)
+	q.LongestGap, q.GapAfter = longestGap(at)
 	if first, ok := sim.FirstArrival(testenv.RouteCreateUser); ok {
 		q.FirstCall = first.Sub(p.started)
 	} else {
@@ -317,6 +329,10 @@ func measureScaleOrder(ctx context.Context, o options) (r scaleOrder) {
 	r.Tapped = tap.counts()
 	at := arr.times()
 	r.Elapsed = arr.base.Add(at[len(at)-1]).Sub(ps[0].started)
+	r.LongestGap, r.GapAfter = longestGap(at)
+	if r.GapAfter > 0 {
+		r.GapAt = arr.base.Add(at[r.GapAfter-1]).Sub(ps[0].started)
+	}
 	for i, p := range ps {
 		peak, err := peakRSS(p.pid)
 		if err != nil {
@@ -626,6 +642,17 @@ func (a *arrivals) wait(ctx context.Context, ps ...*process) error {
 
 func (a *arrivals) stop() { _ = a.sub.Unsubscribe() }
 
+// longestGap is the longest time between two consecutive arrivals of
+// at (sorted), and how many arrived before it.
+func longestGap(at []time.Duration) (gap time.Duration, after int) {
+	for i := 1; i < len(at); i++ {
+		if d := at[i] - at[i-1]; d > gap {
+			gap, after = d, i
+		}
+	}
+	return gap, after
+}
+
 // decileRates are results per second over the first and over the last
 // tenth of the arrivals at (sorted): the tenth's results but one over the
 // time from its first to its last.
@@ -644,46 +671,87 @@ func decileRates(at []time.Duration) (first, last float64) {
 	return rate(at[0], at[k-1]), rate(at[n-k], at[n-1])
 }
 
-// rssSampler reads a process's resident set every 200 ms, and keeps it
-// when a tenth, half and nine tenths of the results have arrived.
-type rssSampler struct {
-	quit chan struct{}
-	out  chan [3]int64
+// mark is the state of a run when a share of the results had arrived.
+type mark struct {
+	// Results is how many had arrived when it was taken, at Time.
+	Results int
+	Time    time.Time
+	// RSS is the service's resident set (VmRSS) then.
+	RSS int64
+	// CPU seconds so far of the service, of the broker and of this
+	// process (the bench), and of the whole machine (machineBusy).
+	Service, Broker, Bench, Machine float64
 }
 
-func sampleRSS(pid int, arr *arrivals, n int) *rssSampler {
-	s := &rssSampler{quit: make(chan struct{}), out: make(chan [3]int64, 1)}
+// others is the share of the machine's cores other processes used from
+// m to n (1: one whole core).
+func (m mark) others(n mark) float64 {
+	d := n.Time.Sub(m.Time).Seconds()
+	if d <= 0 {
+		return 0
+	}
+	return max((n.Machine-m.Machine)-(n.Service-m.Service)-(n.Broker-m.Broker)-(n.Bench-m.Bench), 0) / d
+}
+
+// per1000 is CPU seconds per 1,000 results from m to n of the process
+// cpu picks.
+func (m mark) per1000(n mark, cpu func(mark) float64) float64 {
+	if n.Results <= m.Results {
+		return 0
+	}
+	return (cpu(n) - cpu(m)) / float64(n.Results-m.Results) * 1000
+}
+
+// marker takes a mark when a tenth, half and nine tenths of the results
+// have arrived (looking every 200 ms), and one when stopped.
+type marker struct {
+	quit chan struct{}
+	out  chan [4]mark
+}
+
+func startMarks(pid, brokerPID int, arr *arrivals, n int) *marker {
+	m := &marker{quit: make(chan struct{}), out: make(chan [4]mark, 1)}
+	take := func() (mark, error) {
+		k := mark{Results: arr.count(), Time: time.Now()}
+		var err1, err2, err3, err4, err5 error
+		k.RSS, err1 = currentRSS(pid)
+		k.Service, err2 = cpuSeconds(pid)
+		k.Broker, err3 = cpuSeconds(brokerPID)
+		k.Bench, err4 = cpuSeconds(os.Getpid())
+		k.Machine, err5 = machineBusy()
+		return k, errors.Join(err1, err2, err3, err4, err5)
+	}
 	go func() {
-		var at [3]int64
-		marks := [3]int{n / 10, n / 2, n * 9 / 10}
+		var marks [4]mark
+		at := [3]int{n / 10, n / 2, n * 9 / 10}
 		t := time.NewTicker(200 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
-			case <-s.quit:
-				s.out <- at
+			case <-m.quit:
+				marks[3], _ = take()
+				m.out <- marks
 				return
 			case <-t.C:
 			}
 			got := arr.count()
-			rss, err := currentRSS(pid)
-			if err != nil {
-				continue
-			}
-			for i, m := range marks {
-				if at[i] == 0 && got >= m {
-					at[i] = rss
+			for i, want := range at {
+				if marks[i].Results == 0 && got >= want {
+					if k, err := take(); err == nil {
+						marks[i] = k
+					}
 				}
 			}
 		}
 	}()
-	return s
+	return m
 }
 
-// stop ends the sampling and returns the samples (0: none taken).
-func (s *rssSampler) stop() [3]int64 {
-	close(s.quit)
-	return <-s.out
+// stop ends the marking and returns the marks at a tenth, half and nine
+// tenths of the results (zero if not taken), and now.
+func (m *marker) stop() [4]mark {
+	close(m.quit)
+	return <-m.out
 }
 
 // freePort is a loopback port free now.
