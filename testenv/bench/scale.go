@@ -460,6 +460,7 @@ func (c readCounts) Total() uint64 {
 // order spends its reads on.
 type readTap struct {
 	sub     *nats.Subscription
+	direct  *nats.Subscription
 	n       int
 	opAtSeq func(seq uint64) int
 
@@ -482,15 +483,25 @@ func (w *world) tapReads(n, users, batch int) (*readTap, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := sub.SetPendingLimits(-1, -1); err != nil {
+	// Direct gets too (a stream with allow_direct), in batches or not:
+	// one request is one read, as the service counts.
+	direct, err := w.nc.Subscribe("$JS.API.DIRECT.GET."+requestStream, t.onMsg)
+	if err != nil {
 		sub.Unsubscribe()
 		return nil, err
+	}
+	t.direct = direct
+	t.sub = sub
+	for _, s := range []*nats.Subscription{sub, direct} {
+		if err := s.SetPendingLimits(-1, -1); err != nil {
+			t.stop()
+			return nil, err
+		}
 	}
 	if err := w.nc.Flush(); err != nil {
-		sub.Unsubscribe()
+		t.stop()
 		return nil, err
 	}
-	t.sub = sub
 	return t, nil
 }
 
@@ -519,7 +530,12 @@ func (t *readTap) counts() readCounts {
 	return t.c
 }
 
-func (t *readTap) stop() { _ = t.sub.Unsubscribe() }
+func (t *readTap) stop() {
+	_ = t.sub.Unsubscribe()
+	if t.direct != nil {
+		_ = t.direct.Unsubscribe()
+	}
+}
 
 // checkHolds checks that stream holds n messages and returns their bytes.
 func (w *world) checkHolds(ctx context.Context, stream string, n uint64) (uint64, error) {
