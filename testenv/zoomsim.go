@@ -392,6 +392,7 @@ type Simulator struct {
 	inFlight int
 	stats    SimStats
 	log      []RecordedRequest
+	first    map[string]time.Time // route -> earliest arrival answered
 
 	managed   map[string]bool   // lower-cased managed domains
 	statusNo  bool              // StatusNoContent
@@ -434,6 +435,7 @@ func NewSimulator(cfg SimConfig) *Simulator {
 		history:      make(map[string][]SimCall),
 		deletions:    make(map[string][]SimDeletion),
 		pageTokens:   make(map[string]*pageToken),
+		first:        make(map[string]time.Time),
 		stats: SimStats{
 			Requests:    make(map[string]map[int]int),
 			RateLimited: make(map[string]int),
@@ -770,6 +772,19 @@ func (s *Simulator) Requests() []RecordedRequest {
 	return out
 }
 
+// FirstArrival returns the sim-clock arrival time of the earliest request
+// on route (a route template such as RouteCreateUser) among those
+// SimStats.Requests counts (finished: answered with any status, or ended
+// without an answer), and false if there is none yet. Unlike Requests it
+// does not depend on MaxRecordedRequests: a run of a million requests
+// with a small log still knows when its first call came.
+func (s *Simulator) FirstArrival(route string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.first[route]
+	return t, ok
+}
+
 // record logs rec with status and counts it, and releases the user lock
 // rec holds. It runs before the response is written so that a client that
 // has its answer always finds it in the log, and never finds the user still
@@ -788,6 +803,10 @@ func (s *Simulator) record(rec *RecordedRequest, status int) {
 		s.stats.Requests[rec.Route] = m
 	}
 	m[status]++
+	// Requests are recorded when answered, not in order of arrival.
+	if t, ok := s.first[rec.Route]; !ok || rec.Time.Before(t) {
+		s.first[rec.Route] = rec.Time
+	}
 	if s.maxRecorded > 0 && len(s.log) >= s.maxRecorded {
 		s.log = append(s.log[1:], *rec)
 		return

@@ -1483,6 +1483,44 @@ func TestMaxRecordedRequests(t *testing.T) {
 	}
 }
 
+// Ensure FirstArrival keeps the earliest arrival per route, whatever the
+// answer, after the log has dropped it.
+func TestFirstArrival(t *testing.T) {
+	clk := newTestClock(epoch)
+	s := startSim(t, SimConfig{Now: clk.Now, MaxRecordedRequests: 1})
+	c := newClient(t, 5*time.Second)
+	if got, ok := s.FirstArrival(RouteCreateUser); ok {
+		t.Errorf("FirstArrival(%q) before any request = %v, true; want false", RouteCreateUser, got)
+	}
+	clk.Advance(time.Second)
+	mustSend(t, c, "POST", s.APIURL()+"/users", "", "application/json", createJSON("create", "a@example.com", 1)) // 401
+	clk.Advance(time.Second)
+	auth := getToken(t, c, s)
+	mustCreate(t, c, s, auth, "create", "a@example.com") // 201
+	clk.Advance(time.Second)
+	mustCreate(t, c, s, auth, "create", "b@example.com") // 201
+	mustSend(t, c, "GET", userURL(s, "a@example.com"), auth, "", nil)
+
+	for _, tt := range []struct {
+		route string
+		want  time.Time
+	}{
+		{RouteCreateUser, epoch.Add(time.Second)},
+		{RouteToken, epoch.Add(2 * time.Second)},
+		{RouteGetUser, epoch.Add(3 * time.Second)},
+	} {
+		if got, ok := s.FirstArrival(tt.route); !ok || !got.Equal(tt.want) {
+			t.Errorf("FirstArrival(%q) = %v, %v; want %v, true", tt.route, got, ok, tt.want)
+		}
+	}
+	if reqs := s.Requests(); len(reqs) != 1 || reqs[0].Route != RouteGetUser {
+		t.Errorf("Requests() = %+v; want only the last GET (MaxRecordedRequests 1)", reqs)
+	}
+	if _, ok := s.FirstArrival(RouteDeleteUser); ok {
+		t.Errorf("FirstArrival(%q) = _, true; want false: no DELETE was sent", RouteDeleteUser)
+	}
+}
+
 func TestPasswordRules(t *testing.T) {
 	tests := []struct {
 		pw   string

@@ -6,6 +6,10 @@
 //	cd testenv/bench && go run . -scenario backlog [-backlog-n 20000] [-out FILE]
 //	cd testenv/bench && go run . -scenario ledger [-ledger-small 2000] [-ledger-large 200000] [-out FILE]
 //	cd testenv/bench && go run . -scenario reconcile [-reconcile-sizes 10000,100000] [-reconcile-rate 20] [-out FILE]
+//	cd testenv/bench && go run . -scenario scale [-scale-n 1000000] [-scale-users 50000] [-scale-batch 1000] [-out FILE]
+//
+// -scenario all runs throughput, backlog, ledger and reconcile; scale, which takes
+// some ten minutes at its full size, runs only when asked for.
 //
 // It builds four binaries first: nats-server (from this module's
 // nats-server/v2 dependency), the service (../../cmd/consumer, built in
@@ -48,6 +52,28 @@
 // unmanaged; `consumer reconcile --json` (the real binary) with
 // ZOOM_RATE_LIMIT=20, which it shares with the service: its wall time,
 // listing calls, peak RSS and CPU, and its report checked.
+// Scenario scale, in two parts, each on a fresh broker whose JetStream
+// may use 16 GiB of disk (testenv's 1 GiB holds neither a million results
+// nor the ledger built from them; the contract's streams have no limits).
+// One: a million ssoCreate requests preloaded (asynchronously, at most
+// 4,000 awaiting their acknowledgement), the service alone as throughput
+// runs it, the simulator at zero latency with no limit and a log of one
+// request. From the service's start: the time to the simulator's first
+// POST /v2/users (Simulator.FirstArrival), to the first and the last
+// result, results per second over the first and the last tenth of the
+// results (their arrival times, kept in the bench) and their ratio, the
+// service's peak RSS (and its RSS at a tenth, half and nine tenths of the
+// results), CPU of the service, the broker and the bench. Afterwards,
+// unmeasured, the checks of throughput, a result at a time. Two: for
+// 50,000 users a chain create (ssoCreate), update, deactivate, published
+// 1,000 users at a time (the batch's creations, then its updates, then its
+// deactivations), two `consumer run` replicas with GUARD_LIMIT=0 (the
+// guard would hold every deactivation after the 50th) and their /metrics
+// on loopback ports; when every result is in, the replicas'
+// zoomprov_order_reads_total over the requests: stream reads per request
+// that the per-user order cost. Afterwards: one result per request with
+// its outcome, nothing dead-lettered or left, and the simulator's History
+// of each user is its creation, update and deactivation, in that order.
 package main
 
 import (
@@ -71,6 +97,32 @@ func main() {
 	}
 }
 
+// usage comes before the flags in -h.
+const usage = `Usage: go run . [-scenario throughput|backlog|ledger|reconcile|all|scale] [flags]
+
+Measures the provisioning consumer (the real ` + "`consumer run`" + ` binary) from the
+outside, each run on a fresh nats-server process with a Zoom simulator that
+answers at once, and prints a Markdown report. Scenarios:
+
+  throughput  the service beside Watermill and a naive loop, -n ssoCreate
+              requests each, -runs times (about a minute)
+  backlog     -backlog-n creates behind a closed quota gate, then the reset
+              (about five minutes)
+  ledger      consumer user show with -ledger-small and -ledger-large results
+              stored (about a minute)
+  reconcile   consumer reconcile against -reconcile-sizes Zoom users
+              (a few minutes)
+  all         the four above
+  scale       not part of all (some ten minutes): -scale-n ssoCreates queued
+              for the service alone (peak RSS, time to the first Zoom call,
+              the first and the last tenth's results/s), then two replicas on
+              -scale-users users' create, update, deactivate chains (stream
+              reads per request for the per-user order); a quick run:
+              -scenario scale -scale-n 20000 -scale-users 2000
+
+Flags:
+`
+
 // options are the flags, plus the binaries built from them.
 type options struct {
 	scenario      string
@@ -93,6 +145,9 @@ type options struct {
 	// scenario; reconcileRate its ZOOM_RATE_LIMIT and Medium limit.
 	reconcileSizes []int
 	reconcileRate  int
+	scaleN         int
+	scaleUsers     int
+	scaleBatch     int
 
 	natsBin string
 	bins    map[string]string // consumer name → binary
@@ -102,7 +157,11 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	fs.StringVar(&o.scenario, "scenario", "throughput", "throughput, backlog, ledger, reconcile or all")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.scenario, "scenario", "throughput", "throughput, backlog, ledger, reconcile, all (the four), or scale (not part of all: some 10 minutes)")
 	fs.IntVar(&o.n, "n", 10000, "throughput: requests preloaded per consumer and run")
 	fs.IntVar(&o.runs, "runs", 4, "throughput: runs")
 	only := fs.String("consumers", "service,watermill,naive", "throughput: consumers to measure, comma separated")
@@ -120,6 +179,9 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.ledgerRuns, "ledger-runs", 21, "ledger: `consumer user show` runs timed at each size")
 	sizes := fs.String("reconcile-sizes", "10000,100000", "reconcile: Zoom users listed, one run per size, comma separated (multiples of 100)")
 	fs.IntVar(&o.reconcileRate, "reconcile-rate", 20, "reconcile: ZOOM_RATE_LIMIT, and the simulator's Medium limit per second (Zoom Pro's: 20)")
+	fs.IntVar(&o.scaleN, "scale-n", 1000000, "scale: ssoCreate requests queued for the service alone (0: skip this part)")
+	fs.IntVar(&o.scaleUsers, "scale-users", 50000, "scale: users with a create, update, deactivate chain for two replicas (0: skip this part)")
+	fs.IntVar(&o.scaleBatch, "scale-batch", 1000, "scale: users published at a time: their creations, then their updates, then their deactivations")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -130,9 +192,9 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	switch o.scenario {
-	case "throughput", "backlog", "ledger", "reconcile", "all":
+	case "throughput", "backlog", "ledger", "reconcile", "all", "scale":
 	default:
-		return fmt.Errorf("-scenario %q: want throughput, backlog, ledger, reconcile or all", o.scenario)
+		return fmt.Errorf("-scenario %q: want throughput, backlog, ledger, reconcile, all or scale", o.scenario)
 	}
 	for _, f := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -143,6 +205,9 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 	}
 	if o.reconcileRate <= 0 {
 		return errors.New("-reconcile-rate must be positive")
+	}
+	if o.scaleN < 0 || o.scaleUsers < 0 || o.scaleN+o.scaleUsers == 0 || o.scaleBatch <= 0 {
+		return errors.New("-scale-n and -scale-users must not be negative nor both 0, -scale-batch must be positive")
 	}
 	if o.ledgerSmall <= 0 || o.ledgerLarge <= o.ledgerSmall || o.ledgerRuns <= 0 {
 		return errors.New("-ledger-small and -ledger-runs must be positive, -ledger-large above -ledger-small")
@@ -236,6 +301,9 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 		}
 		rep.reconcile = &rc
 	}
+	if o.scenario == "scale" {
+		rep.scale = measureScale(ctx, o, stderr)
+	}
 	rep.finished = time.Now()
 	md := rep.markdown()
 	fmt.Fprint(stdout, md)
@@ -245,6 +313,42 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// measureScale runs the scale scenario's parts that are asked for, each
+// after waiting for a quiet machine.
+func measureScale(ctx context.Context, o options, stderr io.Writer) *scaleResult {
+	var r scaleResult
+	if o.scaleN > 0 {
+		waited, quiet := o.waitQuiet()
+		fmt.Fprintf(stderr, "bench: scale: %d ssoCreate requests queued, one replica (load %s, waited %v for quiet: %v)...\n",
+			o.scaleN, loadAvg(), waited.Round(time.Second), quiet)
+		q := measureScaleQueue(ctx, o)
+		q.QuietWait, q.Quiet = waited, quiet
+		if q.Err != nil {
+			fmt.Fprintf(stderr, "bench: scale: %v\n", q.Err)
+		} else {
+			fmt.Fprintf(stderr, "bench: scale: preload %v, first call %v, %d results in %v (%.0f/s; first tenth %.0f/s, last %.0f/s), RSS %.1f MiB%s\n",
+				q.Preload.Round(time.Millisecond), q.FirstCall.Round(time.Millisecond), q.N, q.Elapsed.Round(time.Millisecond), q.Rate(),
+				q.FirstRate, q.LastRate, mib(q.RSS), problemsSuffix(q.Problems))
+		}
+		r.Queue = &q
+	}
+	if o.scaleUsers > 0 {
+		waited, quiet := o.waitQuiet()
+		fmt.Fprintf(stderr, "bench: scale: %d users x create, update, deactivate, two replicas (load %s, waited %v for quiet: %v)...\n",
+			o.scaleUsers, loadAvg(), waited.Round(time.Second), quiet)
+		c := measureScaleOrder(ctx, o)
+		c.QuietWait, c.Quiet = waited, quiet
+		if c.Err != nil {
+			fmt.Fprintf(stderr, "bench: scale: %v\n", c.Err)
+		} else {
+			fmt.Fprintf(stderr, "bench: scale: %d requests in %v (%.0f/s), order reads %v (%.2f per request)%s\n",
+				c.Requests, c.Elapsed.Round(time.Millisecond), c.Rate(), c.Reads, c.ReadsPerRequest(), problemsSuffix(c.Problems))
+		}
+		r.Order = &c
+	}
+	return &r
 }
 
 // waitQuiet waits for the machine to be quiet, if asked to.

@@ -58,17 +58,30 @@ func peakRSS(pid int) (int64, error) {
 	return parseVmHWM(b)
 }
 
-func parseVmHWM(status []byte) (int64, error) {
+func parseVmHWM(status []byte) (int64, error) { return parseStatusKB(status, "VmHWM") }
+
+// currentRSS is process pid's resident set now (VmRSS) in bytes.
+func currentRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseStatusKB(b, "VmRSS")
+}
+
+// parseStatusKB reads the field key, in kB, of the contents of
+// /proc/<pid>/status, in bytes.
+func parseStatusKB(status []byte, key string) (int64, error) {
 	for line := range strings.SplitSeq(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("proc status: VmHWM: %w", err)
+				return 0, fmt.Errorf("proc status: %s: %w", key, err)
 			}
 			return kb << 10, nil
 		}
 	}
-	return 0, errors.New("proc status: no VmHWM")
+	return 0, fmt.Errorf("proc status: no %s", key)
 }
 
 // pidWithArg finds the process one of whose arguments is arg (the broker:
@@ -156,16 +169,34 @@ func startCPUMeter(brokerPID int) (cpuMeter, error) {
 // stop returns the CPU seconds since start of the consumer (whole life:
 // it started after the meter), of the broker, and of all other processes.
 func (m cpuMeter) stop(consumerPID int) (consumer, broker, others float64, err error) {
-	c, err1 := cpuSeconds(consumerPID)
+	cs, broker, _, others, err := m.stopAll(consumerPID)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	return cs[0], broker, others, nil
+}
+
+// stopAll is stop for several consumers: the CPU seconds of each (whole
+// life), of the broker and of this process (the bench: the simulator, the
+// counting of results) since start, and of all other processes.
+func (m cpuMeter) stopAll(consumerPIDs ...int) (consumers []float64, broker, self, others float64, err error) {
+	var errs []error
+	var sum float64
+	for _, pid := range consumerPIDs {
+		c, err := cpuSeconds(pid)
+		errs = append(errs, err)
+		consumers = append(consumers, c)
+		sum += c
+	}
 	b, err2 := cpuSeconds(m.brokerPID)
 	s, err3 := cpuSeconds(os.Getpid())
 	t, err4 := machineBusy()
-	if err := errors.Join(err1, err2, err3, err4); err != nil {
-		return 0, 0, 0, err
+	if err := errors.Join(append(errs, err2, err3, err4)...); err != nil {
+		return nil, 0, 0, 0, err
 	}
-	broker = b - m.broker
-	others = (t - m.machine) - c - broker - (s - m.self)
-	return c, broker, max(others, 0), nil
+	broker, self = b-m.broker, s-m.self
+	others = (t - m.machine) - sum - broker - self
+	return consumers, broker, self, max(others, 0), nil
 }
 
 // othersCPU is the CPU seconds all processes but this one use during d.

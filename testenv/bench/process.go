@@ -20,6 +20,7 @@ type consumer struct {
 
 // process is a running consumer.
 type process struct {
+	name    string // the consumer's
 	cmd     *exec.Cmd
 	pid     int
 	started time.Time
@@ -40,7 +41,7 @@ func startProcess(c consumer, env []string, keepLog bool) (*process, error) {
 	cmd := exec.Command(c.Bin, c.Args...)
 	cmd.Env = append(env, c.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	p := &process{cmd: cmd, log: logf, exited: make(chan struct{}), keepLog: keepLog}
+	p := &process{name: c.Name, cmd: cmd, log: logf, exited: make(chan struct{}), keepLog: keepLog}
 	p.started = time.Now()
 	if err := cmd.Start(); err != nil {
 		logf.Close()

@@ -21,6 +21,7 @@ type report struct {
 	backlog           *backlogResult
 	ledger            *ledgerResult
 	reconcile         *reconcileResult
+	scale             *scaleResult
 }
 
 // describeMachine names the CPU, the cores, Go and the versions of what
@@ -84,6 +85,9 @@ func (rp *report) markdown() string {
 	if rp.reconcile != nil {
 		rp.reconcileMarkdown(&b)
 	}
+	if rp.scale != nil {
+		rp.scaleMarkdown(&b)
+	}
 	return b.String()
 }
 
@@ -110,6 +114,12 @@ func (rp *report) flags() string {
 	}
 	if (o.scenario == "backlog" || o.scenario == "all") && o.backlogN != 20000 {
 		f = append(f, fmt.Sprintf("-backlog-n %d", o.backlogN))
+	}
+	if o.scenario == "scale" && (o.scaleN != 1000000 || o.scaleUsers != 50000 || o.scaleBatch != 1000) {
+		f = append(f, fmt.Sprintf("-scale-n %d -scale-users %d -scale-batch %d", o.scaleN, o.scaleUsers, o.scaleBatch))
+	}
+	if o.quietWait != 3*time.Minute {
+		f = append(f, fmt.Sprintf("-quiet-wait %v", o.quietWait))
 	}
 	if len(o.only) != 3 && (o.scenario == "throughput" || o.scenario == "all") {
 		var names []string
@@ -399,6 +409,134 @@ func sizesText(ps []reconcilePoint) string {
 		s = append(s, thousands(p.Size))
 	}
 	return strings.Join(s, " and ")
+}
+
+// The scale scenario's goals.
+const (
+	scaleMaxRSS        = 96 << 20
+	scaleMaxFirstCall  = 2 * time.Second
+	scaleMinRatio      = 0.9
+	scaleMaxReads      = 1.5
+	scaleReadsBefore   = "6.3 before (`TestLifecycleInOrder`, 2026-12-07: 1,000 users, Zoom at 100 ms and 80/s with faults)"
+	scaleQueueChecks   = "one correct created result per request, each user created once, nothing dead-lettered or left, clean stop"
+	scaleOrderChecks   = "one result per request with its outcome; each user's calls at Zoom were POST, PATCH, PUT deactivate, once each, in that order, never two at once; nothing dead-lettered or left; clean stops"
+	scaleQueueHeadline = "**Scale, part one: %s `ssoCreate` requests queued, the service alone, Zoom at 0 ms with no limit**\n\n"
+)
+
+func (rp *report) scaleMarkdown(b *strings.Builder) {
+	if q := rp.scale.Queue; q != nil {
+		scaleQueueMarkdown(b, q)
+	}
+	if r := rp.scale.Order; r != nil {
+		scaleOrderMarkdown(b, r)
+	}
+}
+
+func scaleQueueMarkdown(b *strings.Builder, q *scaleQueue) {
+	fmt.Fprintf(b, scaleQueueHeadline, thousands(q.N))
+	fmt.Fprintf(b, "The service (`consumer run` with its defaults, `ZOOM_RATE_LIMIT=0`, `HTTP_ADDR=off`, `LOG_LEVEL=warn`) starts on a fresh "+
+		"`nats-server` process with the requests queued in the contract's streams (published with ids, asynchronously, at most 4,000 awaiting "+
+		"their acknowledgement; the broker's JetStream may use 16 GiB of disk, as testenv's 1 GiB would not hold the results and the ledger). "+
+		"The first Zoom call is the simulator's first POST /v2/users; a tenth's results/s is its results but one over the time from its "+
+		"first to its last arrival on the result subject. CPU is over the time from the service's start to the last result. Load before: %s.\n\n", q.Load)
+	if q.Err != nil {
+		fmt.Fprintf(b, "Failed: %s\n\n", mdEscape(q.Err.Error()))
+		return
+	}
+	row := func(k, v, want string) { fmt.Fprintf(b, "| %s | %s | %s |\n", k, v, want) }
+	b.WriteString("| measure | value | wanted |\n|---|---:|---|\n")
+	row(fmt.Sprintf("preload: %s published and acknowledged", thousands(q.N)),
+		fmt.Sprintf("%.1f s (%s/s), %s MB in the stream", q.Preload.Seconds(), thousands(int(float64(q.N)/q.Preload.Seconds())), thousands(int(q.RequestBytes/1e6))), "")
+	row("service start → first POST /v2/users", fmtMs(q.FirstCall), "≤ 2 s"+metMark(q.FirstCall > 0 && q.FirstCall <= scaleMaxFirstCall))
+	row("service start → first result", fmtMs(q.FirstResult), "")
+	row(fmt.Sprintf("service start → last result (the %sth)", thousands(q.N)), fmt.Sprintf("%.1f s (%s results/s)", q.Elapsed.Seconds(), thousands(int(q.Rate()+0.5))), "")
+	row("results/s, first 10%", thousands(int(q.FirstRate+0.5)), "")
+	row("results/s, last 10%", thousands(int(q.LastRate+0.5)), "")
+	disturbed := ""
+	if q.Start.others(q.Marks[0]) > quietShare || q.Marks[2].others(q.Marks[3]) > quietShare {
+		disturbed = " † other processes used more than 5% of a core in one of the two tenths (below): the ratio is the machine's as much as the service's"
+	}
+	row("last 10% ÷ first 10%", fmt.Sprintf("%.2f", q.Ratio()), fmt.Sprintf("≥ %.2f", scaleMinRatio)+metMark(q.Ratio() >= scaleMinRatio)+disturbed)
+	row("service peak RSS (VmHWM)", fmt.Sprintf("%.1f MiB", mib(q.RSS)), "≤ 96 MiB"+metMark(q.RSS > 0 && q.RSS <= scaleMaxRSS))
+	m := q.Marks
+	row("service RSS at 10% / 50% / 90% of the results", fmt.Sprintf("%.1f / %.1f / %.1f MiB", mib(m[0].RSS), mib(m[1].RSS), mib(m[2].RSS)), "")
+	svc, brk, bench := func(k mark) float64 { return k.Service }, func(k mark) float64 { return k.Broker }, func(k mark) float64 { return k.Bench }
+	row("CPU s per 1,000 results, start to 10% / 90% to the last: service", fmt.Sprintf("%.3f / %.3f", q.Start.per1000(m[0], svc), m[2].per1000(m[3], svc)), "")
+	row("the same: broker", fmt.Sprintf("%.3f / %.3f", q.Start.per1000(m[0], brk), m[2].per1000(m[3], brk)), "")
+	row("the same: the bench (simulator, counting)", fmt.Sprintf("%.3f / %.3f", q.Start.per1000(m[0], bench), m[2].per1000(m[3], bench)), "")
+	row("cores other processes used, start to 10% / 90% to the last", fmt.Sprintf("%.2f / %.2f", q.Start.others(m[0]), m[2].others(m[3])), "")
+	row("longest time between two results", fmt.Sprintf("%s (after %s)", fmtMs(q.LongestGap), thousands(q.GapAfter)), "")
+	row("CPU s per 1,000 results: service / broker", fmt.Sprintf("%.3f / %.3f", q.CPUService/float64(q.N)*1000, q.CPUBroker/float64(q.N)*1000), "")
+	row("CPU s: service / broker / the bench (simulator, counting) / other processes",
+		fmt.Sprintf("%.1f / %.1f / %.1f / %.1f", q.CPUService, q.CPUBroker, q.CPUBench, q.CPUOthers), "")
+	row("broker peak RSS; its file store in use after the run", fmt.Sprintf("%.0f MiB; %s MB", mib(q.BrokerRSS), thousands(int(q.StoreBytes/1e6))), "")
+	row("waited for a quiet machine before the preload", fmtQuiet(q.QuietWait, q.Quiet), "")
+	checks := scaleQueueChecks
+	if len(q.Problems) > 0 {
+		checks = "**" + mdEscape(strings.Join(q.Problems, "; ")) + "**"
+	}
+	row("checks (afterwards)", checks, "")
+	b.WriteString("\n")
+}
+
+func scaleOrderMarkdown(b *strings.Builder, r *scaleOrder) {
+	fmt.Fprintf(b, "**Scale, part two: two replicas, %s users × create → update → deactivate (%s requests), Zoom at 0 ms with no limit**\n\n",
+		thousands(r.Users), thousands(r.Requests))
+	fmt.Fprintf(b, "Two `consumer run` replicas (`ZOOM_RATE_LIMIT=0`, `GUARD_LIMIT=0`: the guard would hold every deactivation after the 50th, "+
+		"`LOG_LEVEL=warn`, `/metrics` on a loopback port each) start together on a fresh broker with the requests queued, published %s users "+
+		"at a time: the batch's creations (`ssoCreate`), then its updates, then its deactivations, so that each user's three requests are "+
+		"about %s requests apart and the three consumers deliver them side by side. Order reads are each replica's "+
+		"`zoomprov_order_reads_total` once the last result is in. Load before: %s.\n\n", thousands(r.Batch), thousands(r.Batch), r.Load)
+	if r.Err != nil {
+		fmt.Fprintf(b, "Failed: %s\n\n", mdEscape(r.Err.Error()))
+		return
+	}
+	sum := func(xs []uint64) (t uint64) {
+		for _, x := range xs {
+			t += x
+		}
+		return t
+	}
+	pair := func(xs []uint64) string {
+		var p []string
+		for _, x := range xs {
+			p = append(p, thousands(int(x)))
+		}
+		return strings.Join(p, " / ")
+	}
+	row := func(k, v, want string) { fmt.Fprintf(b, "| %s | %s | %s |\n", k, v, want) }
+	b.WriteString("| measure | value | wanted |\n|---|---:|---|\n")
+	row(fmt.Sprintf("preload: %s published and acknowledged", thousands(r.Requests)),
+		fmt.Sprintf("%.1f s (%s/s)", r.Preload.Seconds(), thousands(int(float64(r.Requests)/r.Preload.Seconds()))), "")
+	row(fmt.Sprintf("replicas' start → last result (the %sth)", thousands(r.Requests)), fmt.Sprintf("%.1f s (%s results/s)", r.Elapsed.Seconds(), thousands(int(r.Rate()+0.5))), "")
+	row("order reads: replica 1 / replica 2", pair(r.Reads), "")
+	rpr := r.ReadsPerRequest()
+	row("**order reads per request**", fmt.Sprintf("**%.2f**", rpr), fmt.Sprintf("< %.1f", scaleMaxReads)+metMark(rpr < scaleMaxReads)+"; "+scaleReadsBefore)
+	t, per := r.Tapped, func(k uint64) string { return fmt.Sprintf("%.2f", float64(k)/float64(max(r.Requests, 1))) }
+	row("the reads as the broker received them, per request: reading forward / checking a creation / an update / a deactivation / a parked copy is stored",
+		fmt.Sprintf("%s / %s / %s / %s / %s (%s in all)", per(t.Forward), per(t.Check[0]), per(t.Check[1]), per(t.Check[2]), per(t.Check[3]), thousands(int(t.Total()))), "")
+	row("deliveries handed back to wait for an earlier request / parked / superseded (both replicas)",
+		fmt.Sprintf("%s / %s / %s", thousands(int(sum(r.Waiting))), thousands(int(sum(r.Parked))), thousands(int(sum(r.Superseded)))), "")
+	row("longest time between two results", fmt.Sprintf("%s (after %s, %.1f s from the start)", fmtMs(r.LongestGap), thousands(r.GapAfter), r.GapAt.Seconds()), "")
+	row("Zoom calls (token included)", thousands(r.Calls), "")
+	var rss []string
+	for _, x := range r.RSS {
+		rss = append(rss, fmt.Sprintf("%.1f", mib(x)))
+	}
+	row("peak RSS: replica 1 / replica 2", strings.Join(rss, " / ")+" MiB", "")
+	var cpu float64
+	for _, c := range r.CPUReplicas {
+		cpu += c
+	}
+	row("CPU s per 1,000 requests: both replicas / broker", fmt.Sprintf("%.3f / %.3f", cpu/float64(r.Requests)*1000, r.CPUBroker/float64(r.Requests)*1000), "")
+	row("CPU s: the bench (simulator, counting) / other processes", fmt.Sprintf("%.1f / %.1f", r.CPUBench, r.CPUOthers), "")
+	row("waited for a quiet machine before the preload", fmtQuiet(r.QuietWait, r.Quiet), "")
+	checks := scaleOrderChecks
+	if len(r.Problems) > 0 {
+		checks = "**" + mdEscape(strings.Join(r.Problems, "; ")) + "**"
+	}
+	row("checks (afterwards)", checks, "")
+	b.WriteString("\n")
 }
 
 // prevResults is how many results were stored before point p (its

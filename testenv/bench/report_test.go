@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -250,6 +251,157 @@ func TestParseProcStatBusy(t *testing.T) {
 		got, err := parseProcStatBusy([]byte(tt.stat))
 		if (err == nil) != tt.ok || got != tt.want {
 			t.Errorf("parseProcStatBusy(%q) = %v, %v; want %v, ok %v", tt.stat, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestChainAt(t *testing.T) {
+	// 5 users in batches of 2: creations, updates, deactivations of users
+	// 0 and 1, then of 2 and 3, then of 4 alone.
+	want := [][2]int{
+		{0, 0}, {1, 0}, {0, 1}, {1, 1}, {0, 2}, {1, 2},
+		{2, 0}, {3, 0}, {2, 1}, {3, 1}, {2, 2}, {3, 2},
+		{4, 0}, {4, 1}, {4, 2},
+	}
+	for k, w := range want {
+		if u, op := chainAt(k, 5, 2); u != w[0] || op != w[1] {
+			t.Errorf("chainAt(%d, 5, 2) = %d, %d; want %d, %d", k, u, op, w[0], w[1])
+		}
+	}
+	// Batches of one: each user's chain back to back.
+	for k := range 9 {
+		if u, op := chainAt(k, 3, 1); u != k/3 || op != k%3 {
+			t.Errorf("chainAt(%d, 3, 1) = %d, %d; want %d, %d", k, u, op, k/3, k%3)
+		}
+	}
+}
+
+func TestResultIndexes(t *testing.T) {
+	for _, tt := range []struct {
+		id    string
+		index func(string) (int, bool)
+		want  int
+		ok    bool
+	}{
+		{"bench-7:result", benchIndex(10), 7, true},
+		{"bench-10:result", benchIndex(10), 0, false},
+		{"bench-7", benchIndex(10), 0, false},
+		{"life-7-create:result", benchIndex(10), 0, false},
+		{"life-2-create:result", chainIndex(3), 6, true},
+		{"life-2-update:result", chainIndex(3), 7, true},
+		{"life-2-deactivate:result", chainIndex(3), 8, true},
+		{"life-3-create:result", chainIndex(3), 0, false},
+		{"life-2-delete:result", chainIndex(3), 0, false},
+		{"bench-2:result", chainIndex(3), 0, false},
+	} {
+		if got, ok := tt.index(tt.id); got != tt.want || ok != tt.ok {
+			t.Errorf("index(%q) = %d, %v; want %d, %v", tt.id, got, ok, tt.want, tt.ok)
+		}
+	}
+	if got := chainID(2, 1); got+":result" != "life-2-update:result" {
+		t.Errorf("chainID(2, 1) = %q; want life-2-update", got)
+	}
+}
+
+func TestDecileRates(t *testing.T) {
+	// 100 arrivals: the first 10 every 10 ms (100/s), the last 10 every
+	// 20 ms (50/s).
+	var at []time.Duration
+	for i := range 100 {
+		switch {
+		case i < 10:
+			at = append(at, time.Duration(i)*10*time.Millisecond)
+		default:
+			at = append(at, time.Second+time.Duration(i)*20*time.Millisecond)
+		}
+	}
+	first, last := decileRates(at)
+	if math.Abs(first-100) > 1e-9 || math.Abs(last-50) > 1e-9 {
+		t.Errorf("decileRates(100/s, then 50/s) = %v, %v; want 100, 50", first, last)
+	}
+	if first, last := decileRates(at[:15]); first != 0 || last != 0 {
+		t.Errorf("decileRates(15 arrivals) = %v, %v; want 0, 0 (a tenth of one arrival has no rate)", first, last)
+	}
+}
+
+func TestMetricSum(t *testing.T) {
+	text := `# HELP zoomprov_order_reads_total Reads.
+# TYPE zoomprov_order_reads_total counter
+zoomprov_order_reads_total 1234
+zoomprov_requests_total{action="ssoCreate",outcome="created"} 10
+zoomprov_requests_total{action="update",outcome="waiting"} 3
+zoomprov_requests_total{action="deactivate",outcome="waiting"} 4.5
+zoomprov_requests_total_other{outcome="waiting"} 100
+`
+	for _, tt := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"zoomprov_order_reads_total", nil, 1234},
+		{"zoomprov_requests_total", nil, 17.5},
+		{"zoomprov_requests_total", map[string]string{"outcome": "waiting"}, 7.5},
+		{"zoomprov_requests_total", map[string]string{"outcome": "waiting", "action": "update"}, 3},
+		{"zoomprov_requests_total", map[string]string{"outcome": "parked"}, 0},
+		{"zoomprov_missing", nil, 0},
+	} {
+		if got := metricSum(text, tt.name, tt.labels); got != tt.want {
+			t.Errorf("metricSum(%s, %v) = %v; want %v", tt.name, tt.labels, got, tt.want)
+		}
+	}
+}
+
+func TestScaleMarkdownGoals(t *testing.T) {
+	for _, tt := range []struct {
+		q     scaleQueue
+		r     scaleOrder
+		wants []string
+	}{
+		{
+			scaleQueue{N: 1000, Preload: time.Second, FirstCall: 300 * time.Millisecond, Elapsed: time.Second,
+				FirstRate: 1000, LastRate: 950, RSS: 60 << 20},
+			scaleOrder{Users: 10, Batch: 5, Requests: 30, Preload: time.Second, Elapsed: time.Second, Reads: []uint64{10, 11}},
+			[]string{"| 300 ms | ≤ 2 s (met) |", "| 0.95 | ≥ 0.90 (met) |", "≤ 96 MiB (met)", "| **0.70** | < 1.5 (met);"},
+		},
+		{
+			scaleQueue{N: 1000, Preload: time.Second, FirstCall: 2500 * time.Millisecond, Elapsed: time.Second,
+				FirstRate: 1000, LastRate: 890, RSS: 97 << 20, Problems: []string{"3 users not created exactly once"}},
+			scaleOrder{Users: 10, Batch: 5, Requests: 30, Preload: time.Second, Elapsed: time.Second, Reads: []uint64{20, 25}},
+			[]string{"| 2500 ms | ≤ 2 s (not met) |", "| 0.89 | ≥ 0.90 (not met) |", "≤ 96 MiB (not met)", "| **1.50** | < 1.5 (not met);",
+				"**3 users not created exactly once**"},
+		},
+	} {
+		rp := &report{scale: &scaleResult{Queue: &tt.q, Order: &tt.r}}
+		var b strings.Builder
+		rp.scaleMarkdown(&b)
+		for _, want := range tt.wants {
+			if !strings.Contains(b.String(), want) {
+				t.Errorf("scaleMarkdown() lacks %q; got:\n%s", want, b.String())
+			}
+		}
+	}
+}
+
+func TestLongestGap(t *testing.T) {
+	ms := func(xs ...int) []time.Duration {
+		var out []time.Duration
+		for _, x := range xs {
+			out = append(out, time.Duration(x)*time.Millisecond)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		at    []time.Duration
+		gap   time.Duration
+		after int
+	}{
+		{ms(0, 1, 2, 900, 901), 898 * time.Millisecond, 3},
+		{ms(5, 10), 5 * time.Millisecond, 1},
+		{ms(5), 0, 0},
+		{nil, 0, 0},
+	} {
+		if gap, after := longestGap(tt.at); gap != tt.gap || after != tt.after {
+			t.Errorf("longestGap(%v) = %v, %d; want %v, %d", tt.at, gap, after, tt.gap, tt.after)
 		}
 	}
 }

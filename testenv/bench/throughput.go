@@ -176,19 +176,19 @@ func verify(ctx context.Context, w *world, sim *testenv.Simulator, p *process, a
 	if dl, err := w.streamMsgs(ctx, deadStream); err != nil || dl != 0 {
 		problems = append(problems, fmt.Sprintf("%d dead letters (%v)", dl, err))
 	}
-	msgs, err := w.readAll(ctx, resultStream)
-	if err != nil {
+	// A result at a time: a million of them would not fit in memory
+	// comfortably.
+	check := newResultCheck(action, n)
+	others := map[string]int{}
+	if err := w.eachMsg(ctx, resultStream, func(m resultMsg) {
+		if m.Subject == resultCreated {
+			check.add(m)
+		} else {
+			others[m.Subject]++
+		}
+	}); err != nil {
 		problems = append(problems, "read results: "+err.Error())
 	} else {
-		var created []resultMsg
-		others := map[string]int{}
-		for _, m := range msgs {
-			if m.Subject == resultCreated {
-				created = append(created, m)
-			} else {
-				others[m.Subject]++
-			}
-		}
 		if quota {
 			deferred = others[resultAllPrefix+".deferred"]
 			delete(others, resultAllPrefix+".deferred")
@@ -196,7 +196,7 @@ func verify(ctx context.Context, w *world, sim *testenv.Simulator, p *process, a
 		for subj, k := range others {
 			problems = append(problems, fmt.Sprintf("%d results on %s", k, subj))
 		}
-		problems = append(problems, checkResults(created, action, n)...)
+		problems = append(problems, check.problems()...)
 	}
 	st := sim.Stats()
 	for status, k := range st.Requests[testenv.RouteCreateUser] {
@@ -225,82 +225,109 @@ type resultMsg struct {
 	Data                        []byte
 }
 
-// readAll reads every message of stream with an ordered consumer.
-func (w *world) readAll(ctx context.Context, stream string) ([]resultMsg, error) {
+// eachMsg calls f with every message stream holds now, in stream order,
+// read with an ordered consumer.
+func (w *world) eachMsg(ctx context.Context, stream string, f func(resultMsg)) error {
 	total, err := w.streamMsgs(ctx, stream)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	cons, err := w.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out := make([]resultMsg, 0, total)
-	for uint64(len(out)) < total {
+	for read := uint64(0); read < total; {
 		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
-			return out, err
+			return err
 		}
 		got := 0
 		for m := range batch.Messages() {
 			got++
-			out = append(out, resultMsg{Subject: m.Subject(), MsgID: m.Headers().Get(jetstream.MsgIDHeader),
+			f(resultMsg{Subject: m.Subject(), MsgID: m.Headers().Get(jetstream.MsgIDHeader),
 				ContentType: m.Headers().Get("Content-Type"), Data: m.Data()})
 		}
 		if err := batch.Error(); err != nil {
-			return out, err
+			return err
 		}
 		if got == 0 {
-			return out, fmt.Errorf("read %d of %d messages", len(out), total)
+			return fmt.Errorf("read %d of %d messages", read, total)
 		}
+		read += uint64(got)
 	}
-	return out, nil
+	return nil
 }
 
 // checkResults checks that msgs are exactly one created event per request
 // 0..n-1, each shaped as docs/contract.md says. Problems of one kind
 // are counted, not listed one by one.
 func checkResults(msgs []resultMsg, action string, n int) []string {
-	bad := map[string]int{}
-	seen := make(map[int]bool, n)
+	c := newResultCheck(action, n)
 	for _, m := range msgs {
-		var ev peer.Event
-		if err := json.Unmarshal(m.Data, &ev); err != nil {
-			bad["results that are not JSON"]++
-			continue
-		}
-		reqID, ok := strings.CutSuffix(ev.ID, ":result")
-		i, err := strconv.Atoi(strings.TrimPrefix(reqID, "bench-"))
-		switch {
-		case !ok || err != nil || !strings.HasPrefix(reqID, "bench-") || i < 0 || i >= n:
-			bad["results with an unexpected id"]++
-			continue
-		case seen[i]:
-			bad["requests with more than one result"]++
-			continue
-		}
-		seen[i] = true
-		d := ev.Data
-		for what, wrong := range map[string]bool{
-			"results whose Nats-Msg-Id is not their id":    m.MsgID != ev.ID,
-			"results without the CloudEvents content type": m.ContentType != peer.ContentType,
-			"results with wrong CloudEvents attributes": ev.SpecVersion != "1.0" || ev.Type != "zoom.user.provisioning.created" ||
-				ev.Subject != reqID || ev.Source != "zoom-provisioner" || ev.DataContentType != "application/json" || ev.Time == "",
-			"results with wrong data": d.RequestID != reqID || d.Action != action || d.Email != "u"+strconv.Itoa(i)+"@bench.example.com" ||
-				d.Outcome != "created" || d.ZoomUserID == "" || d.HTTPStatus != http.StatusCreated || d.Attempt < 1 || d.StreamSequence == 0,
-		} {
-			if wrong {
-				bad[what]++
-			}
+		c.add(m)
+	}
+	return c.problems()
+}
+
+// resultCheck is checkResults one result at a time.
+type resultCheck struct {
+	action string
+	n      int
+	seen   []bool
+	bad    map[string]int
+}
+
+func newResultCheck(action string, n int) *resultCheck {
+	return &resultCheck{action: action, n: n, seen: make([]bool, n), bad: map[string]int{}}
+}
+
+func (c *resultCheck) add(m resultMsg) {
+	var ev peer.Event
+	if err := json.Unmarshal(m.Data, &ev); err != nil {
+		c.bad["results that are not JSON"]++
+		return
+	}
+	reqID, ok := strings.CutSuffix(ev.ID, ":result")
+	i, err := strconv.Atoi(strings.TrimPrefix(reqID, "bench-"))
+	switch {
+	case !ok || err != nil || !strings.HasPrefix(reqID, "bench-") || i < 0 || i >= c.n:
+		c.bad["results with an unexpected id"]++
+		return
+	case c.seen[i]:
+		c.bad["requests with more than one result"]++
+		return
+	}
+	c.seen[i] = true
+	d := ev.Data
+	for what, wrong := range map[string]bool{
+		"results whose Nats-Msg-Id is not their id":    m.MsgID != ev.ID,
+		"results without the CloudEvents content type": m.ContentType != peer.ContentType,
+		"results with wrong CloudEvents attributes": ev.SpecVersion != "1.0" || ev.Type != "zoom.user.provisioning.created" ||
+			ev.Subject != reqID || ev.Source != "zoom-provisioner" || ev.DataContentType != "application/json" || ev.Time == "",
+		"results with wrong data": d.RequestID != reqID || d.Action != c.action || d.Email != "u"+strconv.Itoa(i)+"@bench.example.com" ||
+			d.Outcome != "created" || d.ZoomUserID == "" || d.HTTPStatus != http.StatusCreated || d.Attempt < 1 || d.StreamSequence == 0,
+	} {
+		if wrong {
+			c.bad[what]++
 		}
 	}
+}
+
+// problems are what the results added so far show wrong.
+func (c *resultCheck) problems() []string {
 	var out []string
-	for what, k := range bad {
+	for what, k := range c.bad {
 		out = append(out, fmt.Sprintf("%d %s", k, what))
 	}
 	sort.Strings(out)
-	if len(seen) != n {
-		out = append(out, fmt.Sprintf("%d of %d requests have a result", len(seen), n))
+	results := 0
+	for _, ok := range c.seen {
+		if ok {
+			results++
+		}
+	}
+	if results != c.n {
+		out = append(out, fmt.Sprintf("%d of %d requests have a result", results, c.n))
 	}
 	return out
 }

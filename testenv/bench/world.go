@@ -39,15 +39,42 @@ type world struct {
 	brokerPID int
 	nc        *nats.Conn
 	js        jetstream.JetStream
+	storeDir  string // removed by close, when the world made it
 }
 
 // startWorld starts a broker and creates the streams from deployDir.
 func startWorld(ctx context.Context, natsBin, deployDir string) (*world, error) {
-	p, err := testenv.StartNATSProcess(natsBin, "")
+	return startWorldStore(ctx, natsBin, deployDir, 0)
+}
+
+// startWorldStore is startWorld with the broker's JetStream file store
+// allowed fileStore bytes in all instead of testenv's 1 GiB (0: testenv's).
+// The streams' own limits stay the contract's.
+func startWorldStore(ctx context.Context, natsBin, deployDir string, fileStore int64) (*world, error) {
+	var (
+		p   *testenv.NATSProcess
+		dir string
+		err error
+	)
+	if fileStore > 0 {
+		if dir, err = os.MkdirTemp("", "bench-nats-"); err != nil {
+			return nil, err
+		}
+		// testenv writes the limits into the server's configuration file
+		// before what it is given to append; the server's parser keeps
+		// the last value of a key, so this whole block replaces testenv's.
+		extra := fmt.Sprintf("jetstream {\n  store_dir: %q\n  max_memory_store: 268435456\n  max_file_store: %d\n}\n", dir, fileStore)
+		p, err = testenv.StartNATSProcessWithConfig(natsBin, dir, extra)
+	} else {
+		p, err = testenv.StartNATSProcess(natsBin, "")
+	}
 	if err != nil {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
 		return nil, err
 	}
-	w := &world{broker: p}
+	w := &world{broker: p, storeDir: dir}
 	if w.brokerPID, err = pidWithArg(filepath.Join(p.StoreDir(), "server.conf")); err != nil {
 		w.close()
 		return nil, fmt.Errorf("find the broker's process: %w", err)
@@ -87,6 +114,9 @@ func (w *world) close() {
 		w.nc.Close()
 	}
 	w.broker.Shutdown()
+	if w.storeDir != "" {
+		os.RemoveAll(w.storeDir)
+	}
 }
 
 // requestBody is request i for action: the body of Zoom's POST /v2/users
@@ -125,6 +155,30 @@ func (w *world) preload(ctx context.Context, action string, n int) error {
 		return fmt.Errorf("preload: %s holds %d messages; want %d", requestStream, got, n)
 	}
 	return nil
+}
+
+// publishAll publishes n messages, msg(i) with Nats-Msg-Id id, in order,
+// asynchronously with at most the client's default of 4,000 waiting for
+// their acknowledgement (a publish waits for room), and waits for every
+// acknowledgement. Whether each was stored is for the caller to check.
+func (w *world) publishAll(ctx context.Context, n int, msg func(i int) (m *nats.Msg, id string)) error {
+	for i := range n {
+		m, id := msg(i)
+		if _, err := w.js.PublishMsgAsync(m, jetstream.WithMsgID(id), jetstream.WithStallWait(time.Minute)); err != nil {
+			return fmt.Errorf("publish message %d of %d: %w", i, n, err)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	select {
+	case <-w.js.PublishAsyncComplete():
+		return nil
+	case <-time.After(2 * time.Minute):
+		return errors.New("publish: acks did not arrive within 2 minutes")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // streamMsgs is the number of messages stream holds.
