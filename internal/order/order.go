@@ -23,7 +23,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -89,6 +88,9 @@ type Index struct {
 	mu sync.Mutex
 	// scanned: every message stored at or below it is in bySeq, or gone.
 	scanned uint64
+	// parkedTo: every parked copy stored at or below it is in bySeq, or
+	// gone (with scanned, the higher one counts).
+	parkedTo uint64
 	bySeq   map[uint64]*entry
 	users   map[string][]*entry // user key → entries, by position
 	running map[uint64]int      // sequences handled here now: deliveries in hand
@@ -271,8 +273,10 @@ func (t *Turn) HasLater() bool {
 // (false), or the oldest that is when this replica is not handling it
 // (true). An earlier request handled here is waited for. A first delivery
 // of an original reads the stream up to its own position; a parked copy,
-// or a redelivery (whole says so), reads it to the end, since a copy of an
-// earlier request, or of itself, may be stored after it. A Blocker with
+// or a redelivery (whole says so), also reads the parked copies stored
+// after it, since a copy of an earlier request, or of itself, may be
+// stored there. Only the parked subjects are read beyond the position: a
+// redelivery in a long backlog must not read the backlog. A Blocker with
 // Self set is this request's other form: see Blocker.Self.
 func (t *Turn) Wait(ctx context.Context, whole bool) (Blocker, bool, error) {
 	x, r := t.x, t.r
@@ -282,11 +286,16 @@ func (t *Turn) Wait(ctx context.Context, whole bool) (Blocker, bool, error) {
 	for {
 		changed := x.changed0()
 		upTo := r.Pos - 1
-		if whole || r.Copy() {
-			upTo = math.MaxUint64
+		if r.Copy() {
+			upTo = r.Pos // its original
 		}
 		if err := x.scanTo(ctx, upTo); err != nil {
 			return Blocker{}, false, err
+		}
+		if whole || r.Copy() {
+			if err := x.scanParked(ctx); err != nil {
+				return Blocker{}, false, err
+			}
 		}
 		b, blocked, err := x.oldest(ctx, r)
 		if err != nil || !blocked {
@@ -398,8 +407,32 @@ func (x *Index) Stored(ctx context.Context, seq uint64) (bool, error) {
 	return true, nil
 }
 
+// scanParked reads, in stream order, every parked copy stored after what
+// the index knows, to the end of the stream.
+func (x *Index) scanParked(ctx context.Context) error {
+	x.scanMu.Lock()
+	defer x.scanMu.Unlock()
+	for {
+		x.mu.Lock()
+		next := max(x.scanned, x.parkedTo) + 1
+		x.mu.Unlock()
+		m, err := x.get(ctx, leader.Query{Seq: next, NextBySubject: x.topo.ParkedFilter()})
+		if errors.Is(err, leader.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("order: read the parked requests from %d: %w", next, err)
+		}
+		r := x.Of(m.Subject, m.Seq, m.Header, m.Data)
+		x.mu.Lock()
+		x.addLocked(r)
+		x.parkedTo = max(x.parkedTo, m.Seq)
+		x.mu.Unlock()
+	}
+}
+
 // scanTo reads, in stream order, every stored message up to upTo that the
-// index does not know yet (math.MaxUint64: to the end of the stream).
+// index does not know yet.
 func (x *Index) scanTo(ctx context.Context, upTo uint64) error {
 	x.scanMu.Lock()
 	defer x.scanMu.Unlock()
@@ -424,11 +457,9 @@ func (x *Index) scanTo(ctx context.Context, upTo uint64) error {
 		// is gone.
 		m, err := x.get(ctx, leader.Query{Seq: next, NextBySubject: ">"})
 		if errors.Is(err, leader.ErrNotFound) {
-			if upTo != math.MaxUint64 {
-				x.mu.Lock()
-				x.scanned = max(x.scanned, upTo)
-				x.mu.Unlock()
-			}
+			x.mu.Lock()
+			x.scanned = max(x.scanned, upTo)
+			x.mu.Unlock()
 			return nil
 		}
 		if err != nil {
