@@ -85,6 +85,26 @@ func (c *Cluster) Dir() string { return c.dir }
 // cluster and waits until JetStream has a meta leader. Shutdown stops them
 // and removes their stores.
 func StartCluster(size int) (*Cluster, error) {
+	var err error
+	for range 3 {
+		var c *Cluster
+		if c, err = startCluster(size); !errors.Is(err, errPortTaken) {
+			return c, err
+		}
+	}
+	return nil, err
+}
+
+// errExited reports a node that exited before it answered its health
+// check.
+var errExited = errors.New("testenv: exited at start")
+
+// errPortTaken reports a node that exited at once, most likely because
+// another process took one of its ports between freePort and the bind
+// (tests of several packages run at once): StartCluster tries new ports.
+var errPortTaken = errors.New("testenv: a node exited at start (a port taken?)")
+
+func startCluster(size int) (*Cluster, error) {
 	bin, err := NATSServerBinary()
 	if err != nil {
 		return nil, err
@@ -140,6 +160,9 @@ cluster {
 	for _, n := range c.Nodes {
 		if err := n.Start(); err != nil {
 			c.Shutdown()
+			if errors.Is(err, errExited) {
+				err = fmt.Errorf("%w: %w", errPortTaken, err)
+			}
 			return nil, err
 		}
 	}
@@ -324,7 +347,7 @@ func (n *ClusterNode) Start() error {
 			return fmt.Errorf("testenv: node %s not up after 10s", n.Name)
 		case <-done:
 			n.cmd = nil
-			return fmt.Errorf("testenv: node %s exited at start", n.Name)
+			return fmt.Errorf("%w: node %s", errExited, n.Name)
 		case <-time.After(20 * time.Millisecond): // polling for the listener
 		}
 	}

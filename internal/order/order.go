@@ -15,8 +15,10 @@
 //
 // The cache maps stream sequences to users. Messages are immutable, so an
 // entry never goes stale; an entry is dropped once its message is known to
-// be gone. Every read goes to the stream's leader (package leader): a
-// lagging replica could report a request just stored as absent.
+// be gone. A single read goes to the stream's leader (package leader): a
+// lagging replica could report a request just stored as absent. Reading
+// forward goes in batches that any replica may answer, trusted only up to
+// the last message they hold (see readBatch).
 package order
 
 import (
@@ -91,11 +93,13 @@ type Index struct {
 	// parkedTo: every parked copy stored at or below it is in bySeq, or
 	// gone (with scanned, the higher one counts).
 	parkedTo uint64
-	bySeq   map[uint64]*entry
-	users   map[string][]*entry // user key → entries, by position
-	running map[uint64]int      // sequences handled here now: deliveries in hand
-	changed chan struct{}       // closed and replaced when a running one ends
-	reads   uint64              // reads of the stream, for the cost figure
+	bySeq    map[uint64]*entry
+	users    map[string][]*entry // user key → entries, by position
+	running  map[uint64]int      // sequences handled here now: deliveries in hand
+	changed  chan struct{}       // closed and replaced when a running one ends
+	reads    uint64              // reads of the stream, for the cost figure
+	// noBatchUntil: no batched reads before it (see readBatch).
+	noBatchUntil time.Time
 }
 
 type entry struct {
@@ -432,7 +436,8 @@ func (x *Index) scanParked(ctx context.Context) error {
 }
 
 // scanTo reads, in stream order, every stored message up to upTo that the
-// index does not know yet.
+// index does not know yet: in batches that any replica may answer (see
+// readBatch), and from the leader where a batch proves nothing.
 func (x *Index) scanTo(ctx context.Context, upTo uint64) error {
 	x.scanMu.Lock()
 	defer x.scanMu.Unlock()
@@ -452,6 +457,24 @@ func (x *Index) scanTo(ctx context.Context, upTo uint64) error {
 		x.mu.Unlock()
 		if done {
 			return nil
+		}
+		if !x.batchOff() {
+			ms, err := x.readBatch(ctx, next, int(min(batchSize, upTo-next+1)))
+			if err != nil && ctx.Err() == nil {
+				// No direct gets on the stream, an older server, or none
+				// allowed to this user: read from the leader for a while.
+				x.turnBatchOff()
+			}
+			if err == nil && len(ms) > 0 {
+				x.mu.Lock()
+				for _, m := range ms {
+					x.addLocked(x.Of(m.Subject, m.Seq, m.Header, m.Data))
+				}
+				x.scanned = max(x.scanned, ms[len(ms)-1].Seq)
+				x.mu.Unlock()
+				continue
+			}
+			// Nothing proven: the leader says what comes next.
 		}
 		// The next stored message at or after next: everything between
 		// is gone.

@@ -2,8 +2,10 @@ package order_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -294,4 +296,109 @@ func TestRedeliveryReadsOnlyParkedBeyond(t *testing.T) {
 		t.Errorf("Reads() = %d with %d requests queued after it; want at most 5", n, backlog)
 	}
 	t.Logf("%d reads with %d queued after the request", x.Reads(), backlog)
+}
+
+// setupDirect is setup with direct gets allowed, as the service's stream.
+func setupDirect(t *testing.T, bodies ...[2]string) (jetstream.JetStream, jetstream.Stream) {
+	t.Helper()
+	js := testenv.StartJetStream(t)
+	s, err := js.CreateStream(context.Background(), topo.RequestStreamConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bodies {
+		store(t, js, b)
+	}
+	return js, s
+}
+
+// Ensure the index reads the stream forward in batches when the stream
+// allows direct gets: a request behind 600 others about other users costs
+// a few reads, not 600, and still finds the earlier request about its
+// user.
+func TestScanReadsInBatches(t *testing.T) {
+	const others = 600
+	js, _ := setupDirect(t, create("ann@example.com"))
+	for i := range others {
+		store(t, js, create(fmt.Sprintf("u%d@example.com", i)))
+	}
+	last := store(t, js, update("ann@example.com"))
+	x := order.New(js.Conn(), topo, 1)
+	if b, blocked := wait(t, x, req(last, update(""), "ann@example.com"), false); !blocked || b.Pos != 1 {
+		t.Fatalf("Wait(%d) = %+v, %v; want request 1 first", last, b, blocked)
+	}
+	// Three batches of at most 256, and the check of request 1.
+	if n := x.Reads(); n > 4 {
+		t.Errorf("Reads() = %d for %d requests before it; want at most 4", n, others+1)
+	}
+	t.Logf("%d reads for %d requests before it", x.Reads(), others+1)
+}
+
+// Ensure a batched read answered by a replica that lags (it lacks the
+// requests stored last) never makes a request look absent: the index
+// trusts a batch only up to the last message it holds, and asks the
+// leader about the rest. The lagging replica is played by the test: the
+// stream allows no direct gets, so only the test answers them, from a
+// snapshot of the first five requests.
+func TestLaggingReplicaHidesNothing(t *testing.T) {
+	ctx := context.Background()
+	var bodies [][2]string
+	for i := range 5 {
+		bodies = append(bodies, create(fmt.Sprintf("u%d@example.com", i)))
+	}
+	js, s := setup(t, bodies...)
+	nc := js.Conn()
+	var snapshot []*jetstream.RawStreamMsg
+	for seq := uint64(1); seq <= 5; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snapshot = append(snapshot, m)
+	}
+	var batches atomic.Int64
+	sub, err := nc.Subscribe("$JS.API.DIRECT.GET."+topo.RequestStream, func(m *nats.Msg) {
+		batches.Add(1)
+		var q struct {
+			Seq   uint64 `json:"seq"`
+			Batch int    `json:"batch"`
+		}
+		_ = json.Unmarshal(m.Data, &q)
+		sent := 0
+		for _, sm := range snapshot {
+			if sm.Sequence < q.Seq || sent == q.Batch {
+				continue
+			}
+			r := nats.NewMsg(m.Reply)
+			r.Data = sm.Data
+			r.Header.Set("Nats-Subject", sm.Subject)
+			r.Header.Set("Nats-Sequence", strconv.FormatUint(sm.Sequence, 10))
+			r.Header.Set("Nats-Num-Pending", "0")
+			_ = nc.PublishMsg(r)
+			sent++
+		}
+		end := nats.NewMsg(m.Reply)
+		end.Header.Set("Status", "204")
+		if sent == 0 {
+			end.Header.Set("Status", "404")
+		}
+		_ = nc.PublishMsg(end)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Stored after the snapshot: the replica has not applied them.
+	store(t, js, create("ann@example.com"))
+	seven := store(t, js, update("ann@example.com"))
+	x := order.New(nc, topo, 1)
+	if b, blocked := wait(t, x, req(seven, update(""), "ann@example.com"), false); !blocked || b.Pos != 6 {
+		t.Fatalf("Wait(%d) = %+v, %v; want request 6, which the lagging replica lacks", seven, b, blocked)
+	}
+	if batches.Load() == 0 {
+		t.Fatal("no batched read reached the lagging replica; the test proves nothing")
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/zoomprov/consumer/internal/leader"
 	"github.com/zoomprov/consumer/internal/messages"
 	"github.com/zoomprov/consumer/internal/retry"
 )
@@ -63,13 +64,16 @@ func (s *Service) sweepOnce(ctx context.Context) (int, error) {
 			continue
 		}
 		for ctx.Err() == nil {
-			m, err := stream.GetLastMsgForSubject(ctx, subject)
-			if errors.Is(err, jetstream.ErrMsgNotFound) {
+			// From the leader: the stream allows direct gets, which a
+			// replica still storing the request might answer.
+			lm, err := leader.Get(ctx, s.js.Conn(), s.topo.RequestStream, leader.Query{LastBySubject: subject})
+			if errors.Is(err, leader.ErrNotFound) {
 				break
 			}
 			if err != nil {
 				return n, err
 			}
+			m := &jetstream.RawStreamMsg{Subject: lm.Subject, Sequence: lm.Seq, Header: lm.Header, Data: lm.Data, Time: lm.Time}
 			if err := s.deadLetterStray(ctx, stream, m); err != nil {
 				return n, err
 			}
@@ -126,7 +130,7 @@ func (s *Service) deadLetterStray(ctx context.Context, stream jetstream.Stream, 
 	detail := fmt.Sprintf("subject %q names no action; publish on %s.<create|autoCreate|custCreate|ssoCreate>", m.Subject, s.topo.RequestPrefix)
 	a := attempt{kind: retry.Invalid, reason: messages.ReasonInvalidRequest, detail: detail, err: errors.New("provision: " + detail), try: 1}
 	s.settle(ctx, d, a, s.decide(a))
-	if _, err := stream.GetMsg(ctx, m.Sequence); err == nil {
+	if _, err := leader.Get(ctx, s.js.Conn(), s.topo.RequestStream, leader.Query{Seq: m.Sequence}); err == nil {
 		return fmt.Errorf("stray request %d could not be dead-lettered", m.Sequence)
 	}
 	return nil

@@ -105,6 +105,7 @@ func TestDeployStreamFilesMatchCode(t *testing.T) {
 		deployField(t, file, "duplicate_window", got.Duplicates, w.Duplicates)
 		deployField(t, file, "max_age", got.MaxAge, w.MaxAge)
 		deployField(t, file, "discard", got.Discard, w.Discard)
+		deployField(t, file, "allow_direct", got.AllowDirect, w.AllowDirect)
 		// The files are for a cluster: STREAM_REPLICAS=auto's three.
 		deployField(t, file, "num_replicas", got.Replicas, topology.MaxAutoReplicas)
 	}

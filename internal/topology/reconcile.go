@@ -372,6 +372,10 @@ func (r *reconciler) mergeStream(resource string, cur, want jetstream.StreamConf
 		if cur.MaxAge > 0 {
 			kept("max_age", cur.MaxAge, "set by the operator: requests older than that are dropped unhandled")
 		}
+		if !cur.AllowDirect {
+			m.AllowDirect = true
+			changed("allow_direct", false, true)
+		}
 	case resultStream:
 		if cur.MaxAge != want.MaxAge {
 			m.MaxAge = want.MaxAge
@@ -393,9 +397,6 @@ func (r *reconciler) mergeStream(resource string, cur, want jetstream.StreamConf
 	}
 	if cur.Mirror != nil || len(cur.Sources) > 0 {
 		kept("sources", len(cur.Sources), "set by the operator")
-	}
-	if cur.AllowDirect && kind == requestStream {
-		kept("allow_direct", true, "set by the operator; the service reads requests from the stream leader")
 	}
 	return m, nil
 }

@@ -193,6 +193,9 @@ func (t Topology) RequestStreamConfig() jetstream.StreamConfig {
 		// at once.
 		MaxMsgSize: MaxRequestBytes,
 		Discard:    jetstream.DiscardNew,
+		// The per-user order reads the stream forward in batches, which
+		// only direct gets offer (package order, readBatch).
+		AllowDirect: true,
 	}
 }
 
