@@ -288,7 +288,6 @@ func (t *Turn) Wait(ctx context.Context, whole bool) (Blocker, bool, error) {
 		return Blocker{}, false, nil
 	}
 	for {
-		changed := x.changed0()
 		upTo := r.Pos - 1
 		if r.Copy() {
 			upTo = r.Pos // its original
@@ -308,18 +307,29 @@ func (t *Turn) Wait(ctx context.Context, whole bool) (Blocker, bool, error) {
 		if !b.Local {
 			return b, true, nil
 		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
+		if !x.waitEnd(ctx, b.Seq) {
 			return b, true, nil
 		}
 	}
 }
 
-func (x *Index) changed0() <-chan struct{} {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.changed
+// waitEnd waits until no delivery of seq is in hand here, and reports
+// false when ctx ended first. Other turns ending wake it too, and cost
+// no read: only the end of the awaited one sends Wait back to the stream.
+func (x *Index) waitEnd(ctx context.Context, seq uint64) bool {
+	for {
+		x.mu.Lock()
+		running, changed := x.running[seq] > 0, x.changed
+		x.mu.Unlock()
+		if !running {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // oldest is the oldest request about r's user placed before r, or r's

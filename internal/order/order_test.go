@@ -402,3 +402,66 @@ func TestLaggingReplicaHidesNothing(t *testing.T) {
 		t.Fatal("no batched read reached the lagging replica; the test proves nothing")
 	}
 }
+
+// Ensure a redelivery waiting for an earlier request handled here reads
+// nothing while other requests end here: it used to read the stream again
+// at each one (here 21 reads for 20 other ends, now 1;
+// TestLifecycleInOrder's 200 users: 70 stream reads per request, 68,500
+// of them such reads, now 8).
+func TestWaitReadsNothingWhileOthersEnd(t *testing.T) {
+	ctx := context.Background()
+	const others = 20
+	js, s := setup(t, create("ann@example.com"), update("ann@example.com"))
+	var seqs []uint64
+	for i := range others {
+		seqs = append(seqs, store(t, js, create(fmt.Sprintf("u%d@example.com", i))))
+	}
+	x := order.New(js.Conn(), topo, 1)
+	one, _ := x.Enter(req(1, create(""), "ann@example.com"))
+	two, _ := x.Enter(req(2, update(""), "ann@example.com"))
+	defer two.Leave(false)
+	type res struct {
+		blocked bool
+		err     error
+	}
+	got := make(chan res, 1)
+	go func() {
+		_, blocked, err := two.Wait(ctx, true) // a redelivery
+		got <- res{blocked, err}
+	}()
+	// Its wait has begun once it has read the parked subjects (none).
+	deadline := time.Now().Add(10 * time.Second)
+	for x.Reads() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("Wait(2) never read the stream")
+		}
+		time.Sleep(time.Millisecond) // polling for the goroutine's first read
+	}
+	before := x.Reads()
+	for i, seq := range seqs {
+		turn, _ := x.Enter(req(seq, create(""), fmt.Sprintf("u%d@example.com", i)))
+		n := x.Reads()
+		turn.Leave(false)
+		// Give the waiter its chance to read at each end, one at a time
+		// as in service: the bound is the test's, the reads are none.
+		for end := time.Now().Add(20 * time.Millisecond); x.Reads() == n && time.Now().Before(end); {
+			time.Sleep(time.Millisecond) // polling for a read that should not come
+		}
+	}
+	if err := s.DeleteMsg(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	one.Leave(true)
+	select {
+	case r := <-got:
+		if r.err != nil || r.blocked {
+			t.Fatalf("Wait(2) = %v, %v; want its turn once 1 ended", r.blocked, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Wait(2) did not return after 1 ended")
+	}
+	t.Logf("reads during the wait: %d", x.Reads()-before)
+	if n := x.Reads() - before; n > 2 {
+		t.Errorf("Wait(2) read the stream %d times while %d other requests ended and 1 ended; want at most 2", n, others)
+	}
+}
