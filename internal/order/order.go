@@ -468,7 +468,9 @@ func (x *Index) scanTo(ctx context.Context, upTo uint64) error {
 		if done {
 			return nil
 		}
-		if !x.batchOff() {
+		// One message is one read either way, and a single read costs
+		// less (no subscription of its own).
+		if upTo > next && !x.batchOff() {
 			ms, err := x.readBatch(ctx, next, int(min(batchSize, upTo-next+1)))
 			if err != nil && ctx.Err() == nil {
 				// No direct gets on the stream, an older server, or none
