@@ -417,7 +417,7 @@ const (
 	scaleMaxFirstCall  = 2 * time.Second
 	scaleMinRatio      = 0.9
 	scaleMaxReads      = 1.5
-	scaleReadsBefore   = "6.3 before (`TestLifecycleInOrder`, 2026-12-07: 1,000 users, Zoom at 100 ms and 80/s with faults)"
+	scaleReadsBefore   = "3.43 before the batched reads (this scenario at commit b307507, 2026-12-07)"
 	scaleQueueChecks   = "one correct created result per request, each user created once, nothing dead-lettered or left, clean stop"
 	scaleOrderChecks   = "one result per request with its outcome; each user's calls at Zoom were POST, PATCH, PUT deactivate, once each, in that order, never two at once; nothing dead-lettered or left; clean stops"
 	scaleQueueHeadline = "**Scale, part one: %s `ssoCreate` requests queued, the service alone, Zoom at 0 ms with no limit**\n\n"
