@@ -216,6 +216,15 @@ func (x *Index) forgetLocked(seq uint64) {
 	}
 }
 
+// Expect records a request fetched here before its delivery enters: a
+// later request's delivery that gets to its turn first then knows it
+// without a read. It is not running until it enters.
+func (x *Index) Expect(r Request) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.addLocked(r)
+}
+
 // Turn is one delivery's place in its user's order, from Enter to Leave.
 type Turn struct {
 	x *Index

@@ -208,6 +208,13 @@ func (s *Service) poll(ctx context.Context, cons jetstream.Consumer, work chan<-
 // toWorker gives a message for which a slot is held to a worker, or hands
 // it back when shutdown began.
 func (s *Service) toWorker(ctx context.Context, msg jetstream.Msg, work chan<- jetstream.Msg) {
+	// Known to the order before its worker starts, in stream order: the
+	// worker of a later request fetched with it, which may get to its
+	// turn first, then needs no read of the stream to learn of it.
+	if md, err := msg.Metadata(); err == nil {
+		x := s.index()
+		x.Expect(x.Of(msg.Subject(), md.Sequence.Stream, msg.Headers(), msg.Data()))
+	}
 	if ctx.Err() == nil {
 		select {
 		case work <- msg:
