@@ -110,7 +110,7 @@ func (w *resultWatch) longestGap(from, to time.Time) (time.Duration, int) {
 // bucket are each SIGKILLed and restarted. Every request ends in exactly
 // one terminal result, no user is created twice, a request ends "exists"
 // only from a later delivery that met its own creation, results never
-// pause for 10 s, and Zoom never sees more than ZOOM_RATE_LIMIT (80) calls
+// pause for 15 s, and Zoom never sees more than ZOOM_RATE_LIMIT (80) calls
 // in a second, also while the quota bucket has no leader.
 func TestLeaderFailoverUnderLoad(t *testing.T) {
 	t.Parallel() // mostly waits on elections; beside the paced test below
@@ -247,8 +247,12 @@ func TestLeaderFailoverUnderLoad(t *testing.T) {
 		gap, stored := watch.longestGap(k.at, end)
 		report = append(report, fmt.Sprintf("%s (%s): longest pause in results %v (%d results stored until the next kill)",
 			k.what, k.node, gap.Round(10*time.Millisecond), stored))
-		if gap > 10*time.Second {
-			t.Errorf("after killing the %s (%s) results paused for %v; want under 10 s", k.what, k.node, gap)
+		// An election takes 4 to 9 s (docs/operations.md), more on a
+		// loaded 2-core machine: the code before this bound was raised
+		// paused 7.4 to 7.9 s here, and 11.1 s once under .ci/run. A
+		// service that stalls after a failover stays far beyond it.
+		if gap > 15*time.Second {
+			t.Errorf("after killing the %s (%s) results paused for %v; want under 15 s", k.what, k.node, gap)
 		}
 	}
 	st := h.sim.Stats()
