@@ -149,6 +149,16 @@ func (s *Service) dispatch(ctx context.Context, action string, cons jetstream.Co
 				warned = time.Now()
 			}
 			retry.Sleep(ctx, fetchBackoff.Delay(failures), nil)
+			// A consumer deleted between two fetches (with its stream,
+			// say) answers no responders too, not "deleted": look now and
+			// then whether it is gone, or this dispatcher would wait for
+			// a leader forever.
+			if failures%8 == 0 && s.consumerGone(ctx, action) {
+				s.log.Warn().Str("consumer", s.topo.ConsumerName(action)).Msg("consumer gone; binding again")
+				if cons, err = s.rebind(ctx, action); err != nil || cons == nil {
+					return err
+				}
+			}
 		}
 		busy = false
 	}
@@ -212,6 +222,14 @@ func (s *Service) toWorker(ctx context.Context, msg jetstream.Msg, work chan<- j
 	// worker of a later request fetched with it, which may get to its
 	// turn first, then needs no read of the stream to learn of it.
 	if md, err := msg.Metadata(); err == nil {
+		if s.consumerRecreated(md.Consumer, md.Sequence.Consumer) {
+			// Recreated with its stream, maybe, while this dispatcher's
+			// fetches went on: the first new message must not be handled
+			// with the old stream's request ids and order.
+			if stream, err := s.js.Stream(ctx, s.topo.RequestStream); err == nil {
+				s.follow(stream.CachedInfo())
+			}
+		}
 		x := s.index()
 		x.Expect(x.Of(msg.Subject(), md.Sequence.Stream, msg.Headers(), msg.Data()))
 	}
@@ -225,6 +243,27 @@ func (s *Service) toWorker(ctx context.Context, msg jetstream.Msg, work chan<- j
 	s.track.release(msg)
 	s.free.release(1)
 	s.handBack(msg)
+}
+
+// consumerGone reports whether action's consumer, or its stream, no
+// longer exists (false when that cannot be told now).
+func (s *Service) consumerGone(ctx context.Context, action string) bool {
+	_, err := s.js.Consumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(action))
+	return errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
+}
+
+// consumerRecreated records consumer's delivery sequence seq and reports
+// whether it went back: a consumer's deliveries, redeliveries included,
+// are numbered upwards, so the consumer was deleted and created again.
+func (s *Service) consumerRecreated(consumer string, seq uint64) bool {
+	s.deliveredMu.Lock()
+	defer s.deliveredMu.Unlock()
+	if s.delivered == nil {
+		s.delivered = map[string]uint64{}
+	}
+	last, seen := s.delivered[consumer]
+	s.delivered[consumer] = seq
+	return seen && seq <= last
 }
 
 // rebind binds the consumer again after the server dropped it (e.g. an

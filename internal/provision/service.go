@@ -239,6 +239,10 @@ type Service struct {
 	// current is the request stream's incarnation and its order index,
 	// replaced when the stream is recreated.
 	current atomic.Pointer[streamState]
+	// delivered is each consumer's last delivery sequence seen, by name:
+	// one that goes back was created again (see toWorker).
+	deliveredMu sync.Mutex
+	delivered   map[string]uint64
 	// pruneSoon asks pruneOrder for a prune before its next tick, once the
 	// index holds more than pruneAt requests.
 	pruneSoon chan struct{}
