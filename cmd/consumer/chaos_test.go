@@ -196,7 +196,7 @@ func TestChaos(t *testing.T) {
 	// in a cluster, every kill once.
 	watch := &chaosResults{js: js}
 	deadline := time.Now().Add(5*time.Minute + time.Duration(n/20)*time.Millisecond*100)
-	next := 0
+	next, doneAtFault := 0, 0
 	for done := watch.terminalCount(t, nc); done < n; done = watch.terminalCount(t, nc) {
 		if time.Now().After(deadline) {
 			st, err := readGuard(context.Background(), js, topo)
@@ -229,9 +229,13 @@ func TestChaos(t *testing.T) {
 		// stretch so the run can finish. In a cluster every kill once,
 		// starting once results flow: a pause measured from a kill before
 		// the first result would be the consumers' start-up.
-		if (clustered && next < len(faultsList) && done >= n/50) || (!clustered && done < n*95/100) {
+		// In a cluster the next kill waits until results flow again after
+		// the last: each pause is then one kill's, not two elections'
+		// overlapping (those paused 15 to 19 s).
+		if (clustered && next < len(faultsList) && done >= n/50 && (next == 0 || done > doneAtFault)) || (!clustered && done < n*95/100) {
 			faultsList[next%len(faultsList)]()
 			next++
+			doneAtFault = watch.terminalCount(t, nc)
 		}
 		if st, err := readGuard(context.Background(), js, topo); err == nil && st.Tripped {
 			var out strings.Builder
