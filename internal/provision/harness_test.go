@@ -45,6 +45,9 @@ type harness struct {
 	// wrapZoom, if set, wraps the Zoom client of services started next
 	// (to inject a fault the simulator cannot produce, such as a panic).
 	wrapZoom func(*zoom.Client) provision.Zoom
+	// watchCredentials gives the services started the Zoom client as
+	// their Credentials, so they check the credentials as in production.
+	watchCredentials bool
 	// afterPace, if set, runs in services started next after each wait
 	// for pacing (to act just before a call leaves).
 	afterPace func(context.Context, zoom.Call) error
@@ -202,6 +205,9 @@ func (h *harness) startWith(cfg provision.Config, zcfg zoom.Config) *serviceRun 
 	zc, err := zoom.New(zcfg)
 	if err != nil {
 		h.t.Fatalf("zoom client: %v", err)
+	}
+	if h.watchCredentials {
+		cfg.Credentials = zc
 	}
 	var z provision.Zoom = zc
 	if h.wrapZoom != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/zoomprov/consumer/internal/messages"
+	"github.com/zoomprov/consumer/internal/retry"
 	"github.com/zoomprov/consumer/internal/topology"
 	"github.com/zoomprov/consumer/testenv"
 )
@@ -103,4 +104,44 @@ func waitResults(t *testing.T, h *harness, n int) map[string][]messages.Event {
 		}
 	}
 	return evs
+}
+
+// Ensure a dispatcher whose consumer an operator deleted while it was not
+// fetching (the account paused here) binds again. Its next pull request
+// finds nobody to answer it ("no responders", not "consumer deleted"),
+// the same answer as while a consumer has no leader, so the dispatcher
+// must look whether the consumer is gone. Before, it asked again forever:
+// the update below never ran.
+func TestConsumerDeletedBetweenFetches(t *testing.T) {
+	h := newHarness(t, testenv.SimConfig{})
+	h.sim.AddUser("kept@example.com", 1)
+	h.sim.RejectCredentials(true)
+	h.watchCredentials = true
+	cfg := testConfig(3)
+	// A pause on refused credentials that only a token check ends.
+	cfg.Policy.Pause = retry.Schedule{Initial: time.Hour, Max: time.Hour}
+	cfg.CredentialsCheck = 200 * time.Millisecond
+	r := h.start(cfg)
+	h.publish("trigger", "ssoCreate", userBody("ssoCreate", "trigger@example.com", 1))
+	eventually(t, 10*time.Second, func() (bool, string) { return r.svc.Status().Paused, "service not paused" })
+	// The update dispatcher's last long poll ends within idleWait; after
+	// it the dispatcher waits for the pause to end, asking nothing.
+	eventually(t, 15*time.Second, func() (bool, string) {
+		n := h.consumerInfo("update").NumWaiting
+		return n == 0, fmt.Sprintf("%d pull requests waiting on the update consumer", n)
+	})
+	filter := h.consumerInfo("update").Config.FilterSubject
+	if err := h.js.DeleteConsumer(context.Background(), "ZOOM_USERS", "zoom-provisioner-update"); err != nil {
+		t.Fatal(err)
+	}
+	h.publish("after-delete", "update", `{"email":"kept@example.com","user":{"first_name":"Kept"}}`)
+	h.sim.RejectCredentials(false)
+	// The trigger itself waits out its hand-back's delay (the hour).
+	evs := h.waitTerminal(30*time.Second, "after-delete")
+	if term := terminal(evs["after-delete"]); len(term) != 1 || term[0].Data.Outcome != messages.OutcomeUpdated {
+		t.Errorf("after-delete terminal = %v; want one updated", term)
+	}
+	if got := h.consumerInfo("update").Config.FilterSubject; got != filter {
+		t.Errorf("recreated update consumer filters %q; want %q", got, filter)
+	}
 }
