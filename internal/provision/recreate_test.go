@@ -145,3 +145,58 @@ func TestConsumerDeletedBetweenFetches(t *testing.T) {
 		t.Errorf("recreated update consumer filters %q; want %q", got, filter)
 	}
 }
+
+// Ensure a dispatcher whose consumer was deleted with its stream and
+// created again while it waited out a pause follows the new stream: its
+// next fetch succeeds on the new consumer, with no error to tell it, and
+// only the delivery numbers going back show the recreation. The new
+// requests (no Nats-Msg-Id, at sequences the old stream had used) get
+// ids of their own. Before, they took the old stream's ids and their
+// results were dropped as duplicates.
+func TestConsumerRecreatedBetweenFetches(t *testing.T) {
+	h := newHarness(t, testenv.SimConfig{})
+	h.watchCredentials = true
+	cfg := testConfig(3)
+	cfg.Policy.Pause = retry.Schedule{Initial: time.Hour, Max: time.Hour}
+	cfg.CredentialsCheck = 200 * time.Millisecond
+	r := h.start(cfg)
+	for i := range 3 {
+		h.publish("", "ssoCreate", userBody("ssoCreate", fmt.Sprintf("old-%d@example.com", i), 1))
+	}
+	waitResults(t, h, 3)
+	h.sim.RejectCredentials(true)
+	h.sim.ExpireTokens()
+	h.publish("", "ssoCreate", userBody("ssoCreate", "trigger@example.com", 1))
+	eventually(t, 10*time.Second, func() (bool, string) { return r.svc.Status().Paused, "service not paused" })
+	eventually(t, 15*time.Second, func() (bool, string) {
+		n := h.consumerInfo("ssoCreate").NumWaiting
+		return n == 0, fmt.Sprintf("%d pull requests waiting on the ssoCreate consumer", n)
+	})
+	ctx := context.Background()
+	if err := h.js.DeleteStream(ctx, "ZOOM_USERS"); err != nil {
+		t.Fatal(err)
+	}
+	if err := provisionTopology(h.js); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		h.publish("", "ssoCreate", userBody("ssoCreate", fmt.Sprintf("new-%d@example.com", i), 1))
+	}
+	h.sim.RejectCredentials(false)
+	evs := waitResults(t, h, 6)
+	for i := range 3 {
+		for _, email := range []string{fmt.Sprintf("old-%d@example.com", i), fmt.Sprintf("new-%d@example.com", i)} {
+			if n := len(h.sim.History(email)); n != 1 {
+				t.Errorf("Zoom calls for %s = %d; want 1", email, n)
+			}
+		}
+	}
+	if len(evs) != 6 {
+		t.Errorf("request ids with events = %d; want 6", len(evs))
+	}
+	for id, es := range evs {
+		if len(terminal(es)) != 1 {
+			t.Errorf("%s: %d terminal results; want 1", id, len(terminal(es)))
+		}
+	}
+}
