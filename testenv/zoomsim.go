@@ -110,6 +110,12 @@ type SimConfig struct {
 	// negative value means unbounded.
 	MaxRecordedRequests int
 
+	// Users sizes the simulator's per-user tables up front for this many
+	// users (0: they grow as users come). The bench's million users would
+	// otherwise grow them mid-run, on the CPU the service it measures runs
+	// on.
+	Users int
+
 	// Now is the sim clock used for token expiry, next_page_token expiry
 	// and rate-limit windows. Nil means time.Now. Delays (Latency,
 	// Fault.Delay) always use real time.
@@ -425,14 +431,14 @@ func NewSimulator(cfg SimConfig) *Simulator {
 		latency:      cfg.Latency,
 		phone:        cfg.PhoneLicenses,
 		tokens:       make(map[string]*simToken),
-		users:        make(map[string]*SimUser),
-		usersByID:    make(map[string]*SimUser),
-		creations:    make(map[string]int),
+		users:        make(map[string]*SimUser, cfg.Users),
+		usersByID:    make(map[string]*SimUser, cfg.Users),
+		creations:    make(map[string]int, cfg.Users),
 		emailFaults:  make(map[string][]scriptedFault),
 		managed:      make(map[string]bool),
 		statusNo:     cfg.StatusNoContent,
 		busy:         make(map[string]string),
-		history:      make(map[string][]SimCall),
+		history:      make(map[string][]SimCall, cfg.Users),
 		deletions:    make(map[string][]SimDeletion),
 		pageTokens:   make(map[string]*pageToken),
 		first:        make(map[string]time.Time),
