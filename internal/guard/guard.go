@@ -14,7 +14,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,6 +49,11 @@ type State struct {
 	// Calls are the destructive calls in the current window (Unix
 	// milliseconds, ascending): each was a slot taken before its call.
 	Calls []int64 `json:"calls"`
+	// Took names the request that took each slot of Calls, in the same
+	// order ("<incarnation>:<stream position>"), so that one still under
+	// way when the guard trips is not announced as held. Empty in a state
+	// written before it existed.
+	Took []string `json:"took,omitempty"`
 	// Tripped is set from the trip until an operator decides.
 	Tripped   bool      `json:"tripped"`
 	TrippedAt time.Time `json:"tripped_at,omitzero"`
@@ -76,19 +83,25 @@ type Decision struct {
 func (s *State) prune(now time.Time) {
 	cut := now.Add(-s.Window).UnixMilli()
 	i := sort.Search(len(s.Calls), func(i int) bool { return s.Calls[i] > cut })
+	if len(s.Took) == len(s.Calls) {
+		s.Took = s.Took[i:]
+	} else {
+		s.Took = nil
+	}
 	s.Calls = s.Calls[i:]
 }
 
 // Used is how many destructive calls the window before now holds.
 func (s State) Used(now time.Time) int {
 	s.Calls = append([]int64(nil), s.Calls...)
+	s.Took = append([]string(nil), s.Took...)
 	s.prune(now)
 	return len(s.Calls)
 }
 
 // take takes a slot at now for a destructive call: it reports whether
 // the call may go; if not, the guard is tripped (or was).
-func (s *State) take(now time.Time, replica string) bool {
+func (s *State) take(now time.Time, replica, slot string) bool {
 	if s.Tripped {
 		return false
 	}
@@ -97,8 +110,25 @@ func (s *State) take(now time.Time, replica string) bool {
 		s.Tripped, s.TrippedAt, s.TrippedBy = true, now, replica
 		return false
 	}
+	if len(s.Took) != len(s.Calls) {
+		s.Took = make([]string, len(s.Calls)) // unknown, from an older state
+	}
 	s.Calls = append(s.Calls, now.UnixMilli())
+	s.Took = append(s.Took, slot)
 	return true
+}
+
+// slotName names the request at pos in the request stream's incarnation
+// in Took.
+func slotName(incarnation string, pos uint64) string {
+	return incarnation + ":" + strconv.FormatUint(pos, 10)
+}
+
+// TookSlot reports whether the request at pos in the request stream's
+// incarnation took one of the window's slots: it went on before the trip,
+// and is not held even while it is still stored.
+func (s State) TookSlot(incarnation string, pos uint64) bool {
+	return slices.Contains(s.Took, slotName(incarnation, pos))
 }
 
 // Verdict is what the guard says of one destructive request.
@@ -209,7 +239,7 @@ func (st Store) Take(ctx context.Context, limit int, window time.Duration, now t
 			return false
 		}
 		s.Limit, s.Window = limit, window
-		if s.take(now, replica) {
+		if s.take(now, replica, slotName(incarnation, pos)) {
 			v, tripped = Go, false
 			return true
 		}
@@ -233,7 +263,7 @@ func (st Store) Decide(ctx context.Context, approve bool, incarnation string, up
 			return false
 		}
 		s.Tripped, s.TrippedAt, s.TrippedBy = false, time.Time{}, ""
-		s.Calls = nil
+		s.Calls, s.Took = nil, nil
 		if s.Incarnation != incarnation {
 			s.ApprovedUpTo, s.RejectedUpTo = 0, 0
 		}

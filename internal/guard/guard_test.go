@@ -19,28 +19,46 @@ func TestWindowArithmetic(t *testing.T) {
 	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
 	s := State{Limit: 3, Window: time.Hour}
 	for i, at := range []time.Duration{0, 10 * time.Minute, 20 * time.Minute} {
-		if !s.take(t0.Add(at), "r") {
+		if !s.take(t0.Add(at), "r", slotName("i", uint64(i+1))) {
 			t.Fatalf("take %d refused; want a slot", i)
 		}
 	}
 	if got := s.Used(t0.Add(59 * time.Minute)); got != 3 {
 		t.Errorf("Used at 0:59 = %d; want 3", got)
 	}
-	if s.take(t0.Add(59*time.Minute), "r") || !s.Tripped || !s.TrippedAt.Equal(t0.Add(59*time.Minute)) {
+	if s.take(t0.Add(59*time.Minute), "r", slotName("i", 4)) || !s.Tripped || !s.TrippedAt.Equal(t0.Add(59*time.Minute)) {
 		t.Fatalf("fourth call in the window: tripped %v at %v; want refused and tripped at 0:59", s.Tripped, s.TrippedAt)
 	}
 	// Tripped: nothing goes, not even once the window frees up.
-	if s.take(t0.Add(3*time.Hour), "r") {
+	// The three went on; the fourth, held, took none.
+	for pos, want := range map[uint64]bool{1: true, 2: true, 3: true, 4: false} {
+		if got := s.TookSlot("i", pos); got != want {
+			t.Errorf("TookSlot(i, %d) = %v; want %v", pos, got, want)
+		}
+	}
+	if s.TookSlot("other", 1) {
+		t.Error("TookSlot counts a position of another incarnation of the stream")
+	}
+	if s.take(t0.Add(3*time.Hour), "r", slotName("i", 5)) {
 		t.Error("a call went while tripped, with the window empty")
 	}
 	if got := s.Used(t0.Add(60*time.Minute + time.Millisecond)); got != 2 {
 		t.Errorf("Used just after the first call left = %d; want 2", got)
 	}
 	open := State{Limit: 3, Window: time.Hour, Calls: []int64{t0.UnixMilli(), t0.Add(10 * time.Minute).UnixMilli(), t0.Add(20 * time.Minute).UnixMilli()}}
-	if !open.take(t0.Add(time.Hour+time.Millisecond), "r") || len(open.Calls) != 3 {
+	// A state from before Took: the slots' requests are unknown, the new
+	// one is named, and the one that left the window left Took too.
+	if !open.take(t0.Add(time.Hour+time.Millisecond), "r", slotName("i", 9)) || len(open.Calls) != 3 {
 		t.Errorf("a call when the first left the window: calls %v; want a slot, 3 in the window", open.Calls)
 	}
-	if off := (State{Limit: 0, Window: time.Hour}); !off.take(t0, "r") {
+	if len(open.Took) != 3 || !open.TookSlot("i", 9) {
+		t.Errorf("took %q; want two unknown and i:9", open.Took)
+	}
+	open.prune(t0.Add(time.Hour + 10*time.Minute + time.Millisecond))
+	if len(open.Took) != len(open.Calls) || len(open.Calls) != 2 || !open.TookSlot("i", 9) {
+		t.Errorf("after the second call left: calls %v took %q; want two of each, i:9 kept", open.Calls, open.Took)
+	}
+	if off := (State{Limit: 0, Window: time.Hour}); !off.take(t0, "r", slotName("i", 1)) {
 		t.Error("limit 0 (the guard off) refused a call")
 	}
 }

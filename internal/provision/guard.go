@@ -116,7 +116,7 @@ func (s *Service) guardTake(ctx context.Context, d *delivery) (attempt, bool) {
 	if err != nil {
 		return attempt{kind: retry.Blocked, err: err, detail: "the guard against mass deprovisioning could not be read"}, false
 	}
-	s.guard.set(st, rev)
+	s.applyGuard(kctx, st, rev)
 	if tripped {
 		s.tripped(ctx, d, st)
 	}
@@ -183,6 +183,12 @@ func (s *Service) watchGuard(ctx context.Context, w jetstream.KeyWatcher, announ
 				return
 			}
 			if e == nil {
+				// The stored state is in. Found open (or never written),
+				// the guard may have been decided while no replica
+				// watched, its consumers still paused: resume them.
+				if !s.guard.get().Tripped {
+					s.pauseDestructive(ctx, false)
+				}
 				continue
 			}
 			var st guard.State
@@ -190,21 +196,31 @@ func (s *Service) watchGuard(ctx context.Context, w jetstream.KeyWatcher, announ
 				s.log.Warn().Str("key", e.Key()).Msg("ignoring a malformed guard entry")
 				continue
 			}
-			was := s.guard.set(st, e.Revision())
-			st = s.guard.get()
-			switch {
-			case st.Tripped && !was:
-				s.pauseDestructive(ctx, true)
+			switch tripped, opened := s.applyGuard(ctx, st, e.Revision()); {
+			case tripped:
 				s.announceHeld(ctx, cursors)
-			case !st.Tripped && was:
-				s.pauseDestructive(ctx, false)
-				if d := st.Decision; d != nil {
+			case opened:
+				if d := s.guard.get().Decision; d != nil {
 					s.log.Info().Str("decision", d.Verb).Str("actor", d.Actor).Str("reason", d.Reason).Uint64("up_to_sequence", d.UpTo).
 						Msg("guard against mass deprovisioning opened by an operator")
 				}
 			}
 		}
 	}
+}
+
+// applyGuard records st, read at revision rev, in this replica's view,
+// and acts on a change the view makes: tripped, the destructive consumers
+// pause; opened, they resume. Whichever learns of the change first (the
+// watch, or a delivery's own take) acts, once.
+func (s *Service) applyGuard(ctx context.Context, st guard.State, rev uint64) (tripped, opened bool) {
+	was := s.guard.set(st, rev)
+	now := s.guard.get()
+	tripped, opened = now.Tripped && !was, !now.Tripped && was
+	if tripped || opened {
+		s.pauseDestructive(ctx, tripped)
+	}
+	return tripped, opened
 }
 
 // pauseDestructive pauses (or resumes) the destructive operations'
@@ -263,7 +279,9 @@ func (s *Service) announceHeld(ctx context.Context, cursors map[string]uint64) {
 						pos, id = p, m.Header.Get(messages.HeaderParkedRequestID)
 					}
 				}
-				if v, _ := st.Check(inc, pos); v != guard.Held {
+				// A request that took its slot before the trip is still
+				// stored while its call is under way: it is not held.
+				if v, _ := st.Check(inc, pos); v != guard.Held || st.TookSlot(inc, pos) {
 					continue
 				}
 				h := heldAttempt(st)

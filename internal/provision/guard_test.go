@@ -76,9 +76,6 @@ func TestGuardHoldsUntilReleased(t *testing.T) {
 		h.publish(id, "deactivate", fmt.Sprintf(`{"email":"leaver-%02d@example.com"}`, i))
 		leavers = append(leavers, id)
 	}
-	// The last leaver comes back at once: that waits behind the held
-	// deactivation.
-	h.publish("rehire-09", "activate", `{"email":"leaver-09@example.com"}`)
 	eventually(t, 15*time.Second, func() (bool, string) {
 		st, _, err := guardStore(t, h).Read(context.Background())
 		return err == nil && st.Tripped, fmt.Sprintf("guard %+v (%v); want tripped", st, err)
@@ -108,12 +105,27 @@ func TestGuardHoldsUntilReleased(t *testing.T) {
 			}
 		}
 	}
+	// A held leaver comes back: that waits behind the held deactivation.
+	// (Which three went first depends on the workers' race to the guard.)
+	rehired := ""
+	for i, id := range leavers {
+		if len(terminal(evs[id])) == 0 {
+			rehired = fmt.Sprintf("leaver-%02d@example.com", i)
+		}
+	}
+	h.publish("rehire", "activate", fmt.Sprintf(`{"email":%q}`, rehired))
 	// Everyone else carries on while the guard holds.
 	h.publish("join", "ssoCreate", userBody("ssoCreate", "joiner@example.com", 1))
 	h.publish("move", "update", `{"email":"stays@example.com","user":{"job_title":"Moved"}}`)
 	h.waitTerminal(10*time.Second, "join", "move")
-	if n := len(terminal(h.events()["rehire-09"])); n != 0 {
-		t.Errorf("the rehire ended before its user's held deactivation")
+	if n := len(terminal(h.events()["rehire"])); n != 0 {
+		var done []string
+		for _, id := range leavers {
+			if len(terminal(evs[id])) > 0 {
+				done = append(done, id)
+			}
+		}
+		t.Errorf("the rehire ended before its user's held deactivation (done before the trip: %v)", done)
 	}
 	// A restart keeps the guard tripped: still no more deactivations.
 	if err := r.stop(t); err != nil {
@@ -125,18 +137,18 @@ func TestGuardHoldsUntilReleased(t *testing.T) {
 	}
 
 	decide(t, h, true)
-	evs = h.waitTerminal(30*time.Second, append(leavers, "rehire-09")...)
+	evs = h.waitTerminal(30*time.Second, append(leavers, "rehire")...)
 	for _, id := range leavers {
 		if term := terminal(evs[id]); len(term) != 1 || term[0].Data.Outcome != messages.OutcomeDeactivated {
 			t.Errorf("%s: %+v; want deactivated after the release", id, term)
 		}
 	}
 	var got []string
-	for _, c := range h.sim.History("leaver-09@example.com") {
+	for _, c := range h.sim.History(rehired) {
 		got = append(got, string(c.Body))
 	}
 	if strings.Join(got, ",") != `{"action":"deactivate"},{"action":"activate"}` {
-		t.Errorf("Zoom performed for leaver-09: %v; want the deactivation, then the activation", got)
+		t.Errorf("Zoom performed for %s: %v; want the deactivation, then the activation", rehired, got)
 	}
 	st, _, _ := guardStore(t, h).Read(context.Background())
 	if st.Tripped || st.Used(time.Now()) != 0 {
@@ -144,6 +156,46 @@ func TestGuardHoldsUntilReleased(t *testing.T) {
 	}
 	if n := routeCalls(h.sim, testenv.RouteUserStatus, "leaver-"); n != users+1 {
 		t.Errorf("status calls for the leavers = %d; want %d (each once, and the rehire)", n, users+1)
+	}
+}
+
+// Ensure a release decided while no replica runs lets the held requests
+// go once one starts: the destructive consumers, paused while the guard
+// was tripped, are resumed by a replica that finds the guard open. Before,
+// only a replica that saw the guard open after seeing it tripped resumed
+// them, so they stayed paused (2 of 30 runs of TestGuardHoldsUntilReleased
+// failed so when the release came just before the restarted replica's
+// first look).
+func TestGuardReleasedWhileNoReplicaRuns(t *testing.T) {
+	h := newHarness(t, testenv.SimConfig{})
+	const users, limit = 3, 1
+	var ids []string
+	for i := range users {
+		h.sim.AddUser(fmt.Sprintf("gone-%02d@example.com", i), 1)
+	}
+	cfg := testConfig(3)
+	cfg.GuardLimit, cfg.GuardWindow = limit, time.Hour
+	r := h.start(cfg)
+	for i := range users {
+		ids = append(ids, fmt.Sprintf("gone-%02d", i))
+		h.publish(ids[i], "deactivate", fmt.Sprintf(`{"email":"gone-%02d@example.com"}`, i))
+	}
+	eventually(t, 15*time.Second, func() (bool, string) {
+		return h.consumerInfo("deactivate").Paused, "deactivate consumer not paused"
+	})
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	decide(t, h, true)
+	if !h.consumerInfo("deactivate").Paused {
+		t.Fatal("deactivate consumer resumed by the decision itself; the test needs it paused")
+	}
+	h.start(cfg)
+	evs := h.waitTerminal(15*time.Second, ids...)
+	for _, id := range ids {
+		if term := terminal(evs[id]); len(term) != 1 || term[0].Data.Outcome != messages.OutcomeDeactivated {
+			t.Errorf("%s: %+v; want deactivated", id, term)
+		}
 	}
 }
 
