@@ -464,6 +464,7 @@ func scaleQueueMarkdown(b *strings.Builder, q *scaleQueue) {
 	row("CPU s per 1,000 results, start to 10% / 90% to the last: service", fmt.Sprintf("%.3f / %.3f", q.Start.per1000(m[0], svc), m[2].per1000(m[3], svc)), "")
 	row("the same: broker", fmt.Sprintf("%.3f / %.3f", q.Start.per1000(m[0], brk), m[2].per1000(m[3], brk)), "")
 	row("the same: the bench (simulator, counting)", fmt.Sprintf("%.3f / %.3f", q.Start.per1000(m[0], bench), m[2].per1000(m[3], bench)), "")
+	row("cores busy (the whole machine), start to 10% / 90% to the last", fmt.Sprintf("%.2f / %.2f", q.Start.busy(m[0]), m[2].busy(m[3])), "")
 	row("cores other processes used, start to 10% / 90% to the last", fmt.Sprintf("%.2f / %.2f", q.Start.others(m[0]), m[2].others(m[3])), "")
 	row("longest time between two results", fmt.Sprintf("%s (after %s)", fmtMs(q.LongestGap), thousands(q.GapAfter)), "")
 	row("CPU s per 1,000 results: service / broker", fmt.Sprintf("%.3f / %.3f", q.CPUService/float64(q.N)*1000, q.CPUBroker/float64(q.N)*1000), "")

@@ -405,3 +405,20 @@ func TestLongestGap(t *testing.T) {
 		}
 	}
 }
+
+// Ensure a mark's busy share is the whole machine's CPU over the wall
+// time between two marks, and others what the three measured left.
+func TestMarkBusy(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	a := mark{Time: t0, Machine: 10, Service: 4, Broker: 2, Bench: 1}
+	b := mark{Time: t0.Add(2 * time.Second), Machine: 13, Service: 5, Broker: 3, Bench: 1.5}
+	if got := a.busy(b); got != 1.5 {
+		t.Errorf("busy = %v; want 1.5 cores", got)
+	}
+	if got := a.others(b); got != 0.25 {
+		t.Errorf("others = %v; want 0.25 cores", got)
+	}
+	if got := a.busy(a); got != 0 {
+		t.Errorf("busy over no time = %v; want 0", got)
+	}
+}

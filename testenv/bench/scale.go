@@ -710,6 +710,17 @@ type mark struct {
 	Service, Broker, Bench, Machine float64
 }
 
+// busy is how many of the machine's cores all processes used from m to n
+// (2: both of two): below the core count, the run was not bound by CPU
+// alone.
+func (m mark) busy(n mark) float64 {
+	d := n.Time.Sub(m.Time).Seconds()
+	if d <= 0 {
+		return 0
+	}
+	return (n.Machine - m.Machine) / d
+}
+
 // others is the share of the machine's cores other processes used from
 // m to n (1: one whole core).
 func (m mark) others(n mark) float64 {
