@@ -94,7 +94,6 @@ func (s *State) prune(now time.Time) {
 // Used is how many destructive calls the window before now holds.
 func (s State) Used(now time.Time) int {
 	s.Calls = append([]int64(nil), s.Calls...)
-	s.Took = append([]string(nil), s.Took...)
 	s.prune(now)
 	return len(s.Calls)
 }

@@ -201,7 +201,7 @@ func (p *Projector) runOnce(ctx context.Context) error {
 	for {
 		select {
 		case m := <-in:
-			_ = m.Nak()
+			settle(m, errStopping, 0)
 		default:
 			return runErr
 		}
@@ -221,12 +221,12 @@ func (p *Projector) process(ctx context.Context, l *Ledger, batch []jetstream.Ms
 	for _, m := range batch {
 		md, err := m.Metadata()
 		if err != nil {
-			_ = m.Ack()
+			settle(m, nil, 0) // not a result the ledger can use
 			continue
 		}
 		r, ok := decodeResult(p.cfg.Topology, m.Subject(), m.Data(), md.Sequence.Stream, md.Timestamp)
 		if !ok {
-			_ = m.Ack()
+			settle(m, nil, 0) // not a terminal result: nothing to record
 			continue
 		}
 		g := groups[r.key]
@@ -252,11 +252,7 @@ func (p *Projector) process(ctx context.Context, l *Ledger, batch []jetstream.Ms
 			_, err := l.apply(tctx, key, g.results)
 			cancel()
 			for _, m := range g.msgs {
-				if err != nil {
-					_ = m.NakWithDelay(p.cfg.Retry)
-				} else {
-					_ = m.Ack()
-				}
+				settle(m, err, p.cfg.Retry)
 			}
 			if err != nil {
 				p.log.Warn().Err(err).Str("key", key).Int("results", len(g.msgs)).Msg("ledger write failed; results handed back")
@@ -264,4 +260,23 @@ func (p *Projector) process(ctx context.Context, l *Ledger, batch []jetstream.Ms
 		})
 	}
 	wg.Wait()
+}
+
+// errStopping hands back a result pulled but not applied at shutdown.
+var errStopping = errors.New("ledger: projector stopping")
+
+// settle is the one place the projector settles a result of its own
+// consumer (requests are settled in provision/settle.go): acknowledged
+// when its user's entry holds it or it is nothing for the ledger (err
+// nil), handed back after delay when it could not be written, at once
+// when delay is 0.
+func settle(m jetstream.Msg, err error, delay time.Duration) {
+	switch {
+	case err == nil:
+		_ = m.Ack()
+	case delay > 0:
+		_ = m.NakWithDelay(delay)
+	default:
+		_ = m.Nak()
+	}
 }
