@@ -178,6 +178,7 @@ func (s *Service) watchGuard(ctx context.Context, w jetstream.KeyWatcher, announ
 			if s.guard.get().Tripped {
 				s.announceHeld(ctx, cursors)
 			}
+			s.keepGuardPause(ctx)
 		case e, ok := <-w.Updates():
 			if !ok {
 				return
@@ -237,12 +238,58 @@ func (s *Service) pauseDestructive(ctx context.Context, pause bool) {
 		}
 		var err error
 		if pause {
-			_, err = s.js.PauseConsumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(a), time.Now().Add(365*24*time.Hour))
+			_, err = s.js.PauseConsumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(a), time.Now().Add(guardPause))
 		} else if _, closed := s.gates.Closed(a); !closed {
 			_, err = s.js.ResumeConsumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(a))
 		}
 		if err != nil {
 			s.log.Debug().Err(err).Str("consumer", s.topo.ConsumerName(a)).Bool("pause", pause).Msg("pause consumer not available; relying on the guard")
+		}
+	}
+}
+
+// guardPause is how long a trip pauses the destructive consumers: until
+// a decision resumes them, with no deadline of its own. A consumer paused
+// at least half that long is taken to be paused by the guard (a quota
+// gate pauses until a reset, at most a day away).
+const guardPause = 365 * 24 * time.Hour
+
+// keepGuardPause brings the destructive consumers' pause in line with the
+// guard, now and then: a pause or resume can be lost (it failed while the
+// server restarted or the connection was down, or another replica's
+// stale one landed last), and a consumer left paused by the guard while
+// it is open would hold its requests for a year.
+func (s *Service) keepGuardPause(ctx context.Context) {
+	if !s.canPause() {
+		return
+	}
+	tripped := s.guard.get().Tripped
+	for _, a := range guard.Actions {
+		if !served(s.cfg.Actions, a) {
+			continue
+		}
+		c, err := s.js.Consumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(a)) // reads its info
+		if err != nil {
+			continue
+		}
+		info := c.CachedInfo()
+		byGuard := info.Paused && info.PauseRemaining > guardPause/2
+		switch {
+		case tripped && !byGuard:
+			_, err = s.js.PauseConsumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(a), time.Now().Add(guardPause))
+		case !tripped && byGuard:
+			if _, closed := s.gates.Closed(a); closed {
+				continue
+			}
+			_, err = s.js.ResumeConsumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(a))
+			if err == nil {
+				s.log.Info().Str("consumer", s.topo.ConsumerName(a)).Msg("consumer resumed: the guard is open, but the consumer was still paused by it")
+			}
+		default:
+			continue
+		}
+		if err != nil {
+			s.log.Debug().Err(err).Str("consumer", s.topo.ConsumerName(a)).Bool("pause", tripped).Msg("could not bring the consumer's pause in line with the guard")
 		}
 	}
 }

@@ -199,6 +199,45 @@ func TestGuardReleasedWhileNoReplicaRuns(t *testing.T) {
 	}
 }
 
+// Ensure the destructive consumers' pause follows the guard even when a
+// pause or resume was lost (it failed while the server restarted, or a
+// stale one landed last): a consumer the guard paused while it is open is
+// resumed, and one left running while it is tripped is paused again.
+func TestGuardPauseLost(t *testing.T) {
+	h := newHarness(t, testenv.SimConfig{})
+	ctx := context.Background()
+	for i := range 3 {
+		h.sim.AddUser(fmt.Sprintf("gone-%02d@example.com", i), 1)
+	}
+	cfg := testConfig(3)
+	cfg.GuardLimit, cfg.GuardWindow = 1, time.Hour
+	h.start(cfg)
+
+	// Open, its consumer paused by a lost trip: the request still runs.
+	if _, err := h.js.PauseConsumer(ctx, "ZOOM_USERS", "zoom-provisioner-deactivate", time.Now().Add(365*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	h.publish("gone-00", "deactivate", `{"email":"gone-00@example.com"}`)
+	evs := h.waitTerminal(20*time.Second, "gone-00")
+	if term := terminal(evs["gone-00"]); len(term) != 1 || term[0].Data.Outcome != messages.OutcomeDeactivated {
+		t.Fatalf("gone-00: %+v; want deactivated", term)
+	}
+
+	// Tripped, its consumer resumed by a lost release: paused again.
+	for i := 1; i < 3; i++ {
+		h.publish(fmt.Sprintf("gone-%02d", i), "deactivate", fmt.Sprintf(`{"email":"gone-%02d@example.com"}`, i))
+	}
+	eventually(t, 15*time.Second, func() (bool, string) {
+		return h.consumerInfo("deactivate").Paused, "deactivate consumer not paused"
+	})
+	if _, err := h.js.ResumeConsumer(ctx, "ZOOM_USERS", "zoom-provisioner-deactivate"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, func() (bool, string) {
+		return h.consumerInfo("deactivate").Paused, "deactivate consumer not paused again while the guard is tripped"
+	})
+}
+
 // Ensure a rejection dead-letters every held request without a Zoom call,
 // each with reason guard_rejected on its dead letter and its failed
 // result, and opens the guard; a rejected request replayed later is a new
