@@ -453,19 +453,19 @@ func scaleQueueMarkdown(b *strings.Builder, q *scaleQueue) {
 	row("results/s, first 10%", thousands(int(q.FirstRate+0.5)), "")
 	row("results/s, last 10%", thousands(int(q.LastRate+0.5)), "")
 	disturbed := ""
-	if q.Start.others(q.Marks[0]) > quietShare || q.Marks[2].others(q.Marks[3]) > quietShare {
+	m := q.Tenths
+	if q.Start.others(m[0]) > quietShare || m[8].others(m[9]) > quietShare {
 		disturbed = " † other processes used more than 5% of a core in one of the two tenths (below): the ratio is the machine's as much as the service's"
 	}
 	row("last 10% ÷ first 10%", fmt.Sprintf("%.2f", q.Ratio()), fmt.Sprintf("≥ %.2f", scaleMinRatio)+metMark(q.Ratio() >= scaleMinRatio)+disturbed)
 	row("service peak RSS (VmHWM)", fmt.Sprintf("%.1f MiB", mib(q.RSS)), "≤ 96 MiB"+metMark(q.RSS > 0 && q.RSS <= scaleMaxRSS))
-	m := q.Marks
-	row("service RSS at 10% / 50% / 90% of the results", fmt.Sprintf("%.1f / %.1f / %.1f MiB", mib(m[0].RSS), mib(m[1].RSS), mib(m[2].RSS)), "")
+	row("service RSS at 10% / 50% / 90% of the results", fmt.Sprintf("%.1f / %.1f / %.1f MiB", mib(m[0].RSS), mib(m[4].RSS), mib(m[8].RSS)), "")
 	svc, brk, bench := func(k mark) float64 { return k.Service }, func(k mark) float64 { return k.Broker }, func(k mark) float64 { return k.Bench }
-	row("CPU s per 1,000 results, start to 10% / 90% to the last: service", fmt.Sprintf("%.3f / %.3f", q.Start.per1000(m[0], svc), m[2].per1000(m[3], svc)), "")
-	row("the same: broker", fmt.Sprintf("%.3f / %.3f", q.Start.per1000(m[0], brk), m[2].per1000(m[3], brk)), "")
-	row("the same: the bench (simulator, counting)", fmt.Sprintf("%.3f / %.3f", q.Start.per1000(m[0], bench), m[2].per1000(m[3], bench)), "")
-	row("cores busy (the whole machine), start to 10% / 90% to the last", fmt.Sprintf("%.2f / %.2f", q.Start.busy(m[0]), m[2].busy(m[3])), "")
-	row("cores other processes used, start to 10% / 90% to the last", fmt.Sprintf("%.2f / %.2f", q.Start.others(m[0]), m[2].others(m[3])), "")
+	row("CPU s per 1,000 results, start to 10% / 90% to the last: service", fmt.Sprintf("%.3f / %.3f", q.Start.per1000(m[0], svc), m[8].per1000(m[9], svc)), "")
+	row("the same: broker", fmt.Sprintf("%.3f / %.3f", q.Start.per1000(m[0], brk), m[8].per1000(m[9], brk)), "")
+	row("the same: the bench (simulator, counting)", fmt.Sprintf("%.3f / %.3f", q.Start.per1000(m[0], bench), m[8].per1000(m[9], bench)), "")
+	row("cores busy (the whole machine), start to 10% / 90% to the last", fmt.Sprintf("%.2f / %.2f", q.Start.busy(m[0]), m[8].busy(m[9])), "")
+	row("cores other processes used, start to 10% / 90% to the last", fmt.Sprintf("%.2f / %.2f", q.Start.others(m[0]), m[8].others(m[9])), "")
 	row("longest time between two results", fmt.Sprintf("%s (after %s)", fmtMs(q.LongestGap), thousands(q.GapAfter)), "")
 	row("CPU s per 1,000 results: service / broker", fmt.Sprintf("%.3f / %.3f", q.CPUService/float64(q.N)*1000, q.CPUBroker/float64(q.N)*1000), "")
 	row("CPU s: service / broker / the bench (simulator, counting) / other processes",
@@ -477,6 +477,26 @@ func scaleQueueMarkdown(b *strings.Builder, q *scaleQueue) {
 		checks = "**" + mdEscape(strings.Join(q.Problems, "; ")) + "**"
 	}
 	row("checks (afterwards)", checks, "")
+	b.WriteString("\n")
+	scaleTenthsMarkdown(b, q)
+}
+
+// scaleTenthsMarkdown is part one tenth by tenth: whether the rate falls
+// steadily as the broker and the simulator fill, or wanders with the
+// machine.
+func scaleTenthsMarkdown(b *strings.Builder, q *scaleQueue) {
+	if len(q.Rates) != len(q.Tenths) {
+		return
+	}
+	b.WriteString("Tenth by tenth (a tenth's CPU is from the mark before it: the service's start for the first):\n\n")
+	b.WriteString("| tenth | results/s | CPU s per 1,000: service / broker / bench | cores busy |\n|---:|---:|---|---:|\n")
+	svc, brk, bench := func(k mark) float64 { return k.Service }, func(k mark) float64 { return k.Broker }, func(k mark) float64 { return k.Bench }
+	prev := q.Start
+	for i, m := range q.Tenths {
+		fmt.Fprintf(b, "| %d | %s | %.3f / %.3f / %.3f | %.2f |\n", i+1, thousands(int(q.Rates[i]+0.5)),
+			prev.per1000(m, svc), prev.per1000(m, brk), prev.per1000(m, bench), prev.busy(m))
+		prev = m
+	}
 	b.WriteString("\n")
 }
 

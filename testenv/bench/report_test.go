@@ -319,6 +319,10 @@ func TestDecileRates(t *testing.T) {
 	if math.Abs(first-100) > 1e-9 || math.Abs(last-50) > 1e-9 {
 		t.Errorf("decileRates(100/s, then 50/s) = %v, %v; want 100, 50", first, last)
 	}
+	r := tenthRates(at)
+	if len(r) != 10 || math.Abs(r[0]-100) > 1e-9 || math.Abs(r[5]-50) > 1e-9 {
+		t.Errorf("tenthRates(100/s, then 50/s) = %v; want 100 first, 50 from the second", r)
+	}
 	if first, last := decileRates(at[:15]); first != 0 || last != 0 {
 		t.Errorf("decileRates(15 arrivals) = %v, %v; want 0, 0 (a tenth of one arrival has no rate)", first, last)
 	}

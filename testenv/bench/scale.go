@@ -82,10 +82,12 @@ type scaleQueue struct {
 	// RSS is the service's peak resident set (VmHWM); BrokerRSS the
 	// broker's.
 	RSS, BrokerRSS int64
-	// Start is the state at the service's start, Marks when a tenth, half
-	// and nine tenths of the results were in and at the last.
-	Start mark
-	Marks [4]mark
+	// Start is the state at the service's start, Tenths when each tenth
+	// of the results was in (the last: when the last result was).
+	Start  mark
+	Tenths [10]mark
+	// Rates are results per second over each tenth (tenthRates).
+	Rates []float64
 	// LongestGap is the longest time between two results, and GapAfter
 	// the results before it.
 	LongestGap time.Duration
@@ -223,7 +225,7 @@ func measureScaleQueue(ctx context.Context, o options) (q scaleQueue) {
 	cpu, cpuB, cpuSelf, cpuO, err1 := meter.stopAll(p.pid)
 	peak, err2 := peakRSS(p.pid)
 	brokerPeak, err3 := peakRSS(w.brokerPID)
-	q.Marks = marks.stop()
+	q.Tenths = marks.stop()
 	if err := errors.Join(err1, err2, err3); err != nil {
 		q.Err = err
 		return q
@@ -232,6 +234,7 @@ func measureScaleQueue(ctx context.Context, o options) (q scaleQueue) {
 	q.RSS, q.BrokerRSS = peak, brokerPeak
 	at := arr.times()
 	q.FirstResult, q.Elapsed = arr.base.Add(at[0]).Sub(p.started), arr.base.Add(at[len(at)-1]).Sub(p.started)
+	q.Rates = tenthRates(at)
 	q.FirstRate, q.LastRate = decileRates(at)
 	q.LongestGap, q.GapAfter = longestGap(at)
 	if first, ok := sim.FirstArrival(testenv.RouteCreateUser); ok {
@@ -680,22 +683,35 @@ func longestGap(at []time.Duration) (gap time.Duration, after int) {
 	return gap, after
 }
 
-// decileRates are results per second over the first and over the last
-// tenth of the arrivals at (sorted): the tenth's results but one over the
-// time from its first to its last.
-func decileRates(at []time.Duration) (first, last float64) {
+// tenthRates are results per second over each tenth of the arrivals, in
+// order: a tenth's results but one over the time from its first arrival
+// to its last (none with fewer than 20 arrivals).
+func tenthRates(at []time.Duration) []float64 {
 	n := len(at)
 	k := n / 10
 	if k < 2 {
+		return nil
+	}
+	rates := make([]float64, 10)
+	for i := range rates {
+		from, to := at[i*k], at[i*k+k-1]
+		if i == 9 {
+			from, to = at[n-k], at[n-1]
+		}
+		if to > from {
+			rates[i] = float64(k-1) / (to - from).Seconds()
+		}
+	}
+	return rates
+}
+
+// decileRates are the rates of the first and the last tenth (tenthRates).
+func decileRates(at []time.Duration) (first, last float64) {
+	r := tenthRates(at)
+	if r == nil {
 		return 0, 0
 	}
-	rate := func(from, to time.Duration) float64 {
-		if to <= from {
-			return 0
-		}
-		return float64(k-1) / (to - from).Seconds()
-	}
-	return rate(at[0], at[k-1]), rate(at[n-k], at[n-1])
+	return r[0], r[9]
 }
 
 // mark is the state of a run when a share of the results had arrived.
@@ -740,15 +756,15 @@ func (m mark) per1000(n mark, cpu func(mark) float64) float64 {
 	return (cpu(n) - cpu(m)) / float64(n.Results-m.Results) * 1000
 }
 
-// marker takes a mark when a tenth, half and nine tenths of the results
-// have arrived (looking every 200 ms), and one when stopped.
+// marker takes a mark each time another tenth of the results has
+// arrived (looking every 200 ms), and one when stopped.
 type marker struct {
 	quit chan struct{}
-	out  chan [4]mark
+	out  chan [10]mark
 }
 
 func startMarks(pid, brokerPID int, arr *arrivals, n int) *marker {
-	m := &marker{quit: make(chan struct{}), out: make(chan [4]mark, 1)}
+	m := &marker{quit: make(chan struct{}), out: make(chan [10]mark, 1)}
 	take := func() (mark, error) {
 		k := mark{Results: arr.count(), Time: time.Now()}
 		var err1, err2, err3, err4, err5 error
@@ -760,21 +776,20 @@ func startMarks(pid, brokerPID int, arr *arrivals, n int) *marker {
 		return k, errors.Join(err1, err2, err3, err4, err5)
 	}
 	go func() {
-		var marks [4]mark
-		at := [3]int{n / 10, n / 2, n * 9 / 10}
+		var marks [10]mark
 		t := time.NewTicker(200 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
 			case <-m.quit:
-				marks[3], _ = take()
+				marks[9], _ = take()
 				m.out <- marks
 				return
 			case <-t.C:
 			}
 			got := arr.count()
-			for i, want := range at {
-				if marks[i].Results == 0 && got >= want {
+			for i := range 9 {
+				if marks[i].Results == 0 && got >= n*(i+1)/10 {
 					if k, err := take(); err == nil {
 						marks[i] = k
 					}
@@ -785,9 +800,9 @@ func startMarks(pid, brokerPID int, arr *arrivals, n int) *marker {
 	return m
 }
 
-// stop ends the marking and returns the marks at a tenth, half and nine
-// tenths of the results (zero if not taken), and now.
-func (m *marker) stop() [4]mark {
+// stop ends the marking and returns the marks at each tenth of the
+// results but the last (zero if not taken), and now.
+func (m *marker) stop() [10]mark {
 	close(m.quit)
 	return <-m.out
 }
