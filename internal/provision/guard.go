@@ -178,7 +178,7 @@ func (s *Service) watchGuard(ctx context.Context, w jetstream.KeyWatcher, announ
 			if s.guard.get().Tripped {
 				s.announceHeld(ctx, cursors)
 			}
-			s.keepGuardPause(ctx)
+			s.alignGuardPause(ctx)
 		case e, ok := <-w.Updates():
 			if !ok {
 				return
@@ -187,9 +187,8 @@ func (s *Service) watchGuard(ctx context.Context, w jetstream.KeyWatcher, announ
 				// The stored state is in. Found open (or never written),
 				// the guard may have been decided while no replica
 				// watched, its consumers still paused: resume them.
-				if !s.guard.get().Tripped {
-					s.pauseDestructive(ctx, false)
-				}
+				// Found tripped: pause them, if none did.
+				s.alignGuardPause(ctx)
 				continue
 			}
 			var st guard.State
@@ -213,39 +212,15 @@ func (s *Service) watchGuard(ctx context.Context, w jetstream.KeyWatcher, announ
 // applyGuard records st, read at revision rev, in this replica's view,
 // and acts on a change the view makes: tripped, the destructive consumers
 // pause; opened, they resume. Whichever learns of the change first (the
-// watch, or a delivery's own take) acts, once.
+// watch, or a delivery's own take) acts.
 func (s *Service) applyGuard(ctx context.Context, st guard.State, rev uint64) (tripped, opened bool) {
 	was := s.guard.set(st, rev)
 	now := s.guard.get()
 	tripped, opened = now.Tripped && !was, !now.Tripped && was
 	if tripped || opened {
-		s.pauseDestructive(ctx, tripped)
+		s.alignGuardPause(ctx)
 	}
 	return tripped, opened
-}
-
-// pauseDestructive pauses (or resumes) the destructive operations'
-// consumers, where the server supports it, so that held requests wait in
-// the stream, off every ack-pending slot. Their dispatchers stop fetching
-// while the guard is tripped anyway.
-func (s *Service) pauseDestructive(ctx context.Context, pause bool) {
-	if !s.canPause() {
-		return
-	}
-	for _, a := range guard.Actions {
-		if !served(s.cfg.Actions, a) {
-			continue
-		}
-		var err error
-		if pause {
-			_, err = s.js.PauseConsumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(a), time.Now().Add(guardPause))
-		} else if _, closed := s.gates.Closed(a); !closed {
-			_, err = s.js.ResumeConsumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(a))
-		}
-		if err != nil {
-			s.log.Debug().Err(err).Str("consumer", s.topo.ConsumerName(a)).Bool("pause", pause).Msg("pause consumer not available; relying on the guard")
-		}
-	}
 }
 
 // guardPause is how long a trip pauses the destructive consumers: until
@@ -254,12 +229,16 @@ func (s *Service) pauseDestructive(ctx context.Context, pause bool) {
 // gate pauses until a reset, at most a day away).
 const guardPause = 365 * 24 * time.Hour
 
-// keepGuardPause brings the destructive consumers' pause in line with the
-// guard, now and then: a pause or resume can be lost (it failed while the
-// server restarted or the connection was down, or another replica's
+// alignGuardPause brings the destructive consumers' pause in line with
+// the guard, where the server supports it: paused while it is tripped, so
+// that held requests wait in the stream, off every ack-pending slot (their
+// dispatchers stop fetching anyway); resumed when it is open, unless a
+// quota gate holds them. It runs on each change a replica sees, and every
+// announceEvery besides: a pause or resume can be lost (it failed while
+// the server restarted or the connection was down, or another replica's
 // stale one landed last), and a consumer left paused by the guard while
 // it is open would hold its requests for a year.
-func (s *Service) keepGuardPause(ctx context.Context) {
+func (s *Service) alignGuardPause(ctx context.Context) {
 	if !s.canPause() {
 		return
 	}
@@ -283,7 +262,7 @@ func (s *Service) keepGuardPause(ctx context.Context) {
 			}
 			_, err = s.js.ResumeConsumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(a))
 			if err == nil {
-				s.log.Info().Str("consumer", s.topo.ConsumerName(a)).Msg("consumer resumed: the guard is open, but the consumer was still paused by it")
+				s.log.Info().Str("consumer", s.topo.ConsumerName(a)).Msg("consumer resumed: the guard is open")
 			}
 		default:
 			continue
