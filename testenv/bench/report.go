@@ -458,6 +458,8 @@ func scaleQueueMarkdown(b *strings.Builder, q *scaleQueue) {
 		disturbed = " † other processes used more than 5% of a core in one of the two tenths (below): the ratio is the machine's as much as the service's"
 	}
 	row("last 10% ÷ first 10%", fmt.Sprintf("%.2f", q.Ratio()), fmt.Sprintf("≥ %.2f", scaleMinRatio)+metMark(q.Ratio() >= scaleMinRatio)+disturbed)
+	row("the same from the line through all ten tenths' results/s (least squares)", fmt.Sprintf("%.2f", trendRatio(q.Rates)),
+		"(the ratio above, less at the mercy of one window: see the tenths below)")
 	row("service peak RSS (VmHWM)", fmt.Sprintf("%.1f MiB", mib(q.RSS)), "≤ 96 MiB"+metMark(q.RSS > 0 && q.RSS <= scaleMaxRSS))
 	row("service RSS at 10% / 50% / 90% of the results", fmt.Sprintf("%.1f / %.1f / %.1f MiB", mib(m[0].RSS), mib(m[4].RSS), mib(m[8].RSS)), "")
 	svc, brk, bench := func(k mark) float64 { return k.Service }, func(k mark) float64 { return k.Broker }, func(k mark) float64 { return k.Bench }

@@ -323,6 +323,12 @@ func TestDecileRates(t *testing.T) {
 	if len(r) != 10 || math.Abs(r[0]-100) > 1e-9 || math.Abs(r[5]-50) > 1e-9 {
 		t.Errorf("tenthRates(100/s, then 50/s) = %v; want 100 first, 50 from the second", r)
 	}
+	if got := trendRatio([]float64{100, 99, 98, 97, 96, 95, 94, 93, 92, 91}); math.Abs(got-0.91) > 1e-9 {
+		t.Errorf("trendRatio(100 down to 91) = %v; want 0.91", got)
+	}
+	if got := trendRatio([]float64{90, 110, 90, 110, 90, 110, 90, 110, 90, 110}); math.Abs(got-1.056) > 0.001 {
+		t.Errorf("trendRatio(wandering 90/110) = %v; want 1.056 (the last tenth over the first: 1.22)", got)
+	}
 	if first, last := decileRates(at[:15]); first != 0 || last != 0 {
 		t.Errorf("decileRates(15 arrivals) = %v, %v; want 0, 0 (a tenth of one arrival has no rate)", first, last)
 	}

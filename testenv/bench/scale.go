@@ -705,6 +705,34 @@ func tenthRates(at []time.Duration) []float64 {
 	return rates
 }
 
+// trendRatio is the least-squares line through the ten tenths' rates,
+// its value at the last tenth over that at the first: the same question
+// as the last tenth over the first, less at the mercy of what one window
+// of the machine did (0 without rates).
+func trendRatio(rates []float64) float64 {
+	n := float64(len(rates))
+	if n < 2 {
+		return 0
+	}
+	var mx, my float64
+	for i, y := range rates {
+		mx += float64(i)
+		my += y
+	}
+	mx, my = mx/n, my/n
+	var sxy, sxx float64
+	for i, y := range rates {
+		sxy += (float64(i) - mx) * (y - my)
+		sxx += (float64(i) - mx) * (float64(i) - mx)
+	}
+	slope := sxy / sxx
+	first := my + slope*(0-mx)
+	if first <= 0 {
+		return 0
+	}
+	return (my + slope*(n-1-mx)) / first
+}
+
 // decileRates are the rates of the first and the last tenth (tenthRates).
 func decileRates(at []time.Duration) (first, last float64) {
 	r := tenthRates(at)
