@@ -491,12 +491,12 @@ func scaleTenthsMarkdown(b *strings.Builder, q *scaleQueue) {
 		return
 	}
 	b.WriteString("Tenth by tenth (a tenth's CPU is from the mark before it: the service's start for the first):\n\n")
-	b.WriteString("| tenth | results/s | CPU s per 1,000: service / broker / bench | cores busy |\n|---:|---:|---|---:|\n")
+	b.WriteString("| tenth | results/s | CPU s per 1,000: service / broker / bench | cores busy | the bench's garbage collections |\n|---:|---:|---|---:|---:|\n")
 	svc, brk, bench := func(k mark) float64 { return k.Service }, func(k mark) float64 { return k.Broker }, func(k mark) float64 { return k.Bench }
 	prev := q.Start
 	for i, m := range q.Tenths {
-		fmt.Fprintf(b, "| %d | %s | %.3f / %.3f / %.3f | %.2f |\n", i+1, thousands(int(q.Rates[i]+0.5)),
-			prev.per1000(m, svc), prev.per1000(m, brk), prev.per1000(m, bench), prev.busy(m))
+		fmt.Fprintf(b, "| %d | %s | %.3f / %.3f / %.3f | %.2f | %d |\n", i+1, thousands(int(q.Rates[i]+0.5)),
+			prev.per1000(m, svc), prev.per1000(m, brk), prev.per1000(m, bench), prev.busy(m), m.BenchGCs-prev.BenchGCs)
 		prev = m
 	}
 	b.WriteString("\n")

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"sort"
 	"strconv"
@@ -209,7 +210,7 @@ func measureScaleQueue(ctx context.Context, o options) (q scaleQueue) {
 		q.Err = err
 		return q
 	}
-	q.Start = mark{Time: time.Now(), Broker: meter.broker, Bench: meter.self, Machine: meter.machine}
+	q.Start = mark{Time: time.Now(), Broker: meter.broker, Bench: meter.self, Machine: meter.machine, BenchGCs: gcCycles()}
 	p, err := startProcess(o.service(), env(w.broker.URL(), sim), o.keepLogs)
 	if err != nil {
 		q.Err = err
@@ -752,6 +753,18 @@ type mark struct {
 	// CPU seconds so far of the service, of the broker and of this
 	// process (the bench), and of the whole machine (machineBusy).
 	Service, Broker, Bench, Machine float64
+	// BenchGCs is how many garbage collections this process has finished.
+	BenchGCs uint64
+}
+
+// gcCycles is how many garbage collections this process has finished.
+func gcCycles() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }
 
 // busy is how many of the machine's cores all processes used from m to n
@@ -801,6 +814,7 @@ func startMarks(pid, brokerPID int, arr *arrivals, n int) *marker {
 		k.Broker, err3 = cpuSeconds(brokerPID)
 		k.Bench, err4 = cpuSeconds(os.Getpid())
 		k.Machine, err5 = machineBusy()
+		k.BenchGCs = gcCycles()
 		return k, errors.Join(err1, err2, err3, err4, err5)
 	}
 	go func() {
