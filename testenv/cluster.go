@@ -123,6 +123,11 @@ func startCluster(size int) (*Cluster, error) {
 		}
 		ports = append(ports, p)
 	}
+	// A name of its own: tests of several packages start clusters at
+	// once, and a node's routes, retried while a killed peer is down, can
+	// reach a port another package's cluster has taken since. Servers
+	// refuse a route from another cluster's name rather than merge.
+	name := filepath.Base(dir)
 	var routes []string
 	for i := range size {
 		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[3*i+1]))
@@ -146,11 +151,11 @@ jetstream {
   max_file_store: 1073741824
 }
 cluster {
-  name: zoomprov
+  name: %s
   listen: 127.0.0.1:%d
   routes: [%s]
 }
-`, n.Name, n.port, n.mon, n.dir, n.clusterPort, strings.Join(routes, ", "))
+`, n.Name, n.port, n.mon, n.dir, name, n.clusterPort, strings.Join(routes, ", "))
 		if err := os.WriteFile(n.conf, []byte(text), 0o600); err != nil {
 			c.Shutdown()
 			return nil, fmt.Errorf("testenv: %w", err)
@@ -166,7 +171,9 @@ cluster {
 			return nil, err
 		}
 	}
-	if err := c.WaitHealthy(30 * time.Second); err != nil {
+	// Generous: at the start of `go test ./...` the machine also builds
+	// and runs every other package's tests.
+	if err := c.WaitHealthy(90 * time.Second); err != nil {
 		c.Shutdown()
 		return nil, err
 	}
