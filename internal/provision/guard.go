@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -244,7 +245,7 @@ func (s *Service) alignGuardPause(ctx context.Context) {
 	}
 	tripped := s.guard.get().Tripped
 	for _, a := range guard.Actions {
-		if !served(s.cfg.Actions, a) {
+		if !slices.Contains(s.cfg.Actions, a) {
 			continue
 		}
 		c, err := s.js.Consumer(ctx, s.topo.RequestStream, s.topo.ConsumerName(a)) // reads its info
@@ -271,15 +272,6 @@ func (s *Service) alignGuardPause(ctx context.Context) {
 			s.log.Debug().Err(err).Str("consumer", s.topo.ConsumerName(a)).Bool("pause", tripped).Msg("could not bring the consumer's pause in line with the guard")
 		}
 	}
-}
-
-func served(actions []string, a string) bool {
-	for _, x := range actions {
-		if x == a {
-			return true
-		}
-	}
-	return false
 }
 
 // announceHeld records a held event for each destructive request stored

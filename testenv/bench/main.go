@@ -330,7 +330,7 @@ func measureScale(ctx context.Context, o options, stderr io.Writer) *scaleResult
 		} else {
 			fmt.Fprintf(stderr, "bench: scale: preload %v, first call %v, %d results in %v (%.0f/s; first tenth %.0f/s, last %.0f/s), RSS %.1f MiB%s\n",
 				q.Preload.Round(time.Millisecond), q.FirstCall.Round(time.Millisecond), q.N, q.Elapsed.Round(time.Millisecond), q.Rate(),
-				q.FirstRate, q.LastRate, mib(q.RSS), problemsSuffix(q.Problems))
+				q.FirstRate(), q.LastRate(), mib(q.RSS), problemsSuffix(q.Problems))
 		}
 		r.Queue = &q
 	}

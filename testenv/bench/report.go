@@ -450,8 +450,8 @@ func scaleQueueMarkdown(b *strings.Builder, q *scaleQueue) {
 	row("service start → first POST /v2/users", fmtMs(q.FirstCall), "≤ 2 s"+metMark(q.FirstCall > 0 && q.FirstCall <= scaleMaxFirstCall))
 	row("service start → first result", fmtMs(q.FirstResult), "")
 	row(fmt.Sprintf("service start → last result (the %sth)", thousands(q.N)), fmt.Sprintf("%.1f s (%s results/s)", q.Elapsed.Seconds(), thousands(int(q.Rate()+0.5))), "")
-	row("results/s, first 10%", thousands(int(q.FirstRate+0.5)), "")
-	row("results/s, last 10%", thousands(int(q.LastRate+0.5)), "")
+	row("results/s, first 10%", thousands(int(q.FirstRate()+0.5)), "")
+	row("results/s, last 10%", thousands(int(q.LastRate()+0.5)), "")
 	disturbed := ""
 	m := q.Tenths
 	if q.Start.others(m[0]) > quietShare || m[8].others(m[9]) > quietShare {

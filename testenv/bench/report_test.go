@@ -315,9 +315,9 @@ func TestDecileRates(t *testing.T) {
 			at = append(at, time.Second+time.Duration(i)*20*time.Millisecond)
 		}
 	}
-	first, last := decileRates(at)
-	if math.Abs(first-100) > 1e-9 || math.Abs(last-50) > 1e-9 {
-		t.Errorf("decileRates(100/s, then 50/s) = %v, %v; want 100, 50", first, last)
+	q := scaleQueue{Rates: tenthRates(at)}
+	if first, last := q.FirstRate(), q.LastRate(); math.Abs(first-100) > 1e-9 || math.Abs(last-50) > 1e-9 {
+		t.Errorf("first and last tenth (100/s, then 50/s) = %v, %v; want 100, 50", first, last)
 	}
 	r := tenthRates(at)
 	if len(r) != 10 || math.Abs(r[0]-100) > 1e-9 || math.Abs(r[5]-50) > 1e-9 {
@@ -329,8 +329,8 @@ func TestDecileRates(t *testing.T) {
 	if got := trendRatio([]float64{90, 110, 90, 110, 90, 110, 90, 110, 90, 110}); math.Abs(got-1.056) > 0.001 {
 		t.Errorf("trendRatio(wandering 90/110) = %v; want 1.056 (the last tenth over the first: 1.22)", got)
 	}
-	if first, last := decileRates(at[:15]); first != 0 || last != 0 {
-		t.Errorf("decileRates(15 arrivals) = %v, %v; want 0, 0 (a tenth of one arrival has no rate)", first, last)
+	if r := tenthRates(at[:15]); r != nil {
+		t.Errorf("tenthRates(15 arrivals) = %v; want none (a tenth of one arrival has no rate)", r)
 	}
 }
 
@@ -369,13 +369,13 @@ func TestScaleMarkdownGoals(t *testing.T) {
 	}{
 		{
 			scaleQueue{N: 1000, Preload: time.Second, FirstCall: 300 * time.Millisecond, Elapsed: time.Second,
-				FirstRate: 1000, LastRate: 950, RSS: 60 << 20},
+				Rates: []float64{1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 950}, RSS: 60 << 20},
 			scaleOrder{Users: 10, Batch: 5, Requests: 30, Preload: time.Second, Elapsed: time.Second, Reads: []uint64{10, 11}},
 			[]string{"| 300 ms | ≤ 2 s (met) |", "| 0.95 | ≥ 0.90 (met) |", "≤ 96 MiB (met)", "| **0.70** | < 1.5 (met);"},
 		},
 		{
 			scaleQueue{N: 1000, Preload: time.Second, FirstCall: 2500 * time.Millisecond, Elapsed: time.Second,
-				FirstRate: 1000, LastRate: 890, RSS: 97 << 20, Problems: []string{"3 users not created exactly once"}},
+				Rates: []float64{1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 890}, RSS: 97 << 20, Problems: []string{"3 users not created exactly once"}},
 			scaleOrder{Users: 10, Batch: 5, Requests: 30, Preload: time.Second, Elapsed: time.Second, Reads: []uint64{20, 25}},
 			[]string{"| 2500 ms | ≤ 2 s (not met) |", "| 0.89 | ≥ 0.90 (not met) |", "≤ 96 MiB (not met)", "| **1.50** | < 1.5 (not met);",
 				"**3 users not created exactly once**"},

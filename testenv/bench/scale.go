@@ -73,9 +73,6 @@ type scaleQueue struct {
 	// at the simulator; FirstResult to the first result; Elapsed to the
 	// N-th.
 	FirstCall, FirstResult, Elapsed time.Duration
-	// FirstRate and LastRate are results per second over the first and
-	// the last tenth of the results, by arrival.
-	FirstRate, LastRate float64
 	// CPU seconds from the service's start to the N-th result: the
 	// service's, the broker's, the bench's own (the simulator and the
 	// counting of results), everything else's.
@@ -110,10 +107,10 @@ func (q *scaleQueue) Rate() float64 {
 
 // Ratio is the rate over the last tenth over that over the first.
 func (q *scaleQueue) Ratio() float64 {
-	if q.FirstRate <= 0 {
+	if q.FirstRate() <= 0 {
 		return 0
 	}
-	return q.LastRate / q.FirstRate
+	return q.LastRate() / q.FirstRate()
 }
 
 // scaleOrder is part two: two replicas, Users users each with a chain
@@ -236,7 +233,6 @@ func measureScaleQueue(ctx context.Context, o options) (q scaleQueue) {
 	at := arr.times()
 	q.FirstResult, q.Elapsed = arr.base.Add(at[0]).Sub(p.started), arr.base.Add(at[len(at)-1]).Sub(p.started)
 	q.Rates = tenthRates(at)
-	q.FirstRate, q.LastRate = decileRates(at)
 	q.LongestGap, q.GapAfter = longestGap(at)
 	if first, ok := sim.FirstArrival(testenv.RouteCreateUser); ok {
 		q.FirstCall = first.Sub(p.started)
@@ -734,13 +730,20 @@ func trendRatio(rates []float64) float64 {
 	return (my + slope*(n-1-mx)) / first
 }
 
-// decileRates are the rates of the first and the last tenth (tenthRates).
-func decileRates(at []time.Duration) (first, last float64) {
-	r := tenthRates(at)
-	if r == nil {
-		return 0, 0
+// FirstRate and LastRate are results per second over the first and the
+// last tenth of the results (0 without rates).
+func (q *scaleQueue) FirstRate() float64 {
+	if len(q.Rates) == 0 {
+		return 0
 	}
-	return r[0], r[9]
+	return q.Rates[0]
+}
+
+func (q *scaleQueue) LastRate() float64 {
+	if len(q.Rates) == 0 {
+		return 0
+	}
+	return q.Rates[len(q.Rates)-1]
 }
 
 // mark is the state of a run when a share of the results had arrived.
